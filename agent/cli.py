@@ -1,0 +1,52 @@
+"""`pystats`: the command-line entry point.
+
+Each group of subcommands lives in its own module with a ``register(subparsers)`` function that
+only declares arguments; heavy imports (Textual, aiohttp) happen inside the handlers, so that
+`pystats ps` or `pystats policy check` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from agent import cli_policy, cli_view, cli_workloads
+
+Handler = Callable[[argparse.Namespace], int]
+
+DESCRIPTION = """\
+pystats: cgroup v2 monitoring, placement and workload launching.
+
+With no command, opens the live view of the cgroup tree (like docker stats / systemd-cgtop).
+It samples cgroupfs itself, or uses a running pystats-agent when one answers on its socket.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pystats",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    cli_view.register(parser, sub)
+    cli_workloads.register(sub)
+    cli_policy.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Handler | None = getattr(args, "func", None)
+    if func is None:
+        func = cli_view.default_handler
+    try:
+        return func(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
