@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Install pystats as a systemd service: its own virtualenv in /opt/pystats, the unit, and an
+# example configuration (kept if one exists). Run as root from the source tree.
+#   deploy/install.sh            install and enable --now
+#   deploy/install.sh --no-start install only
+set -euo pipefail
+src=$(cd "$(dirname "$0")/.." && pwd)
+prefix=${PYSTATS_PREFIX:-/opt/pystats}
+start=1
+[ "${1:-}" = "--no-start" ] && start=0
+
+if [ ! -f /sys/fs/cgroup/cgroup.controllers ]; then
+  echo "install: this host does not run the unified cgroup v2 hierarchy at /sys/fs/cgroup;" >&2
+  echo "install: the service needs it (boot with systemd.unified_cgroup_hierarchy=1)." >&2
+  [ "$start" = 1 ] && exit 1
+fi
+
+mkdir -p "$prefix" /etc/pystats
+rm -rf "$prefix/src.new"
+cp -a "$src" "$prefix/src.new"
+rm -rf "$prefix/src.new/.venv" "$prefix/src.new/.git"
+rm -rf "$prefix/src" && mv "$prefix/src.new" "$prefix/src"
+[ -x "$prefix/venv/bin/python" ] || python3 -m venv "$prefix/venv"
+"$prefix/venv/bin/pip" install -q --disable-pip-version-check -c "$prefix/src/requirements.lock" "$prefix/src"
+
+install -m 0644 "$src/deploy/systemd/pystats-agent.service" /etc/systemd/system/pystats-agent.service
+[ -f /etc/pystats/agent.yaml ] || install -m 0644 "$src/deploy/agent.yaml" /etc/pystats/agent.yaml
+"$prefix/venv/bin/pystats-agent" --config /etc/pystats/agent.yaml --check-config
+systemctl daemon-reload
+if [ "$start" = 1 ]; then
+  systemctl enable --now pystats-agent.service
+  systemctl --no-pager status pystats-agent.service | head -n 5
+fi
