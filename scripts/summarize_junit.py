@@ -23,7 +23,8 @@ def main(paths: list[str]) -> int:
             passed += tests - f - s
             failed += f
             skipped += s
-            print(f"summary: {path.rsplit('/', 1)[-1]}: {tests - f - s} passed, {f} failed, {s} skipped")
+            name = path.rsplit("/", 1)[-1]
+            print(f"summary: {name}: {tests - f - s} passed, {f} failed, {s} skipped")
     print(f"total: {passed} passed, {failed} failed, {skipped} skipped")
     return 0
 
