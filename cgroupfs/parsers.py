@@ -1,0 +1,342 @@
+"""Pure parsers of cgroup v2 interface files: bytes in, typed value out.
+
+Contract shared by every parser here:
+- ``parse_x(data, file="<kernel file name>")``; ``file`` only names the file in errors.
+- Malformed input raises ``ParseError(file, message)`` and nothing else (no ValueError,
+  IndexError or UnicodeDecodeError escapes).
+- Unknown keys are ignored (new kernels add keys); a known key's value must be well formed.
+  Missing keys become ``None`` in the dataclass.
+- Duplicate keys: the LAST occurrence wins. The kernel never prints a key twice; choosing the
+  cheap, order-defined rule keeps the hot path a single dict build.
+- Numbers are plain ASCII digits (no sign, no ``_``); arbitrarily large values are accepted
+  (Python ints), except past CPython's 4300-digit int-conversion limit, which is a ParseError.
+- Whitespace around lines and blank lines are tolerated; a missing final newline is tolerated.
+- ``max`` in limit files becomes ``types.UNLIMITED`` (math.inf).
+
+Speed matters (thousands of files per tick), so flat "key value" files take a fast path: one
+regex fullmatch over the whole buffer proves it has the kernel's exact shape, then one
+``bytes.split()`` and ``map(int, ...)``. Anything else (tabs, blank lines, no final newline,
+garbage) goes to the slow per-line path, which gives the same result or a precise error.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Final
+
+from cgroupfs.errors import ParseError
+from cgroupfs.types import (
+    UNLIMITED,
+    CgroupEvents,
+    CgroupStat,
+    CpuMax,
+    CpuStat,
+    IoDeviceStat,
+    IoStat,
+    Limit,
+    MemoryEvents,
+    MemoryStat,
+    PidsEvents,
+    Pressure,
+    PressureLine,
+)
+
+__all__ = [
+    "parse_cgroup_events",
+    "parse_cgroup_stat",
+    "parse_controllers",
+    "parse_cpu_max",
+    "parse_cpu_stat",
+    "parse_cpu_weight",
+    "parse_int",
+    "parse_io_stat",
+    "parse_limit",
+    "parse_memory_events",
+    "parse_memory_stat",
+    "parse_pids_events",
+    "parse_pressure",
+    "parse_procs",
+]
+
+_MAX: Final = b"max"
+
+
+def _show(raw: bytes, limit: int = 60) -> str:
+    """A short, printable quote of offending input for error messages."""
+    text = repr(raw[:limit])
+    return text + ("..." if len(raw) > limit else "")
+
+
+def _to_int(raw: bytes, file: str, what: str) -> int:
+    """ASCII digits -> int; anything else (sign, '_', garbage, > 4300 digits) -> ParseError."""
+    if not raw.isdigit():
+        raise ParseError(file, f"{what}: expected a non-negative integer, got {_show(raw)}")
+    try:
+        return int(raw)
+    except ValueError as e:  # only CPython's int_max_str_digits limit gets here
+        raise ParseError(file, f"{what}: integer too long ({len(raw)} digits)") from e
+
+
+def _nonblank_lines(data: bytes) -> list[bytes]:
+    return [line for line in data.split(b"\n") if line.strip()]
+
+
+def _pairs_slow(data: bytes, file: str, wanted: frozenset[bytes] | None) -> dict[bytes, int]:
+    """Line-by-line "key value" parse. ``wanted`` None means every key must be an integer;
+    otherwise keys outside ``wanted`` are skipped without checking their value."""
+    out: dict[bytes, int] = {}
+    for no, line in enumerate(data.split(b"\n"), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 2:
+            raise ParseError(file, f"line {no}: expected 'key value', got {_show(line)}")
+        key, value = parts
+        if wanted is not None and key not in wanted:
+            continue
+        if wanted is None and not value.isdigit():
+            continue  # memory.stat: an unknown non-numeric key is ignored, like any unknown key
+        out[key] = _to_int(value, file, f"line {no} ({key.decode('ascii', 'replace')})")
+    return out
+
+
+# The kernel's exact shape of a flat keyed file: "key value\n" lines, single space, digits.
+# One fullmatch over the whole buffer (not per line) proves every line holds exactly one pair.
+_CANONICAL_PAIRS: Final = re.compile(rb"(?:[!-~]+ [0-9]+\n)*")
+
+
+def _pairs(data: bytes, file: str, wanted: frozenset[bytes] | None) -> dict[bytes, int]:
+    """Flat keyed file -> {key: int}, last duplicate wins (see module doc)."""
+    if _CANONICAL_PAIRS.fullmatch(data):
+        parts = data.split()
+        try:
+            return dict(zip(parts[0::2], map(int, parts[1::2]), strict=True))
+        except ValueError:
+            pass  # > 4300 digits: let the slow path name the line
+    return _pairs_slow(data, file, wanted)
+
+
+def _fields(data: bytes, file: str, keys: dict[bytes, str]) -> dict[str, int]:
+    """Known keys of a flat keyed file, as dataclass keyword arguments."""
+    pairs = _pairs(data, file, frozenset(keys))
+    return {keys[k]: v for k, v in pairs.items() if k in keys}
+
+
+def _keymap(*names: str) -> dict[bytes, str]:
+    return {n.encode(): n for n in names}
+
+
+_CPU_STAT_KEYS: Final = _keymap(
+    "usage_usec",
+    "user_usec",
+    "system_usec",
+    "nr_periods",
+    "nr_throttled",
+    "throttled_usec",
+    "nr_bursts",
+    "burst_usec",
+)
+_MEMORY_EVENTS_KEYS: Final = _keymap("low", "high", "max", "oom", "oom_kill", "oom_group_kill")
+_MEMORY_STAT_KEYS: Final = _keymap(
+    "anon",
+    "file",
+    "kernel",
+    "kernel_stack",
+    "slab",
+    "sock",
+    "shmem",
+    "file_mapped",
+    "file_dirty",
+    "file_writeback",
+    "inactive_anon",
+    "active_anon",
+    "inactive_file",
+    "active_file",
+    "pgfault",
+    "pgmajfault",
+)
+_PIDS_EVENTS_KEYS: Final = _keymap("max")
+_CGROUP_STAT_KEYS: Final = _keymap("nr_descendants", "nr_dying_descendants")
+_CGROUP_EVENTS_KEYS: Final = _keymap("populated", "frozen")
+
+
+def parse_cpu_stat(data: bytes, file: str = "cpu.stat") -> CpuStat:
+    return CpuStat(**_fields(data, file, _CPU_STAT_KEYS))
+
+
+def parse_memory_events(data: bytes, file: str = "memory.events") -> MemoryEvents:
+    """memory.events and memory.events.local (same format)."""
+    return MemoryEvents(**_fields(data, file, _MEMORY_EVENTS_KEYS))
+
+
+def parse_pids_events(data: bytes, file: str = "pids.events") -> PidsEvents:
+    return PidsEvents(**_fields(data, file, _PIDS_EVENTS_KEYS))
+
+
+def parse_cgroup_stat(data: bytes, file: str = "cgroup.stat") -> CgroupStat:
+    return CgroupStat(**_fields(data, file, _CGROUP_STAT_KEYS))
+
+
+def parse_cgroup_events(data: bytes, file: str = "cgroup.events") -> CgroupEvents:
+    values = _fields(data, file, _CGROUP_EVENTS_KEYS)
+    for key, value in values.items():
+        if value > 1:
+            raise ParseError(file, f"{key}: expected 0 or 1, got {value}")
+    return CgroupEvents(**{k: v == 1 for k, v in values.items()})
+
+
+def parse_memory_stat(data: bytes, file: str = "memory.stat") -> MemoryStat:
+    """Named fields for what pystats uses; every integer key (decoded) in ``raw``."""
+    pairs = _pairs(data, file, None)
+    try:
+        raw = {k.decode("ascii"): v for k, v in pairs.items()}
+    except UnicodeDecodeError as e:
+        raise ParseError(file, f"non-ASCII key: {_show(e.object[e.start : e.end + 20])}") from e
+    named = {_MEMORY_STAT_KEYS[k]: v for k, v in pairs.items() if k in _MEMORY_STAT_KEYS}
+    return MemoryStat(raw=raw, **named)
+
+
+def _single(data: bytes, file: str) -> bytes:
+    parts = data.split()
+    if len(parts) != 1:
+        raise ParseError(file, f"expected one value, got {_show(data)}")
+    return parts[0]
+
+
+def parse_int(data: bytes, file: str = "memory.current") -> int:
+    """memory.current, memory.peak, memory.swap.current, pids.current."""
+    return _to_int(_single(data, file), file, "value")
+
+
+def parse_limit(data: bytes, file: str = "memory.max") -> Limit:
+    """memory.max/high/low/min, memory.swap.max, pids.max: an int, or UNLIMITED for "max"."""
+    value = _single(data, file)
+    if value == _MAX:
+        return UNLIMITED
+    return _to_int(value, file, "limit")
+
+
+def parse_cpu_weight(data: bytes, file: str = "cpu.weight") -> int:
+    """cpu.weight: 1..10000 (the kernel refuses anything else)."""
+    weight = _to_int(_single(data, file), file, "weight")
+    if not 1 <= weight <= 10000:
+        raise ParseError(file, f"weight {weight} outside 1..10000")
+    return weight
+
+
+def parse_cpu_max(data: bytes, file: str = "cpu.max") -> CpuMax:
+    """cpu.max: "$QUOTA $PERIOD", quota "max" for unlimited."""
+    parts = data.split()
+    if len(parts) != 2:
+        raise ParseError(file, f"expected '$QUOTA $PERIOD', got {_show(data)}")
+    quota_raw, period_raw = parts
+    quota: Limit = UNLIMITED if quota_raw == _MAX else _to_int(quota_raw, file, "quota")
+    period = _to_int(period_raw, file, "period")
+    if period == 0:
+        raise ParseError(file, "period is 0")
+    return CpuMax(quota_usec=quota, period_usec=period)
+
+
+_CANONICAL_PIDS: Final = re.compile(rb"(?:[0-9]+\n)*")
+
+
+def parse_procs(data: bytes, file: str = "cgroup.procs") -> tuple[int, ...]:
+    """cgroup.procs / cgroup.threads: one PID per line. A PID listed twice (the kernel can,
+    while a PID is reused) appears once, at its first position."""
+    if _CANONICAL_PIDS.fullmatch(data):
+        try:
+            return tuple(dict.fromkeys(map(int, data.split())))
+        except ValueError:
+            pass
+    pids: dict[int, None] = {}
+    for no, line in enumerate(data.split(b"\n"), 1):
+        stripped = line.strip()
+        if stripped:
+            pids[_to_int(stripped, file, f"line {no}")] = None
+    return tuple(pids)
+
+
+def parse_controllers(data: bytes, file: str = "cgroup.controllers") -> frozenset[str]:
+    """cgroup.controllers / cgroup.subtree_control: space-separated names on one line."""
+    if len(_nonblank_lines(data)) > 1:
+        raise ParseError(file, f"expected one line, got {_show(data)}")
+    names = data.split()
+    for name in names:
+        if not (name.isascii() and name.replace(b"_", b"").isalnum()):
+            raise ParseError(file, f"bad controller name {_show(name)}")
+    return frozenset(n.decode("ascii") for n in names)
+
+
+_PSI_KEYS: Final = (b"avg10", b"avg60", b"avg300", b"total")
+
+
+def _pressure_line(parts: list[bytes], file: str, no: int) -> PressureLine:
+    values: dict[bytes, bytes] = {}
+    for item in parts[1:]:
+        key, sep, value = item.partition(b"=")
+        if not sep:
+            raise ParseError(file, f"line {no}: expected key=value, got {_show(item)}")
+        values[key] = value
+    try:
+        avg10, avg60, avg300, total = (values[k] for k in _PSI_KEYS)
+    except KeyError as e:
+        raise ParseError(file, f"line {no}: missing {e.args[0].decode()}=") from e
+    avgs = []
+    for name, raw in (("avg10", avg10), ("avg60", avg60), ("avg300", avg300)):
+        # The kernel prints "%lu.%02lu"; reject nan/inf/exponents/signs that float() would take.
+        if not raw.replace(b".", b"", 1).isdigit():
+            raise ParseError(file, f"line {no}: {name}: expected a decimal, got {_show(raw)}")
+        avg = float(raw)
+        if not math.isfinite(avg):
+            raise ParseError(file, f"line {no}: {name}: value too large")
+        avgs.append(avg)
+    return PressureLine(avgs[0], avgs[1], avgs[2], _to_int(total, file, f"line {no}: total"))
+
+
+def parse_pressure(data: bytes, file: str = "cpu.pressure") -> Pressure:
+    """cpu/memory/io.pressure: "some ..." and (usually) "full ..." lines; other lines ignored."""
+    some: PressureLine | None = None
+    full: PressureLine | None = None
+    for no, line in enumerate(data.split(b"\n"), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        kind = parts[0]
+        if kind == b"some":
+            some = _pressure_line(parts, file, no)
+        elif kind == b"full":
+            full = _pressure_line(parts, file, no)
+    return Pressure(some=some, full=full)
+
+
+_IO_KEYS: Final = _keymap("rbytes", "wbytes", "rios", "wios", "dbytes", "dios")
+
+
+def _device(raw: bytes, file: str, no: int) -> tuple[int, int]:
+    major, sep, minor = raw.partition(b":")
+    if not sep:
+        raise ParseError(file, f"line {no}: expected MAJ:MIN, got {_show(raw)}")
+    return _to_int(major, file, f"line {no}: major"), _to_int(minor, file, f"line {no}: minor")
+
+
+def parse_io_stat(data: bytes, file: str = "io.stat") -> IoStat:
+    """io.stat: "MAJ:MIN rbytes=.. wbytes=.. rios=.. wios=.. dbytes=.. dios=.." per device.
+    Other key=value items (io.cost, io.latency stats) are ignored; a device listed twice keeps
+    its first position and its last values."""
+    devices: dict[tuple[int, int], IoDeviceStat] = {}
+    for no, line in enumerate(data.split(b"\n"), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        major, minor = _device(parts[0], file, no)
+        stats: dict[str, int] = {}
+        for item in parts[1:]:
+            key, sep, value = item.partition(b"=")
+            if not sep:
+                raise ParseError(file, f"line {no}: expected key=value, got {_show(item)}")
+            name = _IO_KEYS.get(key)
+            if name is not None:
+                stats[name] = _to_int(value, file, f"line {no}: {name}")
+        devices[(major, minor)] = IoDeviceStat(major, minor, **stats)
+    return IoStat(devices=tuple(devices.values()))
