@@ -60,6 +60,11 @@ class HistoryRing(Sequence[HistoryPoint]):
         c = math.nan if cpu is None else cpu
         m = _NO_MEM if mem is None else min(mem // _PAGE, _MAX_PAGES)
         i = tick - self._first
+        if tick == self._last:  # a second sample in one tick replaces the first
+            i %= self._cap
+            self._cpu[i] = c
+            self._mem[i] = m
+            return
         if i < self._cap:
             self._cpu.append(c)
             self._mem.append(m)

@@ -1,0 +1,384 @@
+"""One blocking call reads, parses and derives a whole tick: samples, rates, OOM events.
+
+The collector runs ``Sampler.sample_batch`` through a single ``asyncio.to_thread`` per tick, so
+thousands of small reads cost one thread hop (aiofiles would cost one per file: it serves for
+following log files, not here). Reads go through cgroupfs' kept-fd reader (pread at offset 0).
+
+Cadence, per cgroup:
+- every tick: cpu.stat, memory.current/peak/swap.current, memory.events, pids.current, PSI
+  (cpu/memory/io.pressure), cgroup.events;
+- every ``slow_every`` ticks, staggered by path so the cost is spread: memory.stat, io.stat,
+  cgroup.stat and the limits (cpu.max, cpu.weight, memory.max/high/low/min, memory.swap.max,
+  pids.max). The root's memory.stat (an expensive rstat flush) is never read more often than
+  every 10 ticks. A new cgroup reads everything at once;
+- memory.events.local: when first seen and whenever memory.events' oom_kill moves (OOM events);
+- idle cgroups (cgroup.events says populated 0: nothing in the subtree can use CPU) are read in
+  full every ``idle_every`` ticks only; their store entry shows ``stale_ticks`` meanwhile.
+Files a cgroup lacks (no controller, hybrid host) are remembered as absent and re-probed on the
+slow cadence; their fields stay None, never zero. Parsed values are reused when a file's bytes
+did not change, and a cgroup whose files all repeat keeps its previous rates object.
+"""
+
+from __future__ import annotations
+
+import errno as errno_
+import time
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from cgroupfs import parsers as p
+from cgroupfs.errors import CgroupGone, ParseError
+from cgroupfs.types import CgroupEvents
+from collectors.oom import KmsgVictims, OomTracker
+from collectors.rates import HostInfo, compute_rates
+from collectors.sample import CgroupRates, CgroupSample, OomEvent
+
+ROOT_SLOW_MIN = 10
+
+
+class Reader(Protocol):
+    def read(self, rel: str, filename: str, inode: int) -> bytes | None: ...
+    def forget(self, rel: str) -> None: ...
+
+
+Parser = Callable[[bytes, str], Any]
+
+# (file, parser, CgroupSample field), read every tick.
+FAST: tuple[tuple[str, Parser, str], ...] = (
+    ("cpu.stat", p.parse_cpu_stat, "cpu"),
+    ("memory.current", p.parse_int, "memory_current"),
+    ("memory.peak", p.parse_int, "memory_peak"),
+    ("memory.swap.current", p.parse_int, "swap_current"),
+    ("memory.events", p.parse_memory_events, "memory_events"),
+    ("pids.current", p.parse_int, "pids_current"),
+    ("cpu.pressure", p.parse_pressure, "cpu_pressure"),
+    ("memory.pressure", p.parse_pressure, "memory_pressure"),
+    ("io.pressure", p.parse_pressure, "io_pressure"),
+    ("cgroup.events", p.parse_cgroup_events, "events"),
+)
+# Read on the slow cadence; the last value is carried in every sample.
+SLOW: tuple[tuple[str, Parser, str], ...] = (
+    ("cpu.max", p.parse_cpu_max, "cpu_max"),
+    ("cpu.weight", p.parse_cpu_weight, "cpu_weight"),
+    ("memory.max", p.parse_limit, "memory_max"),
+    ("memory.high", p.parse_limit, "memory_high"),
+    ("memory.low", p.parse_int, "memory_low"),
+    ("memory.min", p.parse_int, "memory_min"),
+    ("memory.swap.max", p.parse_limit, "swap_max"),
+    ("pids.max", p.parse_limit, "pids_max"),
+    ("cgroup.stat", p.parse_cgroup_stat, "stat"),
+)
+EXPENSIVE: tuple[tuple[str, Parser, str], ...] = (
+    ("memory.stat", p.parse_memory_stat, "memory_stat"),
+    ("io.stat", p.parse_io_stat, "io"),
+)
+LOCAL_EVENTS = "memory.events.local"
+
+
+class _State:
+    """What the sampler remembers about one (cgroup, inode)."""
+
+    __slots__ = (
+        "absent",
+        "cache",
+        "carried",
+        "inode",
+        "last_full",
+        "phase",
+        "populated",
+        "rates",
+        "reads",
+        "rel",
+        "same_streak",
+        "sample",
+    )
+
+    def __init__(self, rel: str, inode: int, slow_every: int) -> None:
+        self.rel = rel
+        self.inode = inode
+        self.phase = zlib.crc32(rel.encode()) % max(1, slow_every)
+        self.absent: set[str] = set()
+        self.cache: dict[str, tuple[bytes, Any]] = {}  # file -> (bytes, parsed)
+        self.carried: dict[str, Any] = {}  # slow-cadence fields, by sample field name
+        self.sample: CgroupSample | None = None
+        self.rates: CgroupRates | None = None
+        self.populated: bool | None = None
+        self.last_full = -1  # tick of the last full read
+        self.reads = 0  # full reads so far: idle skipping starts once rates exist
+        self.same_streak = False  # previous read repeated every file
+
+
+@dataclass(slots=True)
+class BatchResult:
+    samples: list[tuple[CgroupSample, CgroupRates]] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)  # vanished: their final sample is in samples
+    oom: list[OomEvent] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)  # reason -> count (never "gone")
+    files_read: int = 0
+    duration_s: float = 0.0
+
+
+def error_reason(e: Exception) -> str:
+    if isinstance(e, ParseError):
+        return "parse"
+    if isinstance(e, OSError) and e.errno is not None:
+        return errno_.errorcode.get(e.errno, str(e.errno))
+    return type(e).__name__
+
+
+class Sampler:
+    def __init__(
+        self,
+        reader: Reader,
+        host: HostInfo,
+        *,
+        root_path: str = "",
+        slow_every: int = 10,
+        idle_every: int = 5,
+        kmsg: KmsgVictims | None = None,
+    ) -> None:
+        self.reader = reader
+        self.host = host
+        self.root_path = root_path.rstrip("/")
+        self.slow_every = max(1, slow_every)
+        self.idle_every = max(1, idle_every)
+        self.kmsg = kmsg
+        self.oom = OomTracker()
+        self._states: dict[str, _State] = {}
+        self.baseline = True  # the first batch: existing oom_kill counts are history
+
+    # --- the tick ----------------------------------------------------------------------------
+    def sample_batch(
+        self,
+        cgroups: Iterable[tuple[str, int]],
+        tick: int,
+        *,
+        vanished: Iterable[tuple[str, int]] = (),
+        dirty: frozenset[str] = frozenset(),
+        system_delta_usec: float | None = None,
+        events_watched: bool = False,
+    ) -> BatchResult:
+        """Read every cgroup of ``cgroups`` that is due; ``vanished`` get their final sample.
+
+        ``dirty``: cgroups a watch saw change (read in full even when idle).
+        ``events_watched``: cgroup.events is watched, so idle cgroups need no read at all to
+        notice that they are populated again.
+        """
+        out = BatchResult()
+        vanished = list(vanished)
+        if vanished:
+            cgroups = list(cgroups)
+            present = {rel for rel, _ in cgroups}
+            for rel, ino in vanished:
+                # A re-created cgroup (same path, new inode) replaces the old one: no "gone".
+                self._vanish(rel, ino, out, replaced=rel in present)
+        states = self._states
+        slow_every = self.slow_every
+        for rel, ino in cgroups:
+            st = states.get(rel)
+            if st is None or st.inode != ino:
+                st = _State(rel, ino, slow_every)
+                states[rel] = st
+            try:
+                idle = st.populated is False and st.reads >= 2 and rel != "" and rel not in dirty
+                if (
+                    idle
+                    and tick - st.last_full < self.idle_every
+                    and (events_watched or not self._repopulated(st, out))
+                ):
+                    continue  # stays stale in the store until its next full read
+                self._sample_one(st, tick, out, system_delta_usec)
+            except CgroupGone:
+                self._vanish(rel, ino, out)
+            except (OSError, ParseError) as e:
+                r = error_reason(e)
+                out.errors[r] = out.errors.get(r, 0) + 1
+        self.baseline = False
+        return out
+
+    def _repopulated(self, st: _State, out: BatchResult) -> bool:
+        data = self.reader.read(st.rel, "cgroup.events", st.inode)
+        out.files_read += 1
+        if data is None:
+            return True
+        ev: CgroupEvents = p.parse_cgroup_events(data, "cgroup.events")
+        return ev.populated is not False
+
+    def _vanish(self, rel: str, ino: int, out: BatchResult, replaced: bool = False) -> None:
+        st = self._states.get(rel)
+        if st is None or st.inode != ino:
+            return
+        del self._states[rel]
+        self.oom.forget(rel)
+        self.reader.forget(rel)
+        if replaced:
+            return
+        if st.sample is not None:
+            out.samples.append((replace(st.sample, final=True), st.rates or CgroupRates()))
+        out.gone.append(rel)
+
+    def _get(self, st: _State, name: str, parser: Parser, out: BatchResult) -> tuple[Any, bool]:
+        """(value, unchanged) of one file; (None, True) when the cgroup lacks it."""
+        if name in st.absent:
+            return None, True
+        data = self.reader.read(st.rel, name, st.inode)
+        out.files_read += 1
+        if data is None:
+            st.absent.add(name)
+            return None, True
+        c = st.cache.get(name)
+        if c is not None and c[0] == data:
+            return c[1], True
+        v = parser(data, name)
+        st.cache[name] = (data, v)
+        return v, False
+
+    def _sample_one(
+        self, st: _State, tick: int, out: BatchResult, system_delta_usec: float | None
+    ) -> None:
+        rel = st.rel
+        first = st.sample is None
+        slow = first or (tick + st.phase) % self.slow_every == 0
+        expensive = slow
+        if rel == "" and not first:
+            expensive = (tick + st.phase) % max(self.slow_every, ROOT_SLOW_MIN) == 0
+        if slow:
+            st.absent.clear()
+        mono = time.monotonic()
+        wall = time.time()
+        vals: dict[str, Any] = {}
+        same = not slow
+        get = self._get
+        for name, parser, fld in FAST:
+            v, unchanged = get(st, name, parser, out)
+            vals[fld] = v
+            same = same and unchanged
+        carried = st.carried
+        if slow:
+            for name, parser, fld in SLOW:
+                carried[fld] = get(st, name, parser, out)[0]
+        if expensive:
+            for name, parser, fld in EXPENSIVE:
+                v = get(st, name, parser, out)[0]
+                carried[fld] = v
+                carried[fld + "_mono"] = mono if v is not None else None
+        # OOM: the local counter is re-read when first seen and when the hierarchical one moves.
+        me = vals["memory_events"]
+        prev = st.sample
+        if me is not None and (
+            prev is None
+            or prev.memory_events is None
+            or prev.memory_events.oom_kill != me.oom_kill
+            or LOCAL_EVENTS not in carried
+        ):
+            carried[LOCAL_EVENTS] = get(st, LOCAL_EVENTS, p.parse_memory_events, out)[0]
+        sample = CgroupSample(
+            rel,
+            st.inode,
+            mono,
+            wall,
+            cpu=vals["cpu"],
+            cpu_max=carried.get("cpu_max"),
+            cpu_weight=carried.get("cpu_weight"),
+            memory_current=vals["memory_current"],
+            memory_peak=vals["memory_peak"],
+            memory_max=carried.get("memory_max"),
+            memory_high=carried.get("memory_high"),
+            memory_low=carried.get("memory_low"),
+            memory_min=carried.get("memory_min"),
+            swap_current=vals["swap_current"],
+            swap_max=carried.get("swap_max"),
+            memory_events=me,
+            memory_events_local=carried.get(LOCAL_EVENTS),
+            memory_stat=carried.get("memory_stat"),
+            memory_stat_mono=carried.get("memory_stat_mono"),
+            pids_current=vals["pids_current"],
+            pids_max=carried.get("pids_max"),
+            io=carried.get("io"),
+            io_mono=carried.get("io_mono"),
+            cpu_pressure=vals["cpu_pressure"],
+            memory_pressure=vals["memory_pressure"],
+            io_pressure=vals["io_pressure"],
+            events=vals["events"],
+            stat=carried.get("stat"),
+            final=st.populated is True and _populated(vals["events"]) is False,
+        )
+        if same and st.same_streak and st.rates is not None:
+            rates = st.rates  # nothing moved for two reads: the rates are the same again
+        else:
+            rates = compute_rates(
+                prev,
+                sample,
+                self.host,
+                prev_rates=st.rates,
+                system_delta_usec=system_delta_usec,
+            )
+        st.same_streak = same
+        st.sample, st.rates = sample, rates
+        st.populated = _populated(sample.events)
+        st.last_full = tick
+        st.reads += 1
+        out.samples.append((sample, rates))
+        ev = self.oom.update(sample, baseline=self.baseline)
+        if ev is not None:
+            out.oom.append(self._with_victim(ev))
+
+    def _with_victim(self, ev: OomEvent) -> OomEvent:
+        k = self.kmsg
+        if k is None or not k.available:
+            return ev
+        path = f"{self.root_path}/{ev.cgroup}" if ev.cgroup else self.root_path
+        for attempt in range(3):  # the "Killed process" line follows the counter by a moment
+            k.drain()
+            v = k.victim(path)
+            if v is not None:
+                return replace(ev, pid=v.pid, comm=v.comm)
+            if attempt < 2:
+                time.sleep(0.02)
+        return ev
+
+    # --- between ticks -----------------------------------------------------------------------
+    def check_oom(self, rels: Iterable[str]) -> list[OomEvent]:
+        """OOM events of cgroups whose memory.events changed (a watch fired), outside a tick.
+
+        Updates only the OOM tracker: the next tick still reads everything as usual, and the
+        tracker does not count the same increment twice.
+        """
+        events: list[OomEvent] = []
+        for rel in rels:
+            st = self._states.get(rel)
+            if st is None or st.sample is None:
+                continue
+            try:
+                loc = self.reader.read(rel, LOCAL_EVENTS, st.inode)
+                data = loc if loc is not None else self.reader.read(rel, "memory.events", st.inode)
+                if data is None:
+                    continue
+                me = p.parse_memory_events(
+                    data, LOCAL_EVENTS if loc is not None else "memory.events"
+                )
+            except (CgroupGone, OSError, ParseError):
+                continue  # the tick will see it and account for it
+            s = replace(
+                st.sample,
+                wall=time.time(),
+                memory_events=None if loc is not None else me,
+                memory_events_local=me if loc is not None else None,
+            )
+            ev = self.oom.update(s, baseline=False)
+            if ev is not None:
+                events.append(self._with_victim(ev))
+        return events
+
+    def latest(self, rel: str) -> CgroupSample | None:
+        st = self._states.get(rel)
+        return st.sample if st is not None else None
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+
+def _populated(ev: CgroupEvents | None) -> bool | None:
+    return None if ev is None else ev.populated
