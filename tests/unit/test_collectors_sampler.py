@@ -1,0 +1,220 @@
+"""Sampler and tree against an in-memory reader: cadence, absent files, vanished and replaced
+cgroups, error reasons, idle sampling, OOM events from local counters."""
+
+from __future__ import annotations
+
+from cgroupfs.errors import CgroupGone
+from collectors.rates import HostInfo
+from collectors.sampler import Sampler
+from collectors.tree import Tree
+
+HOST = HostInfo(cpus=2, mem_bytes=1 << 30)
+CPU = b"usage_usec %d\nuser_usec 0\nsystem_usec 0\n"
+PSI = (
+    b"some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+    b"full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+)
+MEMSTAT = b"anon 4096\nfile 8192\ninactive_file 4096\n"
+EVENTS = b"low 0\nhigh 0\nmax 0\noom %d\noom_kill %d\noom_group_kill 0\n"
+
+
+class FakeReader:
+    def __init__(self) -> None:
+        self.files: dict[tuple[str, str], bytes] = {}
+        self.inodes: dict[str, int] = {}
+        self.reads: list[tuple[str, str]] = []
+        self.forgotten: list[str] = []
+        self.fail: dict[tuple[str, str], Exception] = {}
+
+    def add(self, rel: str, ino: int, **files: bytes) -> None:
+        self.inodes[rel] = ino
+        for k, v in files.items():
+            self.files[(rel, k.replace("_", "."))] = v
+
+    def read(self, rel: str, filename: str, inode: int) -> bytes | None:
+        if self.inodes.get(rel) != inode:
+            raise CgroupGone(rel)
+        self.reads.append((rel, filename))
+        err = self.fail.get((rel, filename))
+        if err is not None:
+            raise err
+        return self.files.get((rel, filename))
+
+    def forget(self, rel: str) -> None:
+        self.forgotten.append(rel)
+
+    def walk(self) -> list[tuple[str, int]]:
+        return sorted(self.inodes.items())
+
+
+def full_v2(r: FakeReader, rel: str, ino: int, usage: int = 0, oom_kill: int = 0) -> None:
+    r.add(
+        rel,
+        ino,
+        cpu_stat=CPU % usage,
+        memory_current=b"8192\n",
+        memory_max=b"max\n",
+        memory_events=EVENTS % (oom_kill, oom_kill),
+        **{"memory_events_local": EVENTS % (oom_kill, oom_kill)},
+        memory_stat=MEMSTAT,
+        cpu_pressure=PSI,
+        cgroup_events=b"populated 1\nfrozen 0\n",
+    )
+
+
+def test_memory_stat_on_slow_cadence_and_root_never_every_tick() -> None:
+    r = FakeReader()
+    full_v2(r, "", 1)
+    full_v2(r, "a", 2)
+    s = Sampler(r, HOST, slow_every=1)  # asks for everything every tick...
+    for tick in range(11):
+        s.sample_batch(r.walk(), tick)
+    root_reads = sum(1 for x in r.reads if x == ("", "memory.stat"))
+    a_reads = sum(1 for x in r.reads if x == ("a", "memory.stat"))
+    assert a_reads == 11
+    assert root_reads == 2  # ...but the root's memory.stat: first tick, then every 10th at most
+
+    r2 = FakeReader()
+    full_v2(r2, "a", 2)
+    s2 = Sampler(r2, HOST, slow_every=5)
+    out = [s2.sample_batch(r2.walk(), t) for t in range(10)]
+    assert sum(1 for x in r2.reads if x == ("a", "memory.stat")) == 3  # first + 2 staggered
+    # Between slow reads the last memory.stat is carried, with the time it was read.
+    last = out[-1].samples[0][0]
+    assert last.memory_stat is not None and last.memory_stat_mono is not None
+    assert last.memory_stat_mono <= last.mono
+
+
+def test_hybrid_cgroup_has_none_for_missing_controllers() -> None:
+    r = FakeReader()
+    r.add("h", 3, cpu_stat=CPU % 5, cpu_pressure=PSI, cgroup_events=b"populated 1\nfrozen 0\n")
+    s = Sampler(r, HOST)
+    s.sample_batch(r.walk(), 0)
+    r.files[("h", "cpu.stat")] = CPU % 1_000_005
+    sample, rates = s.sample_batch(r.walk(), 1).samples[0]
+    assert sample.cpu is not None and sample.cpu.usage_usec == 1_000_005
+    assert sample.memory_current is None and sample.memory_stat is None and sample.io is None
+    assert rates.memory_percent is None and rates.cpu_cores is not None
+    # Absent files are not re-probed every tick.
+    n = sum(1 for x in r.reads if x == ("h", "memory.current"))
+    s.sample_batch(r.walk(), 2)
+    assert sum(1 for x in r.reads if x == ("h", "memory.current")) == n
+
+
+def test_vanished_cgroup_gets_final_sample_and_gone() -> None:
+    r = FakeReader()
+    full_v2(r, "a", 2, usage=100)
+    s = Sampler(r, HOST)
+    tree = Tree(r.walk)
+    s.sample_batch(tree.scan().current, 0)
+    del r.inodes["a"]
+    d = tree.scan()
+    assert d.vanished == [("a", 2)]
+    res = s.sample_batch(d.current, 1, vanished=d.vanished)
+    assert res.gone == ["a"]
+    final = res.samples[0][0]
+    assert final.final and final.cpu is not None and final.cpu.usage_usec == 100
+    assert "a" in r.forgotten and res.errors == {}
+
+
+def test_removed_mid_tick_is_gone_not_an_error() -> None:
+    r = FakeReader()
+    full_v2(r, "a", 2)
+    s = Sampler(r, HOST)
+    s.sample_batch(r.walk(), 0)
+    walk = r.walk()
+    del r.inodes["a"]  # between the walk and the read
+    res = s.sample_batch(walk, 1)
+    assert res.gone == ["a"] and res.errors == {} and res.samples[0][0].final
+
+
+def test_recreated_cgroup_same_name_no_rate_no_gone() -> None:
+    r = FakeReader()
+    full_v2(r, "a", 2, usage=5_000_000)
+    s = Sampler(r, HOST)
+    tree = Tree(r.walk)
+    s.sample_batch(tree.scan().current, 0)
+    full_v2(r, "a", 9, usage=10)  # removed and made again between two ticks
+    d = tree.scan()
+    assert d.new == [("a", 9)] and d.vanished == [("a", 2)]
+    res = s.sample_batch(d.current, 1, vanished=d.vanished)
+    assert res.gone == []
+    sample, rates = res.samples[0]
+    assert sample.inode == 9 and rates.cpu_cores is None
+
+
+def test_errors_counted_by_reason() -> None:
+    r = FakeReader()
+    full_v2(r, "a", 2)
+    full_v2(r, "b", 3)
+    r.files[("b", "cpu.stat")] = b"usage_usec notanumber\n"
+    r.fail[("a", "memory.current")] = PermissionError(13, "denied")
+    res = Sampler(r, HOST).sample_batch(r.walk(), 0)
+    assert res.errors == {"EACCES": 1, "parse": 1}
+    assert res.samples == [] and res.gone == []
+
+
+def test_idle_cgroups_are_read_less_often() -> None:
+    r = FakeReader()
+    full_v2(r, "a", 2)
+    r.files[("a", "cgroup.events")] = b"populated 0\nfrozen 0\n"
+    s = Sampler(r, HOST, idle_every=5)
+    read_ticks = [t for t in range(12) if s.sample_batch(r.walk(), t, events_watched=True).samples]
+    assert read_ticks == [0, 1, 6, 11]  # two reads for a rate, then every 5th tick
+    # Without a watch, idle cgroups read cgroup.events each tick and wake up at once.
+    s2 = Sampler(r, HOST, idle_every=5)
+    s2.sample_batch(r.walk(), 0)
+    s2.sample_batch(r.walk(), 1)
+    assert not s2.sample_batch(r.walk(), 2).samples
+    r.files[("a", "cgroup.events")] = b"populated 1\nfrozen 0\n"
+    assert s2.sample_batch(r.walk(), 3).samples
+
+
+def test_emptied_cgroup_sample_is_final() -> None:
+    r = FakeReader()
+    full_v2(r, "a", 2)
+    s = Sampler(r, HOST)
+    assert not s.sample_batch(r.walk(), 0).samples[0][0].final
+    r.files[("a", "cgroup.events")] = b"populated 0\nfrozen 0\n"
+    assert s.sample_batch(r.walk(), 1).samples[0][0].final
+
+
+def test_one_oom_event_for_the_killed_cgroup_not_its_parent() -> None:
+    r = FakeReader()
+    full_v2(r, "p", 2)
+    full_v2(r, "p/c", 3)
+    s = Sampler(r, HOST)
+    assert s.sample_batch(r.walk(), 0).oom == []
+    # The child's kill shows in its local counter and in both hierarchical counters.
+    r.files[("p/c", "memory.events")] = EVENTS % (1, 1)
+    r.files[("p/c", "memory.events.local")] = EVENTS % (1, 1)
+    r.files[("p", "memory.events")] = EVENTS % (1, 1)
+    res = s.sample_batch(r.walk(), 1)
+    assert [(e.cgroup, e.count, e.total) for e in res.oom] == [("p/c", 1, 1)]
+    assert s.sample_batch(r.walk(), 2).oom == []
+    # A watch-triggered check between ticks counts it once, and the tick then does not.
+    r.files[("p/c", "memory.events")] = EVENTS % (2, 2)
+    r.files[("p/c", "memory.events.local")] = EVENTS % (2, 2)
+    assert [e.total for e in s.check_oom(["p/c"])] == [2]
+    assert s.sample_batch(r.walk(), 3).oom == []
+
+
+def test_existing_kills_at_start_are_not_events() -> None:
+    r = FakeReader()
+    full_v2(r, "a", 2, oom_kill=3)
+    s = Sampler(r, HOST)
+    assert s.sample_batch(r.walk(), 0).oom == []
+    full_v2(r, "new", 5, oom_kill=1)  # created and OOM-killed between two ticks
+    assert [e.cgroup for e in s.sample_batch(r.walk(), 1).oom] == ["new"]
+
+
+def test_tree_globs_and_depth_free_diff() -> None:
+    r = FakeReader()
+    for i, rel in enumerate(["", "sys", "sys/a", "user", "user/x"]):
+        r.add(rel, i + 1)
+    t = Tree(r.walk, include=["", "user*"], exclude=["user/x"])
+    d = t.scan()
+    assert [rel for rel, _ in d.current] == ["", "user"]
+    assert len(d.new) == 2 and d.vanished == []
+    d = t.scan()
+    assert d.new == [] and d.vanished == []
