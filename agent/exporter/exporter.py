@@ -10,6 +10,7 @@ pre-render after each tick so that scrapes only copy bytes.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -77,6 +78,8 @@ class Exporter:
         self._tables: tuple[_Table, ...] = tuple(tables)
         self._cache: _Rendered | None = None
         self._inflight: asyncio.Future[_Rendered] | None = None
+        # Prometheus asks for OpenMetrics: pre-render that format in ``run`` by default.
+        self.prerender_openmetrics = True
 
     # --- the two halves of a render ------------------------------------------------------------
     def snapshot(self) -> list[tuple[Sequence[MetricSpec], list[Row]]]:
@@ -94,8 +97,16 @@ class Exporter:
     def format(snap: list[tuple[Sequence[MetricSpec], list[Row]]]) -> list[Family]:
         """Pure formatting of a snapshot: safe to run in a worker thread."""
         fams: list[Family] = []
-        for specs, rows in snap:
-            fams.extend(render_cgroup_families(specs, rows))
+        # Hundreds of thousands of short-lived objects would trigger collections that walk the
+        # whole (large, long-lived) store: pause the cyclic GC; nothing here makes cycles.
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            for specs, rows in snap:
+                fams.extend(render_cgroup_families(specs, rows))
+        finally:
+            if paused:
+                gc.enable()
         return fams
 
     # --- cached payloads -------------------------------------------------------------------------
@@ -103,23 +114,52 @@ class Exporter:
         c = self._cache
         return c if c is not None and c.tick == self.store.stats.ticks else None
 
-    def render(self, openmetrics: bool = False) -> bytes:
-        """Synchronous render (tests, benchmarks, non-async callers)."""
+    @staticmethod
+    def _encode(r: _Rendered, openmetrics: bool) -> bytes:
+        if openmetrics:
+            if r.openmetrics is None:
+                r.openmetrics = join(r.families, True).encode()
+            return r.openmetrics
+        if r.text is None:
+            r.text = join(r.families, False).encode()
+        return r.text
+
+    def _own(self, r: _Rendered, openmetrics: bool) -> bytes:
+        """The agent's self-metrics, rendered on every scrape (they change between ticks)."""
+        fams = render_self_families(self_metrics(self.store, self.info, r.seconds))
+        return (join(fams, openmetrics) + ("# EOF\n" if openmetrics else "")).encode()
+
+    def render_parts(self, openmetrics: bool = False) -> tuple[bytes, bytes]:
+        """(cached per-cgroup bytes of this tick, fresh self-metrics bytes); synchronous."""
         r = self._fresh()
         if r is None:
             tick = self.store.stats.ticks
             t0 = time.perf_counter()
-            fams = self.format(self.snapshot())
-            r = self._cache = _Rendered(tick, fams, time.perf_counter() - t0)
-        return self._payload(r, openmetrics)
+            r = _Rendered(tick, self.format(self.snapshot()), 0.0)
+            self._encode(r, openmetrics)
+            r.seconds = time.perf_counter() - t0
+            self._cache = r
+        return self._encode(r, openmetrics), self._own(r, openmetrics)
 
-    async def render_async(self, openmetrics: bool = False) -> bytes:
+    def render(self, openmetrics: bool = False) -> bytes:
+        body, own = self.render_parts(openmetrics)
+        return body + own
+
+    async def render_parts_async(self, openmetrics: bool = False) -> tuple[bytes, bytes]:
+        """Like ``render_parts``; formatting and encoding run in a worker thread."""
         r = self._fresh()
         if r is None:
-            r = await self._render_shared()
-        return self._payload(r, openmetrics)
+            r = await self._render_shared(openmetrics)
+        want = r.openmetrics if openmetrics else r.text
+        if want is None:  # the other format was rendered first in this tick
+            want = await asyncio.to_thread(self._encode, r, openmetrics)
+        return want, self._own(r, openmetrics)
 
-    async def _render_shared(self) -> _Rendered:
+    async def render_async(self, openmetrics: bool = False) -> bytes:
+        body, own = await self.render_parts_async(openmetrics)
+        return body + own
+
+    async def _render_shared(self, openmetrics: bool) -> _Rendered:
         # Concurrent scrapes of the same tick share one render.
         if self._inflight is not None and not self._inflight.done():
             return await asyncio.shield(self._inflight)
@@ -129,8 +169,14 @@ class Exporter:
             tick = self.store.stats.ticks
             t0 = time.perf_counter()
             snap = self.snapshot()
-            fams = await asyncio.to_thread(self.format, snap)
-            r = _Rendered(tick, fams, time.perf_counter() - t0)
+
+            def work() -> _Rendered:
+                r = _Rendered(tick, self.format(snap), 0.0)
+                self._encode(r, openmetrics)
+                return r
+
+            r = await asyncio.to_thread(work)
+            r.seconds = time.perf_counter() - t0
             if self._cache is None or self._cache.tick <= tick:
                 self._cache = r
             fut.set_result(r)
@@ -142,28 +188,12 @@ class Exporter:
         finally:
             self._inflight = None
 
-    def _payload(self, r: _Rendered, openmetrics: bool) -> bytes:
-        if openmetrics:
-            if r.openmetrics is None:
-                r.openmetrics = join(r.families, True).encode()
-            body = r.openmetrics
-        else:
-            if r.text is None:
-                r.text = join(r.families, False).encode()
-            body = r.text
-        own = join(
-            render_self_families(self_metrics(self.store, self.info, r.seconds)), openmetrics
-        )
-        if openmetrics:
-            own += "# EOF\n"
-        return body + own.encode()
-
     async def run(self, on_error: Callable[[BaseException], None] | None = None) -> None:
         """Pre-render after every tick (optional): scrapes then only copy cached bytes."""
         while True:
             await self.store.wait_tick()
             try:
-                await self._render_shared()
+                await self._render_shared(self.prerender_openmetrics)
             except Exception as exc:  # keep pre-rendering; scrapes will surface the error
                 if on_error is not None:
                     on_error(exc)

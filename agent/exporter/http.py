@@ -32,13 +32,19 @@ def wants_openmetrics(accept: str) -> bool:
     return False
 
 
-async def _metrics(request: web.Request) -> web.Response:
+async def _metrics(request: web.Request) -> web.StreamResponse:
     exporter = request.app[EXPORTER_KEY]
     om = wants_openmetrics(request.headers.get("Accept", ""))
-    body = await exporter.render_async(openmetrics=om)
-    resp = web.Response(body=body)
+    body, own = await exporter.render_parts_async(openmetrics=om)
+    # Two writes instead of one concatenation: the cached body can be tens of MB.
+    resp = web.StreamResponse()
     # Set the header verbatim: aiohttp's content_type setter would drop the version parameter.
     resp.headers["Content-Type"] = OPENMETRICS_CONTENT_TYPE if om else TEXT_CONTENT_TYPE
+    resp.content_length = len(body) + len(own)
+    await resp.prepare(request)
+    await resp.write(body)
+    await resp.write(own)
+    await resp.write_eof()
     return resp
 
 

@@ -58,7 +58,7 @@ class Labeler:
         if self._provider is not None:
             got = self._provider(path)
             if got:
-                extra = tuple(sorted(got.items()))
+                extra = tuple(got.items())
         hit = self._cache.get(path)
         if hit is not None and hit[0] == extra:
             return hit[1], hit[2]

@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import subprocess
-from collections import deque
 from pathlib import Path
 
 import pytest
