@@ -1,15 +1,114 @@
-"""Live view (`pystats` with no command) and `pystats stats`. Placeholder until the TUI lands."""
+"""Live view (`pystats` with no command) and `pystats stats` (docker stats for cgroups).
+
+Only argparse here at import time: Textual, aiohttp and the collectors load inside handlers.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
+
+DEFAULT_SOCKET = "/run/pystats/agent.sock"
+
+STATS_DESCRIPTION = """\
+Print CPU, memory, block I/O and PIDs per cgroup, with docker stats' columns and formulas:
+
+  CPU %              delta cpu.stat usage_usec / delta wall time * 100 (100 % = one core busy)
+  MEM USAGE / LIMIT  memory.current - inactive_file / memory.max (host RAM when "max")
+  MEM %              usage / limit * 100
+  BLOCK I/O          io.stat rbytes / wbytes, summed over devices, since the cgroup was created
+  PIDS               pids.current
+
+"-" means unavailable (controller absent, e.g. on a hybrid v1/v2 host), never zero.
+Uses a running pystats-agent when one answers on --socket; otherwise samples cgroupfs itself
+(two samples --interval apart, as docker does). See agent/statsview/README.md.
+"""
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--root", help="cgroup root to show (default: the cgroup2 mount); implies standalone"
+    )
+    p.add_argument(
+        "--socket", default=DEFAULT_SOCKET, help=f"agent socket (default {DEFAULT_SOCKET})"
+    )
+    p.add_argument(
+        "--standalone", action="store_true", help="never use an agent: sample cgroupfs here"
+    )
+    p.add_argument(
+        "--interval", type=float, default=1.0, help="seconds between refreshes (default 1)"
+    )
+    p.add_argument(
+        "--demo", action="store_true", help="show a built-in demo tree (reads no cgroups)"
+    )
 
 
 def register(parser: argparse.ArgumentParser, sub: Any) -> None:
-    parser.add_argument("--root", help="cgroup root to show (default: the cgroup2 mount)")
+    _common(parser)
+    p = sub.add_parser(
+        "stats",
+        help="per-cgroup resource usage, like docker stats",
+        description=STATS_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _common(p)
+    p.add_argument("--no-stream", action="store_true", help="print one snapshot and exit")
+    p.add_argument("-a", "--all", action="store_true", help="also show unpopulated cgroups")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+    p.set_defaults(func=stats_handler)
+
+
+def _fail(msg: str) -> int:
+    print(f"pystats: {msg}", file=sys.stderr)
+    return 1
+
+
+def _demo(args: argparse.Namespace) -> Any:
+    from agent.statsview.fake import demo_store
+    from agent.tui.sources import SourceInfo, StoreSource
+
+    info = SourceInfo("standalone", "demo (built-in store)", "/", "demo", False)
+    return StoreSource(demo_store(), info, args.interval)
 
 
 def default_handler(args: argparse.Namespace) -> int:
-    print("the live view is not built yet; see `pystats --help`")
-    return 1
+    if args.interval <= 0:
+        return _fail("--interval must be positive")
+    from agent.tui.sources import choose_source
+    from cgroupfs.errors import CgroupError
+
+    try:
+        source = (
+            _demo(args)
+            if args.demo
+            else choose_source(args.socket, args.root, args.interval, args.standalone)
+        )
+    except (CgroupError, OSError) as e:
+        return _fail(str(e))
+    from agent.tui.app import PystatsApp
+
+    PystatsApp(source).run()
+    return 0
+
+
+def stats_handler(args: argparse.Namespace) -> int:
+    if args.interval <= 0:
+        return _fail("--interval must be positive")
+    import asyncio
+
+    from agent.statsview.stats_cmd import run_stats
+    from agent.tui.sources import choose_source
+    from cgroupfs.errors import CgroupError
+
+    try:
+        source = (
+            _demo(args)
+            if args.demo
+            else choose_source(args.socket, args.root, args.interval, args.standalone)
+        )
+        return asyncio.run(
+            run_stats(source, stream=not args.no_stream, show_all=args.all, fmt=args.format)
+        )
+    except (CgroupError, OSError) as e:
+        return _fail(str(e))

@@ -1,0 +1,115 @@
+"""The agent's stats endpoints on its Unix-socket API.
+
+GET  /v1/stats[?all=1]        rows of every cgroup (schema: agent/statsview/stats.schema.json)
+GET  /v1/history?cgroup=PATH  sparkline points and recent events of one cgroup
+POST /v1/cgroups/freeze       body {"cgroup": PATH}: write 1 to its cgroup.freeze
+POST /v1/cgroups/thaw         body {"cgroup": PATH}: write 0 to its cgroup.freeze
+
+Only cgroups the store knows can be frozen or thawed; cgroupfs validates the path again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aiohttp import web
+
+from agent.statsview.history import history_from_store, history_to_json
+from agent.statsview.jsonio import StatsDoc, doc_to_json
+from agent.statsview.rows import rows_from_store, visible
+from cgroupfs.errors import CgroupError, CgroupGone
+from collectors.store import Store
+
+NamesFn = Callable[[], Mapping[str, str]]
+
+
+def describe_mount(mount: object | None) -> str:
+    """The cgroup mode in words, from cgroupfs.mount.CgroupMount (mode, missing controllers)."""
+    if mount is None:
+        return "cgroup v2"
+    mode = str(getattr(mount, "mode", "v2"))
+    mode = getattr(getattr(mount, "mode", None), "value", mode)
+    missing = getattr(mount, "missing", None) or ()
+    names = sorted(missing.keys() if isinstance(missing, Mapping) else missing)
+    text = "pure cgroup v2" if "hybrid" not in str(mode) else "hybrid v1/v2"
+    if names:
+        text += " (no " + ", ".join(str(n) for n in names) + ")"
+    return text
+
+
+def add_stats_routes(
+    app: web.Application,
+    store: Store,
+    root: Any,
+    *,
+    mount: object | None = None,
+    names: NamesFn | None = None,
+    interval_s: float | None = None,
+) -> None:
+    """Mount the stats routes. ``root`` is a cgroupfs.paths.CgroupRoot (its ``path`` is shown).
+
+    ``names`` maps cgroup paths to workload names (the workload manager's records), so rows
+    show a workload's name instead of its cgroup.
+    """
+    mode = describe_mount(mount)
+    root_path = str(getattr(root, "path", root))
+
+    async def stats(request: web.Request) -> web.Response:
+        rows = rows_from_store(store, names)
+        if request.query.get("all", "") not in ("1", "true", "yes"):
+            rows = visible(rows, show_all=False)
+        doc = StatsDoc(rows, time.time(), "agent", root_path, mode, store.stats.ticks, interval_s)
+        return web.json_response(doc_to_json(doc))
+
+    async def history(request: web.Request) -> web.Response:
+        path = request.query.get("cgroup")
+        if path is None:
+            return _error(400, "missing query parameter: cgroup")
+        h = history_from_store(store, path)
+        if h is None:
+            return _error(404, f"unknown cgroup: {path!r}")
+        return web.json_response(history_to_json(h))
+
+    def freezer(frozen: bool) -> Callable[[web.Request], Any]:
+        async def handler(request: web.Request) -> web.Response:
+            try:
+                body = await request.json()
+            except ValueError:
+                return _error(400, 'body must be JSON: {"cgroup": PATH}')
+            path = body.get("cgroup") if isinstance(body, dict) else None
+            if not isinstance(path, str):
+                return _error(400, 'body must be JSON: {"cgroup": PATH}')
+            if path not in store.entries:
+                return _error(404, f"unknown cgroup: {path!r}")
+            try:
+                set_frozen(root, path, frozen)
+            except CgroupGone:
+                return _error(404, f"cgroup gone: {path!r}")
+            except CgroupError as e:
+                return _error(409, str(e))
+            return web.json_response({"cgroup": path, "frozen": frozen})
+
+        return handler
+
+    app.router.add_get("/v1/stats", stats)
+    app.router.add_get("/v1/history", history)
+    app.router.add_post("/v1/cgroups/freeze", freezer(True))
+    app.router.add_post("/v1/cgroups/thaw", freezer(False))
+
+
+def set_frozen(root: Any, path: str, frozen: bool) -> None:
+    """Freeze or thaw through cgroupfs (the only layer that writes cgroup files)."""
+    fn = getattr(root, "freeze" if frozen else "thaw", None)
+    if fn is not None:
+        fn(path)
+        return
+    fn = getattr(root, "set_frozen", None)
+    if fn is None:
+        raise CgroupError("this cgroupfs has no freeze support")
+    fn(path, frozen)
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)

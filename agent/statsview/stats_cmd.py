@@ -1,0 +1,45 @@
+"""The loop behind `pystats stats`: fetch rows, print a table or JSON, repeat unless --no-stream."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, TextIO
+
+from agent.statsview.jsonio import StatsDoc, dumps
+from agent.statsview.render import render_table
+from agent.statsview.rows import visible
+
+CLEAR = "\033[2J\033[H"  # docker stats redraws the screen the same way
+
+
+def shown(doc: StatsDoc, show_all: bool) -> StatsDoc:
+    rows = visible(doc.rows, show_all)
+    return StatsDoc(rows, doc.time, doc.source, doc.root, doc.mode, doc.tick, doc.interval_s)
+
+
+def render(doc: StatsDoc, fmt: str) -> str:
+    return dumps(doc) + "\n" if fmt == "json" else render_table(doc.rows)
+
+
+async def run_stats(
+    source: Any, *, stream: bool, show_all: bool, fmt: str, out: TextIO = sys.stdout
+) -> int:
+    """``source`` is an agent.tui.sources Source; standalone sources are primed to two ticks."""
+    try:
+        prime = getattr(source, "prime", None)
+        if prime is not None:
+            await prime()
+        else:
+            await source.start()
+        while True:
+            doc = shown(await source.fetch(), show_all)
+            text = render(doc, fmt)
+            if stream and fmt == "table" and out.isatty():
+                text = CLEAR + text
+            out.write(text)
+            out.flush()
+            if not stream:
+                return 0
+            await source.wait()
+    finally:
+        await source.close()

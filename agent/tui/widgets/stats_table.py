@@ -1,0 +1,238 @@
+"""The cgroup table: a DataTable whose rows are keyed by cgroup path and updated in place.
+
+Each refresh diffs the wanted rows against the shown ones: new rows are added, vanished ones
+removed, the order set in one step, and only the rows in the viewport get fresh cells (a cell
+is rewritten only when its text or colour changed). Rows scrolled into view later are painted
+then. Measured reason (docs anchors): updating every row of a 2,000-row table costs ~127 ms a
+tick, the visible ~40 about 80 ms.
+
+Bulk removal and reordering set DataTable's ``_row_locations`` in one step, exactly as its own
+``sort()`` does; the public ``remove_row`` renumbers every row per call (quadratic for a filter
+that hides thousands). Textual is pinned (requirements.lock); tests cover these paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import JustifyMethod
+from rich.text import Text
+from textual._two_way_dict import TwoWayDict
+from textual.binding import Binding
+from textual.widgets import DataTable
+from textual.widgets._data_table import RowKey
+
+from agent.tui.columns import Column, fit_columns
+from agent.tui.messages import ToggleNode
+from agent.tui.model import ViewRow
+
+Painted = tuple[tuple[str, str], ...]  # (plain, style) per cell
+
+
+class StatsTable(DataTable[Text]):
+    BINDINGS = [
+        Binding("right,l", "expand", "Expand", show=False),
+        Binding("left,h", "collapse", "Collapse", show=False),
+        Binding("space", "toggle_node", "Expand/collapse", show=False),
+    ]
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=False, cell_padding=1)
+        self.tree_mode = False
+        self.shown_columns: list[Column] = []
+        self._name_width = 0
+        self._order: list[str] = []
+        self._view: dict[str, ViewRow] = {}
+        self._painted: dict[str, Painted] = {}
+        self._seq = 0  # refresh number
+        self._painted_seq: dict[str, int] = {}
+        self.cells_written = 0  # for the benchmark
+
+    # --- columns -----------------------------------------------------------------------
+    def fit(self, width: int) -> bool:
+        """Choose columns for ``width``; rebuild the table only when the choice changed."""
+        cols, name_w = fit_columns(width)
+        if [c.key for c in cols] == [
+            c.key for c in self.shown_columns
+        ] and name_w == self._name_width:
+            return False
+        self.shown_columns, self._name_width = cols, name_w
+        cursor_key = self.cursor_key
+        self.clear(columns=True)
+        for c in cols:
+            w = name_w if c.key == "name" else c.width
+            self.add_column(
+                Text(c.label, justify="left" if c.key == "name" else "right"), width=w, key=c.key
+            )
+        self._painted.clear()
+        self._painted_seq.clear()
+        order, self._order = self._order, []
+        self._apply_order([self._view[k] for k in order if k in self._view], cursor_key)
+        return True
+
+    # --- rows --------------------------------------------------------------------------
+    @property
+    def cursor_key(self) -> str | None:
+        if not self._order or not self.is_valid_row_index(self.cursor_row):
+            return None
+        return self._order[self.cursor_row]
+
+    @property
+    def order(self) -> Sequence[str]:
+        return self._order
+
+    def view_row(self, key: str) -> ViewRow | None:
+        return self._view.get(key)
+
+    def show(self, rows: Sequence[ViewRow], tree: bool) -> None:
+        """Make the table show ``rows`` in this order; paint the visible ones."""
+        self._seq += 1
+        if tree != self.tree_mode:
+            self.tree_mode = tree
+            self._painted.clear()
+        self._view = {r.key: r for r in rows}
+        self._apply_order(rows, self.cursor_key)
+
+    def _apply_order(self, rows: Sequence[ViewRow], cursor_key: str | None) -> None:
+        want = [r.key for r in rows]
+        have = set(self._order)
+        wanted = set(want)
+        gone = [k for k in self._order if k not in wanted]
+        if gone:
+            self._remove(gone)
+        for r in rows:
+            if r.key not in have:
+                cells = self._cells(r)
+                self.add_row(
+                    *(
+                        Text(p, style=s, justify=j)
+                        for (p, s), j in zip(cells, self._justify(), strict=True)
+                    ),
+                    key=r.key,
+                )
+                self._painted[r.key] = cells
+                self._painted_seq[r.key] = self._seq
+        self._set_order(want)
+        if cursor_key is not None and cursor_key in wanted:
+            idx = want.index(cursor_key)
+            if idx != self.cursor_row:
+                self.move_cursor(row=idx, animate=False, scroll=False)
+        self.paint_visible()
+
+    def _set_order(self, want: list[str]) -> None:
+        self._order = want
+        current = [self._row_locations.get_key(i) for i in range(len(want))]
+        if [k.value if k is not None else None for k in current] == want:
+            return
+        self._row_locations = TwoWayDict({RowKey(k): i for i, k in enumerate(want)})
+        self._update_count += 1
+        self.refresh()
+
+    def _remove(self, keys: list[str]) -> None:
+        drop = set(keys)
+        if len(keys) <= 8:
+            for k in keys:
+                self.remove_row(k)
+        else:
+            for k in keys:
+                rk = RowKey(k)
+                del self.rows[rk]
+                del self._data[rk]
+            keep = [k for k in self._order if k not in drop]
+            self._row_locations = TwoWayDict({RowKey(k): i for i, k in enumerate(keep)})
+            self._require_update_dimensions = True
+            self._update_count += 1
+            self.cursor_coordinate = self.cursor_coordinate
+            self.refresh(layout=True)
+            self.check_idle()
+        self._order = [k for k in self._order if k not in drop]
+        for k in keys:
+            self._painted.pop(k, None)
+            self._painted_seq.pop(k, None)
+
+    def _justify(self) -> list[JustifyMethod]:
+        left: JustifyMethod = "left"
+        right: JustifyMethod = "right"
+        return [left if c.key == "name" else right for c in self.shown_columns]
+
+    def _cells(self, vr: ViewRow) -> Painted:
+        out = []
+        for c in self.shown_columns:
+            if c.key == "name":
+                label = vr.label(self.tree_mode)
+                if len(label) > self._name_width and not self.tree_mode:
+                    # Keep the tail of a long path: its last component names the cgroup.
+                    label = "…" + label[len(label) - self._name_width + 1 :]
+                t = Text(label, style="dim" if vr.row.gone else "")
+            else:
+                t = c.cell(vr.row)
+            out.append((t.plain, str(t.style)))
+        return tuple(out)
+
+    def visible_range(self) -> range:
+        top = int(self.scroll_y)
+        height = max(0, self.size.height - (self.header_height if self.show_header else 0))
+        return range(top, min(len(self._order), top + height + 1))
+
+    def paint_visible(self) -> int:
+        """Rewrite the changed cells of rows in the viewport; returns how many were written."""
+        written = 0
+        seq = self._seq
+        justify = self._justify()
+        for i in self.visible_range():
+            key = self._order[i]
+            if self._painted_seq.get(key) == seq:
+                continue
+            vr = self._view[key]
+            cells = self._cells(vr)
+            old = self._painted.get(key)
+            for j, cell in enumerate(cells):
+                if old is None or old[j] != cell:
+                    p, s = cell
+                    self.update_cell(
+                        key, self.shown_columns[j].key, Text(p, style=s, justify=justify[j])
+                    )
+                    written += 1
+            self._painted[key] = cells
+            self._painted_seq[key] = seq
+        self.cells_written += written
+        return written
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if round(old_value) != round(new_value) and self.is_mounted:
+            self.paint_visible()
+
+    def on_resize(self) -> None:
+        self.paint_visible()
+
+    # --- tree keys ---------------------------------------------------------------------
+    def _node_key(self) -> str | None:
+        key = self.cursor_key
+        if not self.tree_mode or key is None:
+            return None
+        return key
+
+    def action_expand(self) -> None:
+        key = self._node_key()
+        if key is None:
+            self.action_cursor_right()
+        else:
+            self.post_message(ToggleNode(key, True))
+
+    def action_collapse(self) -> None:
+        key = self._node_key()
+        if key is None:
+            self.action_cursor_left()
+            return
+        vr = self._view.get(key)
+        if vr is not None and (not vr.children or not vr.expanded) and vr.row.parent in self._view:
+            # On a leaf or a collapsed node, "left" jumps to the parent, as file trees do.
+            self.move_cursor(row=self._order.index(vr.row.parent or ""), animate=False)
+            return
+        self.post_message(ToggleNode(key, False))
+
+    def action_toggle_node(self) -> None:
+        key = self._node_key()
+        if key is not None:
+            self.post_message(ToggleNode(key, None))
