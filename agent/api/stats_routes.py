@@ -47,12 +47,14 @@ def add_stats_routes(
     mount: object | None = None,
     names: NamesFn | None = None,
     interval_s: float | None = None,
+    freezer: Callable[[Any, str, bool], object] | None = None,
 ) -> None:
     """Mount the stats routes. ``root`` is a cgroupfs.paths.CgroupRoot (its ``path`` is shown).
 
     ``names`` maps cgroup paths to workload names (the workload manager's records), so rows
-    show a workload's name instead of its cgroup.
+    show a workload's name instead of its cgroup. ``freezer`` replaces cgroupfs' freeze in tests.
     """
+    do_freeze = freezer or set_frozen
     mode = describe_mount(mount)
     root_path = str(getattr(root, "path", root))
 
@@ -72,7 +74,7 @@ def add_stats_routes(
             return _error(404, f"unknown cgroup: {path!r}")
         return web.json_response(history_to_json(h))
 
-    def freezer(frozen: bool) -> Callable[[web.Request], Any]:
+    def freeze_handler(frozen: bool) -> Callable[[web.Request], Any]:
         async def handler(request: web.Request) -> web.Response:
             try:
                 body = await request.json()
@@ -84,7 +86,7 @@ def add_stats_routes(
             if path not in store.entries:
                 return _error(404, f"unknown cgroup: {path!r}")
             try:
-                set_frozen(root, path, frozen)
+                do_freeze(root, path, frozen)
             except CgroupGone:
                 return _error(404, f"cgroup gone: {path!r}")
             except CgroupError as e:
@@ -95,20 +97,15 @@ def add_stats_routes(
 
     app.router.add_get("/v1/stats", stats)
     app.router.add_get("/v1/history", history)
-    app.router.add_post("/v1/cgroups/freeze", freezer(True))
-    app.router.add_post("/v1/cgroups/thaw", freezer(False))
+    app.router.add_post("/v1/cgroups/freeze", freeze_handler(True))
+    app.router.add_post("/v1/cgroups/thaw", freeze_handler(False))
 
 
 def set_frozen(root: Any, path: str, frozen: bool) -> None:
     """Freeze or thaw through cgroupfs (the only layer that writes cgroup files)."""
-    fn = getattr(root, "freeze" if frozen else "thaw", None)
-    if fn is not None:
-        fn(path)
-        return
-    fn = getattr(root, "set_frozen", None)
-    if fn is None:
-        raise CgroupError("this cgroupfs has no freeze support")
-    fn(path, frozen)
+    from cgroupfs.writer import freeze
+
+    freeze(root, path, frozen)
 
 
 def _error(status: int, message: str) -> web.Response:

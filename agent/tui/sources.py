@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from agent.statsview.history import History, history_from_store
 from agent.statsview.jsonio import StatsDoc
 from agent.statsview.rows import rows_from_store
+from cgroupfs.errors import CgroupError
 from collectors.store import Store
 
 ACTIONS = ("freeze", "thaw", "stop", "kill")
@@ -131,6 +132,9 @@ class CollectorSource(StoreSource):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
             self._task = None
+        close = getattr(self.collector, "close", None)
+        if close is not None:
+            close()
 
 
 class AgentSource:
@@ -176,19 +180,49 @@ def mode_text(mount: object | None) -> str:
     return describe_mount(mount)
 
 
+WANTED = ("cpu", "io", "memory", "pids")
+
+
+def controllers_text(have: set[str]) -> str:
+    """The mode in words from a root's cgroup.controllers, when mount detection says nothing."""
+    missing = [c for c in WANTED if c not in have]
+    return "cgroup v2" + (f" (no {', '.join(missing)})" if missing else "")
+
+
+def _detect() -> object | None:
+    """cgroupfs' mount detection (mode and missing controllers), None when it finds none."""
+    try:
+        from cgroupfs import mount  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return None
+    try:
+        found: object | None = mount.detect()
+    except CgroupError:
+        return None
+    if found is not None and getattr(found, "path", None) is None:
+        return None
+    return found
+
+
 def open_standalone(root_path: str | None, interval_s: float) -> CollectorSource:
     """Sample cgroupfs ourselves: the detected cgroup2 mount, or ``root_path`` beneath it."""
-    from cgroupfs.mount import detect  # type: ignore[import-not-found,unused-ignore]
+    from cgroupfs.paths import CgroupRoot
+    from cgroupfs.reader import read_file
+    from collectors.collector import Collector
 
-    from cgroupfs.paths import CgroupRoot  # type: ignore[import-not-found,unused-ignore]
-    from collectors.collector import Collector  # type: ignore[import-not-found,unused-ignore]
-
-    mount = detect()
-    path = root_path or str(mount.path)
+    mount = _detect()
+    if root_path is None and mount is None:
+        raise CgroupError("no cgroup2 mount found; pass --root PATH of a cgroup v2 tree")
+    path = root_path or str(getattr(mount, "path", ""))
     root = CgroupRoot(path)
+    try:
+        have = set(read_file(root, "", "cgroup.controllers").decode().split())
+    except (CgroupError, OSError):
+        raise CgroupError(f"{path} is not a cgroup v2 directory (no cgroup.controllers)") from None
+    mode = mode_text(mount) if mount is not None else controllers_text(have)
     store = Store()
     collector = Collector(root, store, interval_s=interval_s)
-    info = SourceInfo("standalone", f"standalone {path}", path, mode_text(mount), False)
+    info = SourceInfo("standalone", f"standalone {path}", path, mode, False)
     return CollectorSource(store, info, collector, interval_s)
 
 
