@@ -1,9 +1,274 @@
-"""`pystats run/ps/logs/stop/kill/rm/inspect`. Placeholder until workloads land."""
+"""`pystats run/ps/logs/stop/kill/rm/inspect`: the workload commands, clients of the agent API.
+
+Only argparse is imported at start-up; the handlers import the small http.client-based client.
+`pystats run` without -d streams the workload's output and exits with its exit code, as
+`docker run` does (125 when the agent refused or could not start it).
+"""
 
 from __future__ import annotations
 
+import argparse
+import os
+import sys
 from typing import Any
+
+DEFAULT_SOCKET = "/run/pystats/agent.sock"
+EXIT_API_ERROR = 125
+
+
+def _socket_default() -> str:
+    return os.environ.get("PYSTATS_SOCKET", DEFAULT_SOCKET)
+
+
+def _memory(text: str) -> str:
+    from agent.runtime.spec import SpecError, parse_limits
+
+    try:
+        parse_limits(memory=text)
+    except SpecError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("invalid --memory: ")) from None
+    return text
+
+
+def _cpus(text: str) -> str:
+    from agent.runtime.spec import SpecError, parse_limits
+
+    try:
+        parse_limits(cpus=text)
+    except SpecError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("invalid --cpus: ")) from None
+    return text
+
+
+def _pids(text: str) -> str:
+    if text != "max" and not (text.isdigit() and int(text) >= 1):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer or max")
+    return text
+
+
+def _restart(text: str) -> str:
+    from agent.runtime.spec import SpecError
+    from agent.workloads.policy import parse_restart
+
+    try:
+        parse_restart(text)
+    except SpecError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def _env(text: str) -> str:
+    key, sep, _ = text.partition("=")
+    if not sep or not key or not (key[0].isalpha() or key[0] == "_"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    return text
+
+
+def _add_socket(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--socket",
+        default=_socket_default(),
+        help="agent API socket (default $PYSTATS_SOCKET or " + DEFAULT_SOCKET + ")",
+    )
 
 
 def register(sub: Any) -> None:
-    return None
+    p = sub.add_parser(
+        "run",
+        help="launch an isolated workload with limits",
+        description="Launch CMD in new mount, PID, network, UTS and IPC namespaces, in its own "
+        "cgroup with the limits in force before its first instruction.",
+    )
+    p.add_argument("--name", help="workload name (default: generated)")
+    p.add_argument("--cpus", type=_cpus, help="CPU limit in cores, e.g. 0.5")
+    p.add_argument("--memory", type=_memory, help="memory limit, e.g. 256M")
+    p.add_argument("--pids", type=_pids, help="maximum number of processes")
+    p.add_argument(
+        "--restart", type=_restart, default="no", help="no | on-failure[:N] | always (default no)"
+    )
+    p.add_argument("--rootfs", help="directory to pivot_root into (default: the host's /)")
+    p.add_argument("--hostname", help="hostname inside (default: the name)")
+    p.add_argument("--net", choices=("none", "host"), default="none", help="default none")
+    p.add_argument("--env", "-e", action="append", type=_env, default=[], help="KEY=VALUE")
+    p.add_argument("--workdir", "-w", help="working directory inside")
+    p.add_argument("-d", "--detach", action="store_true", help="print the name and return")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ARG...")
+    _add_socket(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("ps", help="list workloads")
+    p.add_argument("-a", "--all", action="store_true", help="include exited workloads")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _add_socket(p)
+    p.set_defaults(func=cmd_ps)
+
+    p = sub.add_parser("logs", help="print a workload's output")
+    p.add_argument("-f", "--follow", action="store_true", help="follow until it exits")
+    p.add_argument("name")
+    _add_socket(p)
+    p.set_defaults(func=cmd_logs)
+
+    p = sub.add_parser("stop", help="SIGTERM, then cgroup.kill after a grace period")
+    p.add_argument("-t", "--time", type=float, default=10.0, help="grace seconds (default 10)")
+    p.add_argument("name")
+    _add_socket(p)
+    p.set_defaults(func=cmd_stop)
+
+    p = sub.add_parser("kill", help="send a signal (default KILL: the whole cgroup)")
+    p.add_argument("-s", "--signal", default="KILL", help="signal name or number")
+    p.add_argument("name")
+    _add_socket(p)
+    p.set_defaults(func=cmd_kill)
+
+    p = sub.add_parser("rm", help="remove a stopped workload (record, logs, cgroup)")
+    p.add_argument("-f", "--force", action="store_true", help="kill it first if running")
+    p.add_argument("name")
+    _add_socket(p)
+    p.set_defaults(func=cmd_rm)
+
+    p = sub.add_parser("inspect", help="a workload's record as JSON")
+    p.add_argument("name")
+    _add_socket(p)
+    p.set_defaults(func=cmd_inspect)
+
+
+def _err(msg: str) -> None:
+    print(f"pystats: error: {msg}", file=sys.stderr)
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from agent.api.client import WorkloadClient
+
+    return WorkloadClient(args.socket)
+
+
+def run_body(args: argparse.Namespace) -> dict[str, Any]:
+    cmd = list(args.cmd)
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if not cmd:
+        raise ValueError("no command given: pystats run [OPTIONS] -- CMD [ARG...]")
+    if cmd[0].startswith("-"):
+        raise ValueError(f"unknown option {cmd[0]!r} (put the command after --)")
+    body: dict[str, Any] = {"argv": cmd, "net": args.net, "restart": args.restart}
+    for key in ("name", "cpus", "memory", "pids", "rootfs", "hostname", "workdir"):
+        value = getattr(args, key)
+        if value is not None:
+            body[key] = value
+    if args.rootfs is not None:
+        body["rootfs"] = os.path.abspath(args.rootfs)
+    if args.env:
+        body["env"] = list(args.env)
+    return body
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from agent.api.client import ApiError
+
+    try:
+        body = run_body(args)
+    except ValueError as e:
+        _err(str(e))
+        return 2
+    client = _client(args)
+    try:
+        info = client.create(body)
+    except ApiError as e:
+        _err(str(e))
+        return EXIT_API_ERROR
+    name = info["name"]
+    if args.detach:
+        print(name)
+        return 0
+    out = sys.stdout.buffer
+    try:
+        for chunk in client.logs(name, follow=True):
+            out.write(chunk)
+            out.flush()
+        final = client.inspect(name)
+    except ApiError as e:
+        _err(str(e))
+        return EXIT_API_ERROR
+    code = final.get("exit_code")
+    return EXIT_API_ERROR if code is None else int(code)
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    head = ("NAME", "STATE", "PID", "EXIT", "RESTARTS", "MEMORY", "CPUS", "PIDS", "COMMAND")
+    lines = [head]
+    for r in rows:
+        lim = r.get("limits") or {}
+        mem = lim.get("memory_bytes")
+        lines.append(
+            (
+                r["name"],
+                r["state"] + (" (OOM)" if r.get("oom_killed") else ""),
+                str(r.get("pid") or "-"),
+                "-" if r.get("exit_code") is None else str(r["exit_code"]),
+                str(r.get("restart_count", 0)),
+                "-" if mem is None else f"{mem // (1024 * 1024)}M",
+                "-" if lim.get("cpus") is None else f"{lim['cpus']:g}",
+                "-" if lim.get("pids") is None else str(lim["pids"]),
+                " ".join(r.get("argv") or [])[:40],
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
+    )
+
+
+def _simple(args: argparse.Namespace, action: str) -> int:
+    import json
+
+    from agent.api.client import ApiError
+
+    client = _client(args)
+    try:
+        if action == "ps":
+            rows = client.list(all_=args.all)
+            print(json.dumps(rows, indent=2) if args.json else _table(rows))
+        elif action == "inspect":
+            print(json.dumps(client.inspect(args.name), indent=2))
+        elif action == "stop":
+            client.stop(args.name, grace_s=args.time)
+            print(args.name)
+        elif action == "kill":
+            client.kill(args.name, signal=args.signal)
+            print(args.name)
+        elif action == "rm":
+            client.rm(args.name, force=args.force)
+            print(args.name)
+        elif action == "logs":
+            out = sys.stdout.buffer
+            for chunk in client.logs(args.name, follow=args.follow):
+                out.write(chunk)
+                out.flush()
+    except ApiError as e:
+        _err(str(e))
+        return 1
+    return 0
+
+
+def cmd_ps(args: argparse.Namespace) -> int:
+    return _simple(args, "ps")
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    return _simple(args, "inspect")
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    return _simple(args, "stop")
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    return _simple(args, "kill")
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    return _simple(args, "rm")
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    return _simple(args, "logs")

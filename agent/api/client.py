@@ -1,0 +1,126 @@
+"""A small client of the workload API over the agent's Unix socket (http.client: fast to import)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote, urlencode
+
+DEFAULT_SOCKET = "/run/pystats/agent.sock"
+
+
+class ApiError(Exception):
+    """An error answer (or no answer) from the agent; the message is meant for the user."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float | None) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self._path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class WorkloadClient:
+    def __init__(self, socket_path: str = DEFAULT_SOCKET, timeout: float | None = 120.0) -> None:
+        self.socket_path = socket_path
+        self.timeout = timeout
+
+    def _open(
+        self, method: str, path: str, body: Any = None, timeout: float | None = -1.0
+    ) -> tuple[_UnixConnection, http.client.HTTPResponse]:
+        conn = _UnixConnection(self.socket_path, self.timeout if timeout == -1.0 else timeout)
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        try:
+            conn.request(method, path, body=data, headers=headers)
+            resp = conn.getresponse()
+        except FileNotFoundError:
+            conn.close()
+            raise ApiError(
+                0, f"no pystats agent socket at {self.socket_path} (is it running?)"
+            ) from None
+        except PermissionError:
+            conn.close()
+            raise ApiError(
+                0, f"permission denied on {self.socket_path}: the pystats API is root-only"
+            ) from None
+        except ConnectionRefusedError:
+            conn.close()
+            raise ApiError(
+                0, f"the pystats agent at {self.socket_path} refused the connection"
+            ) from None
+        except (OSError, http.client.HTTPException) as e:
+            conn.close()
+            raise ApiError(0, f"talking to the agent at {self.socket_path}: {e}") from None
+        if resp.status >= 400:
+            raw = resp.read()
+            conn.close()
+            try:
+                msg = str(json.loads(raw)["error"])
+            except (ValueError, KeyError, TypeError):
+                msg = raw.decode(errors="replace").strip() or resp.reason
+            raise ApiError(resp.status, msg)
+        return conn, resp
+
+    def _json(self, method: str, path: str, body: Any = None) -> Any:
+        conn, resp = self._open(method, path, body)
+        try:
+            return json.loads(resp.read())
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _path(name: str, suffix: str = "", **query: Any) -> str:
+        q = {k: v for k, v in query.items() if v is not None}
+        p = f"/v1/workloads/{quote(name, safe='')}{suffix}"
+        return p + ("?" + urlencode(q) if q else "")
+
+    def create(self, body: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = self._json("POST", "/v1/workloads", body)
+        return out
+
+    def list(self, all_: bool = False) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = self._json("GET", "/v1/workloads" + ("?all=1" if all_ else ""))
+        return out
+
+    def inspect(self, name: str) -> dict[str, Any]:
+        out: dict[str, Any] = self._json("GET", self._path(name))
+        return out
+
+    def logs(self, name: str, follow: bool = False) -> Iterator[bytes]:
+        conn, resp = self._open(
+            "GET", self._path(name, "/logs", follow=1 if follow else None), timeout=None
+        )
+        try:
+            while chunk := resp.read1(65536):
+                yield chunk
+        finally:
+            conn.close()
+
+    def stop(self, name: str, grace_s: float | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = self._json("POST", self._path(name, "/stop", grace=grace_s))
+        return out
+
+    def kill(self, name: str, signal: str | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = self._json("POST", self._path(name, "/kill", signal=signal))
+        return out
+
+    def rm(self, name: str, force: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = self._json("DELETE", self._path(name, force=1 if force else None))
+        return out

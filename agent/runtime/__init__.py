@@ -1,0 +1,1 @@
+"""The runtime: namespaces, cgroup placement, pivot_root and exec of one workload process."""

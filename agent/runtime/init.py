@@ -1,0 +1,113 @@
+"""The workload's own process between fork and exec (runc's `runc init`).
+
+It runs in a fresh single-threaded process forked by the shim after the shim unshared the PID
+namespace, so this process is PID 1 of that namespace. It waits until the shim has moved it into
+the workload cgroup (limits are in force before any of the workload's instructions), then makes
+its own mount, UTS, IPC and (for --net none) network namespaces, mounts a fresh /proc, pivots into
+the rootfs when one is given, and execs argv without a shell.
+
+Exit codes when the workload never starts: 127 command not found, 126 not executable or bad
+workdir, 125 the runtime's own setup failed. The message goes to the workload's log (fd 2) and to
+the shim's error pipe, which closes unseen on a successful exec (O_CLOEXEC).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from typing import NoReturn
+
+from agent.runtime import linux
+from agent.runtime.spec import WorkloadSpec
+
+EXIT_SETUP = 125
+EXIT_CANNOT_EXEC = 126
+EXIT_NOT_FOUND = 127
+
+_DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+
+
+def _fail(err_fd: int, code: int, msg: str) -> NoReturn:
+    line = f"pystats: {msg}\n".encode()
+    for fd in (2, err_fd):
+        with contextlib.suppress(OSError):
+            os.write(fd, line)
+    os._exit(code)
+
+
+def _setup_dev(rootfs: str) -> None:
+    dev = os.path.join(rootfs, "dev")
+    if not os.path.isdir(dev):
+        return
+    linux.mount("tmpfs", dev, "tmpfs", linux.MS_NOSUID | linux.MS_NOEXEC, "mode=755,size=64k")
+    for name in _DEVICES:
+        host = f"/dev/{name}"
+        if not os.path.exists(host):
+            continue
+        target = os.path.join(dev, name)
+        os.close(os.open(target, os.O_CREAT | os.O_WRONLY, 0o666))
+        linux.mount(host, target, None, linux.MS_BIND)
+
+
+def _enter_rootfs(rootfs: str) -> None:
+    # pivot_root needs the new root to be a mount point: bind it onto itself.
+    linux.mount(rootfs, rootfs, None, linux.MS_BIND | linux.MS_REC)
+    proc = os.path.join(rootfs, "proc")
+    if not os.path.isdir(proc):
+        os.mkdir(proc, 0o555)
+    linux.mount("proc", proc, "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
+    _setup_dev(rootfs)
+    os.chdir(rootfs)
+    # pivot_root(".", "."): the old root is stacked under the new one, then detached.
+    linux.pivot_root(".", ".")
+    linux.umount2(".", linux.MNT_DETACH)
+    os.chdir("/")
+
+
+def setup_namespaces(spec: WorkloadSpec) -> None:
+    flags = linux.CLONE_NEWNS | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC
+    if spec.net == "none":
+        flags |= linux.CLONE_NEWNET
+    linux.unshare(flags)
+    # Nothing we mount may propagate back to the host.
+    linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+    if spec.rootfs:
+        _enter_rootfs(spec.rootfs)
+    else:
+        linux.mount("proc", "/proc", "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
+    linux.sethostname(spec.hostname or spec.name)
+    if spec.net == "none":
+        linux.loopback_up()
+
+
+def exec_workload(spec: WorkloadSpec, go_fd: int, err_fd: int) -> NoReturn:
+    """Wait for the shim's go, set up, exec. Never returns."""
+    try:
+        go = os.read(go_fd, 1)
+    except OSError:
+        go = b""
+    os.close(go_fd)
+    if go != b"g":
+        _fail(err_fd, EXIT_SETUP, "the supervisor could not place the workload in its cgroup")
+    try:
+        setup_namespaces(spec)
+    except OSError as e:
+        _fail(err_fd, EXIT_SETUP, f"runtime setup failed: {e.strerror or e}")
+    workdir = spec.workdir or "/"
+    try:
+        os.chdir(workdir)
+    except OSError as e:
+        _fail(err_fd, EXIT_CANNOT_EXEC, f"cannot use workdir {workdir!r}: {e.strerror}")
+    # Python ignores SIGPIPE; the workload must get the default back (as subprocess does).
+    for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGCHLD):
+        signal.signal(sig, signal.SIG_DFL)
+    argv = spec.argv
+    try:
+        os.execvpe(argv[0], argv, spec.exec_env())
+    except FileNotFoundError:
+        _fail(err_fd, EXIT_NOT_FOUND, f"command not found: {argv[0]!r}")
+    except PermissionError:
+        _fail(err_fd, EXIT_CANNOT_EXEC, f"permission denied: {argv[0]!r} is not executable")
+    except OSError as e:
+        _fail(err_fd, EXIT_CANNOT_EXEC, f"cannot execute {argv[0]!r}: {e.strerror}")

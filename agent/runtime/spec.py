@@ -1,0 +1,156 @@
+"""What to launch: a workload's spec, validated once, stored as JSON beside its state.
+
+The spec is the contract between the manager (which validates and records it), the shim (which
+reads it from disk, so it needs nothing from the agent) and the runtime (which applies it).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from cgroupfs import paths, units
+from cgroupfs.errors import UnsafePath
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+NET_MODES = ("none", "host")
+
+
+class SpecError(ValueError):
+    """A user error in a workload spec; the message is shown as is."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_bytes: int | None = None
+    cpus: float | None = None
+    pids: int | None = None
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    name: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    workdir: str | None = None
+    hostname: str | None = None
+    net: str = "none"
+    rootfs: str | None = None
+    limits: Limits = field(default_factory=Limits)
+    restart: str = "no"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> WorkloadSpec:
+        lim = d.get("limits") or {}
+        return cls(
+            name=str(d["name"]),
+            argv=[str(a) for a in d["argv"]],
+            env={str(k): str(v) for k, v in (d.get("env") or {}).items()},
+            workdir=d.get("workdir"),
+            hostname=d.get("hostname"),
+            net=str(d.get("net", "none")),
+            rootfs=d.get("rootfs"),
+            limits=Limits(
+                memory_bytes=lim.get("memory_bytes"),
+                cpus=lim.get("cpus"),
+                pids=lim.get("pids"),
+            ),
+            restart=str(d.get("restart", "no")),
+        )
+
+    def exec_env(self) -> dict[str, str]:
+        """The workload's environment: a clean one, as docker gives, plus the user's."""
+        env = {"PATH": DEFAULT_PATH, "HOSTNAME": self.hostname or self.name, "HOME": "/"}
+        env.update(self.env)
+        return env
+
+
+def validate_name(name: str) -> str:
+    """A workload name is also its hostname default and its cgroup's directory name."""
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise SpecError(
+            f"invalid workload name {name!r}: use 1-63 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit"
+        )
+    try:
+        paths.validate_name(name)
+    except UnsafePath as e:
+        raise SpecError(f"invalid workload name: {e}") from None
+    return name
+
+
+def parse_limits(
+    memory: str | int | None = None,
+    cpus: str | float | None = None,
+    pids: str | int | None = None,
+) -> Limits:
+    """Limits from user strings ("256M", "0.5", "100"); "max" means no limit."""
+    mem_b: int | None = None
+    cores: float | None = None
+    npids: int | None = None
+    try:
+        if memory is not None:
+            m = units.parse_bytes(memory)
+            mem_b = None if isinstance(m, float) else m
+    except ValueError as e:
+        raise SpecError(f"invalid --memory: {e}") from None
+    try:
+        if cpus is not None:
+            c = units.parse_cpus(cpus)
+            cores = None if math.isinf(c) else c
+            units.cpu_max_value(cores)
+    except ValueError as e:
+        raise SpecError(f"invalid --cpus: {e}") from None
+    if pids is not None:
+        text = str(pids).strip()
+        if text != "max":
+            if not text.isdigit() or int(text) < 1:
+                raise SpecError(f"invalid --pids {pids!r}: expected a positive integer or max")
+            npids = int(text)
+    return Limits(memory_bytes=mem_b, cpus=cores, pids=npids)
+
+
+def parse_env(items: list[str]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not ENV_KEY_RE.match(key):
+            raise SpecError(f"invalid --env {item!r}: expected KEY=VALUE")
+        env[key] = value
+    return env
+
+
+def check_spec(spec: WorkloadSpec) -> None:
+    """Checks that need no cgroup: argv, net mode, paths, hostname."""
+    validate_name(spec.name)
+    if not spec.argv or not spec.argv[0]:
+        raise SpecError("no command given: pystats run [OPTIONS] -- CMD [ARG...]")
+    if spec.net not in NET_MODES:
+        raise SpecError(f"invalid --net {spec.net!r}: expected one of {', '.join(NET_MODES)}")
+    if spec.hostname is not None and not NAME_RE.match(spec.hostname):
+        raise SpecError(f"invalid --hostname {spec.hostname!r}")
+    if spec.workdir is not None and not spec.workdir.startswith("/"):
+        raise SpecError(f"invalid --workdir {spec.workdir!r}: must be an absolute path")
+    if spec.rootfs is not None:
+        if not spec.rootfs.startswith("/"):
+            raise SpecError(f"invalid --rootfs {spec.rootfs!r}: must be an absolute path")
+        if not os.path.isdir(spec.rootfs):
+            raise SpecError(f"--rootfs {spec.rootfs!r} does not exist or is not a directory")
+    lim = spec.limits
+    if lim.memory_bytes is not None and lim.memory_bytes < 4096:
+        raise SpecError(f"--memory {lim.memory_bytes} bytes is too small (minimum 4096)")
+    if lim.cpus is not None and not lim.cpus > 0:
+        raise SpecError(f"--cpus {lim.cpus} must be greater than 0")
+    if lim.pids is not None and lim.pids < 1:
+        raise SpecError(f"--pids {lim.pids} must be at least 1")
+    for key in spec.env:
+        if not ENV_KEY_RE.match(key):
+            raise SpecError(f"invalid environment variable name {key!r}")

@@ -1,0 +1,1 @@
+"""The supervisor (shim): one small process per workload that outlives the agent."""

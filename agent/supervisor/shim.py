@@ -1,0 +1,193 @@
+"""The shim: supervises one run of one workload, independently of the agent.
+
+It is a fresh single-threaded process (forked by the fork server, or started with
+``python -m agent.supervisor.shim DIR RUN``; never forked from the threaded agent). It:
+
+1. leaves the agent's session and cgroup (its own session, the ``<root>/shims`` leaf), so the
+   workload keeps running when the agent stops or crashes;
+2. unshares the PID namespace and forks the workload process, which is PID 1 there;
+3. moves that process into ``<root>/workloads/<name>`` (limits already set by the manager) and
+   only then lets it go on to set up its namespaces and exec (agent.runtime.init);
+4. holds the read end of the workload's stdout+stderr pipe and writes it to rotated logs;
+5. reaps it, reads memory.events oom_kill, and records the exit durably in ``status.json``.
+
+``status.json`` belongs to the shim; the manager reads it, at every start too, which is how it
+learns of exits that happened while it was down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import sys
+import time
+from typing import Any
+
+from agent.runtime import cgroups, linux
+from agent.runtime.init import EXIT_SETUP, exec_workload
+from agent.runtime.spec import WorkloadSpec
+from agent.supervisor import procs, state
+from agent.supervisor.logs import RotatingLog, log_path
+from cgroupfs.paths import CgroupRoot
+
+CONFIG = "config.json"
+STATUS = "status.json"
+DRAIN_AFTER_EXIT_S = 2.0
+
+
+def status_path(wdir: str) -> str:
+    return os.path.join(wdir, STATUS)
+
+
+def _redirect_own_stdio(wdir: str) -> None:
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    own = os.open(os.path.join(wdir, "shim.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    os.dup2(own, 1)
+    os.dup2(own, 2)
+    os.close(null)
+    os.close(own)
+
+
+def _note(msg: str) -> None:
+    with contextlib.suppress(OSError):
+        os.write(2, f"{time.strftime('%Y-%m-%dT%H:%M:%S')} shim[{os.getpid()}]: {msg}\n".encode())
+
+
+def run_shim(wdir: str, run: int) -> int:
+    """Supervise one run; returns the shim's own exit status (0 once the exit is recorded)."""
+    with contextlib.suppress(OSError):  # already a session leader (start_new_session)
+        os.setsid()
+    _redirect_own_stdio(wdir)
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_IGN)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+
+    cfg = state.read_json(os.path.join(wdir, CONFIG))
+    spec = WorkloadSpec.from_json(cfg["spec"])
+    root = CgroupRoot(cfg["root"])
+    rel = cgroups.workload_rel(spec.name)
+    try:
+        cgroups.move_to(root, cgroups.SHIMS, os.getpid())
+    except Exception as e:  # not fatal: the workload still runs, only less protected
+        _note(f"could not move to {cgroups.SHIMS}: {e}")
+    log = RotatingLog(log_path(wdir), int(cfg["log_max_bytes"]), int(cfg["log_keep"]))
+    oom_before = cgroups.oom_kills(root, spec.name)
+
+    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    linux.unshare(linux.CLONE_NEWPID)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            os.dup2(out_w, 1)
+            os.dup2(out_w, 2)
+            for fd in (null, out_r, out_w, go_w, err_r):
+                os.close(fd)
+            os.closerange(3, go_r)
+            exec_workload(spec, go_r, err_w)
+        finally:
+            os._exit(EXIT_SETUP)
+    for fd in (out_w, go_r, err_w):
+        os.close(fd)
+
+    record: dict[str, Any] = {
+        "run": run,
+        "state": "running",
+        "shim_pid": os.getpid(),
+        "shim_start": procs.start_ticks(os.getpid()),
+        "pid": pid,
+        "pid_start": procs.start_ticks(pid),
+        "started_at": time.time(),
+        "finished_at": None,
+        "exit_code": None,
+        "signal": None,
+        "oom_killed": False,
+        "error": None,
+    }
+    error = ""
+    try:
+        placed = cgroups.move_to(root, rel, pid)
+    except Exception as e:
+        placed = False
+        error = f"could not move the workload into {rel}: {e}"
+    if placed:
+        state.write_json_atomic(status_path(wdir), record)
+        os.write(go_w, b"g")
+    else:
+        error = error or f"could not move the workload into {rel}: it vanished"
+    os.close(go_w)
+
+    status = _pump(pid, out_r, err_r, log, error)
+    log.close()
+    code, term_sig = procs.exit_code_of(status["wait"])
+    record.update(
+        state="exited",
+        finished_at=time.time(),
+        exit_code=code,
+        signal=term_sig,
+        oom_killed=cgroups.oom_kills(root, spec.name) > oom_before,
+        error=(status["error"].strip() or None),
+    )
+    state.write_json_atomic(status_path(wdir), record)
+    return 0
+
+
+def _pump(pid: int, out_r: int, err_r: int, log: RotatingLog, error: str) -> dict[str, Any]:
+    """Copy output to the log until the workload has exited and its pipe is drained."""
+    pidfd = os.pidfd_open(pid)
+    sel = selectors.DefaultSelector()
+    sel.register(out_r, selectors.EVENT_READ, "out")
+    sel.register(err_r, selectors.EVENT_READ, "err")
+    sel.register(pidfd, selectors.EVENT_READ, "exit")
+    wait_status: int | None = None
+    deadline: float | None = None
+    errbuf = error.encode()
+    open_fds = {out_r, err_r}
+    while open_fds:
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        events = sel.select(timeout)
+        if not events and deadline is not None:
+            break  # something in the namespace still holds the pipe: stop waiting for it
+        for key, _ in events:
+            if key.data == "exit":
+                _, wait_status = os.waitpid(pid, 0)
+                sel.unregister(pidfd)
+                os.close(pidfd)
+                deadline = time.monotonic() + DRAIN_AFTER_EXIT_S
+                continue
+            fd = int(key.fd)
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                sel.unregister(fd)
+                os.close(fd)
+                open_fds.discard(fd)
+            elif key.data == "out":
+                log.write(chunk)
+            else:
+                errbuf += chunk
+    if wait_status is None:
+        _, wait_status = os.waitpid(pid, 0)
+        os.close(pidfd)
+    for fd in open_fds:
+        os.close(fd)
+    sel.close()
+    if error:
+        log.write(f"pystats: {error}\n".encode())
+    return {"wait": wait_status, "error": errbuf.decode(errors="replace").replace("pystats: ", "")}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print("usage: python -m agent.supervisor.shim WORKLOAD_DIR RUN", file=sys.stderr)
+        return 2
+    return run_shim(argv[0], int(argv[1]))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,489 @@
+"""The workload manager: lifecycle, records, restart policies, re-adoption.
+
+State directory layout (one folder per workload):
+
+    <state>/workloads/<name>/config.json    spec, cgroup root, log settings  (manager, atomic)
+    <state>/workloads/<name>/manager.json   restarts, stopped-by-user flag   (manager, atomic)
+    <state>/workloads/<name>/status.json    the current run: pid, exit, OOM  (shim, atomic)
+    <state>/workloads/<name>/output.log*    the workload's output, rotated   (shim)
+    <state>/corrupt/                        records that could not be read, set aside
+
+The manager never waits on a workload process: the shim does, and records the exit. The manager
+watches status.json (one stat per running workload per tick), so an exit is seen the same way
+whether it happened while the agent was up or down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.runtime import cgroups
+from agent.runtime.spec import SpecError, WorkloadSpec, check_spec, validate_name
+from agent.supervisor import procs, state
+from agent.supervisor.forkserver import ForkServerClient
+from agent.supervisor.logs import log_files, log_path
+from agent.supervisor.shim import CONFIG, STATUS
+from agent.workloads.policy import (
+    STABLE_RUN_S,
+    RestartPolicy,
+    backoff_delay,
+    parse_restart,
+    should_restart,
+)
+from cgroupfs.errors import CgroupError
+from cgroupfs.paths import CgroupRoot
+
+log = logging.getLogger(__name__)
+
+MANAGER = "manager.json"
+MiB = 1024 * 1024
+TICK_S = 0.1
+START_TIMEOUT_S = 60.0  # generous: under the test VM's emulation a fork+exec can take seconds
+
+
+class WorkloadError(Exception):
+    """A request that cannot be done; ``status`` is the HTTP status the API answers with."""
+
+    status = 400
+
+
+class NotFound(WorkloadError):
+    status = 404
+
+
+class Conflict(WorkloadError):
+    status = 409
+
+
+@dataclass
+class Workload:
+    spec: WorkloadSpec
+    wdir: str
+    created_at: float
+    policy: RestartPolicy
+    status: dict[str, Any] = field(default_factory=dict)
+    status_key: tuple[int, int, int] = (0, 0, 0)  # (inode, mtime, size) of status.json
+    restarts: int = 0
+    failures_in_row: int = 0
+    stopped_by_user: bool = False
+    restart_at: float | None = None  # monotonic time of a pending restart
+    handled_run: int = 0  # last run whose exit the restart policy has seen
+
+    @property
+    def state(self) -> str:
+        if self.restart_at is not None:
+            return "restarting"
+        return str(self.status.get("state") or "created")
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1e6):06d}Z"
+
+
+class WorkloadManager:
+    def __init__(
+        self,
+        root: CgroupRoot,
+        state_dir: str,
+        *,
+        log_max_bytes: int = 10 * MiB,
+        log_keep: int = 3,
+        use_fork_server: bool = True,
+    ) -> None:
+        self.root = root
+        self.state_dir = os.path.abspath(state_dir)
+        self.wl_dir = os.path.join(self.state_dir, "workloads")
+        self.corrupt_dir = os.path.join(self.state_dir, "corrupt")
+        self.log_max_bytes = log_max_bytes
+        self.log_keep = log_keep
+        self.problems: list[str] = []  # corrupt records found at start, for the operator
+        self._workloads: dict[str, Workload] = {}
+        self._forks = ForkServerClient() if use_fork_server else None
+        self._closing = asyncio.Event()
+        self._changed = asyncio.Condition()
+
+    # ---- daemon integration -------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Prepare the state dir and cgroups; re-adopt workloads recorded by a previous agent."""
+        os.makedirs(self.wl_dir, mode=0o700, exist_ok=True)
+        try:
+            cgroups.ensure_shims_cgroup(self.root)
+        except CgroupError as e:
+            log.warning("cannot create the shims cgroup: %s", e)
+        if self._forks is not None:
+            await asyncio.to_thread(self._forks.start)
+        for name in sorted(os.listdir(self.wl_dir)):
+            wdir = os.path.join(self.wl_dir, name)
+            if os.path.isdir(wdir):
+                self._adopt(name, wdir)
+
+    async def run(self) -> None:
+        """Watch for exits and apply restart policies until close()."""
+        while not self._closing.is_set():
+            try:
+                await self._tick()
+            except Exception:
+                log.exception("workload watcher tick failed")
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), TICK_S)
+
+    async def close(self) -> None:
+        """Stop watching. Workloads and their shims keep running (they outlive the agent)."""
+        self._closing.set()
+        if self._forks is not None:
+            await asyncio.to_thread(self._forks.close)
+
+    def states(self) -> dict[str, str]:
+        return {name: w.state for name, w in self._workloads.items()}
+
+    def labels_for_cgroup(self, rel: str) -> str | None:
+        parts = rel.strip("/").split("/")
+        if len(parts) >= 2 and parts[0] == cgroups.WORKLOADS and parts[1] in self._workloads:
+            return parts[1]
+        return None
+
+    # ---- re-adoption ----------------------------------------------------------------------
+
+    def _set_aside(self, name: str, wdir: str, err: Exception) -> None:
+        os.makedirs(self.corrupt_dir, mode=0o700, exist_ok=True)
+        dest = os.path.join(self.corrupt_dir, f"{name}-{int(time.time())}-{uuid.uuid4().hex[:6]}")
+        os.rename(wdir, dest)
+        msg = f"workload {name!r}: {err}; set aside in {dest}"
+        self.problems.append(msg)
+        log.error("%s", msg)
+
+    def _adopt(self, name: str, wdir: str) -> None:
+        try:
+            cfg = state.read_json(os.path.join(wdir, CONFIG))
+            spec = WorkloadSpec.from_json(cfg["spec"])
+            policy = parse_restart(spec.restart)
+            created_at = float(cfg["created_at"])
+        except FileNotFoundError as e:
+            self._set_aside(name, wdir, e)
+            return
+        except (state.CorruptRecord, KeyError, TypeError, ValueError) as e:
+            self._set_aside(name, wdir, e)
+            return
+        w = Workload(spec=spec, wdir=wdir, created_at=created_at, policy=policy)
+        try:
+            mgr = state.read_json(os.path.join(wdir, MANAGER))
+            w.restarts = int(mgr.get("restarts", 0))
+            w.stopped_by_user = bool(mgr.get("stopped_by_user", False))
+        except FileNotFoundError:
+            pass
+        except (state.CorruptRecord, ValueError, TypeError) as e:
+            self.problems.append(f"workload {name!r}: {e}; restart count reset")
+        self._workloads[name] = w
+        self._reload_status(w)
+        st = w.status
+        if st.get("state") == "running" and not procs.alive(
+            st.get("shim_pid"), st.get("shim_start")
+        ):
+            # The shim died without recording the exit (killed, or the machine rebooted).
+            alive = procs.alive(st.get("pid"), st.get("pid_start"))
+            if not alive:
+                st.update(state="exited", error="supervisor lost before the exit was recorded")
+                self._write_status(w)
+        if not st:
+            st.update(state="exited", error="never started: no status was recorded")
+        if st.get("state") == "exited":
+            # An exit that happened while the agent was down: restart policy decides now.
+            w.handled_run = 0
+        else:
+            w.handled_run = int(st.get("run", 0))
+
+    def _reload_status(self, w: Workload) -> bool:
+        path = os.path.join(w.wdir, STATUS)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return False
+        # Each atomic write is a new inode, so this changes even within one mtime tick.
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if key == w.status_key:
+            return False
+        try:
+            w.status = state.read_json(path)
+        except FileNotFoundError:
+            return False
+        except state.CorruptRecord as e:
+            dest = state.set_aside(path)
+            self.problems.append(f"workload {w.spec.name!r}: {e}; set aside in {dest}")
+            log.error("%s", self.problems[-1])
+            w.status = {"state": "exited", "error": "status record was corrupt"}
+        w.status_key = key
+        return True
+
+    def _write_status(self, w: Workload) -> None:
+        state.write_json_atomic(os.path.join(w.wdir, STATUS), w.status)
+
+    def _write_manager(self, w: Workload) -> None:
+        state.write_json_atomic(
+            os.path.join(w.wdir, MANAGER),
+            {"restarts": w.restarts, "stopped_by_user": w.stopped_by_user},
+        )
+
+    # ---- watching -------------------------------------------------------------------------
+
+    async def _tick(self) -> None:
+        changed = False
+        now = time.monotonic()
+        for w in list(self._workloads.values()):
+            if self._reload_status(w):
+                changed = True
+            st = w.status
+            if (
+                st.get("state") == "running"
+                and w.restart_at is None
+                and not procs.alive(st.get("shim_pid"), st.get("shim_start"))
+            ):
+                # The shim may have just written its last record: look once more, then decide.
+                if not self._reload_status(w) and w.status.get("state") == "running":
+                    w.status.update(
+                        state="exited", error="supervisor died", finished_at=time.time()
+                    )
+                    self._write_status(w)
+                changed = True
+            if w.status.get("state") == "exited" and w.handled_run != w.status.get("run", 0):
+                self._on_exit(w)
+                changed = True
+            if w.restart_at is not None and now >= w.restart_at:
+                w.restart_at = None
+                try:
+                    await self._launch(w, wait=False)
+                except Exception as e:
+                    log.error("restarting %s failed: %s", w.spec.name, e)
+                changed = True
+        if changed:
+            async with self._changed:
+                self._changed.notify_all()
+
+    def _on_exit(self, w: Workload) -> None:
+        st = w.status
+        w.handled_run = int(st.get("run", 0))
+        code = st.get("exit_code")
+        code = 255 if code is None else int(code)
+        ran = (st.get("finished_at") or 0) - (st.get("started_at") or 0)
+        w.failures_in_row = 0 if ran >= STABLE_RUN_S else w.failures_in_row + 1
+        if should_restart(w.policy, code, w.restarts, w.stopped_by_user):
+            w.restarts += 1
+            self._write_manager(w)
+            w.restart_at = time.monotonic() + backoff_delay(w.failures_in_row)
+
+    async def wait_changed(self, timeout: float) -> None:
+        """Wake when any workload's state changed (or after ``timeout``)."""
+        async with self._changed:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout)
+
+    # ---- requests -------------------------------------------------------------------------
+
+    def _get(self, name: str) -> Workload:
+        w = self._workloads.get(name)
+        if w is None:
+            raise NotFound(f"no such workload: {name!r}")
+        return w
+
+    async def create(self, spec: WorkloadSpec) -> dict[str, Any]:
+        """Validate, record, create the cgroup with its limits, launch. All or nothing."""
+        if not spec.name:
+            spec = WorkloadSpec(**{**spec.__dict__, "name": f"w-{uuid.uuid4().hex[:8]}"})
+        try:
+            check_spec(spec)
+            validate_name(spec.name)
+            policy = parse_restart(spec.restart)
+        except SpecError as e:
+            raise WorkloadError(str(e)) from None
+        if spec.name in self._workloads:
+            raise Conflict(f"a workload named {spec.name!r} already exists (pystats rm it first)")
+        wdir = os.path.join(self.wl_dir, spec.name)
+        try:
+            os.mkdir(wdir, 0o700)
+        except FileExistsError:
+            raise Conflict(f"a workload named {spec.name!r} already exists") from None
+        w = Workload(spec=spec, wdir=wdir, created_at=time.time(), policy=policy)
+        try:
+            state.write_json_atomic(
+                os.path.join(wdir, CONFIG),
+                {
+                    "spec": spec.to_json(),
+                    "root": self.root.path,
+                    "created_at": w.created_at,
+                    "log_max_bytes": self.log_max_bytes,
+                    "log_keep": self.log_keep,
+                },
+            )
+            try:
+                cgroups.create_workload_cgroup(self.root, spec.name, spec.limits)
+            except (CgroupError, OSError) as e:
+                raise WorkloadError(f"cannot create the workload's cgroup: {e}") from None
+            self._workloads[spec.name] = w
+            await self._launch(w, wait=True)
+        except BaseException:
+            self._workloads.pop(spec.name, None)
+            with contextlib.suppress(CgroupError, OSError):
+                cgroups.remove_workload_cgroup(self.root, spec.name)
+            shutil.rmtree(wdir, ignore_errors=True)
+            raise
+        return self.inspect(spec.name)
+
+    async def _launch(self, w: Workload, *, wait: bool) -> None:
+        run = int(w.status.get("run", 0)) + 1
+        w.handled_run = run - 1
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(w.wdir, STATUS))
+        w.status = {"state": "created", "run": run}
+        w.status_key = (0, 0, 0)
+        if self._forks is not None:
+            await asyncio.to_thread(self._forks.spawn, w.wdir, run)
+        else:
+            await asyncio.to_thread(_spawn_process, w.wdir, run)
+        if not wait:
+            return
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not self._reload_status(w):
+            if time.monotonic() > deadline:
+                raise WorkloadError(f"workload {w.spec.name!r} did not start in time")
+            await asyncio.sleep(0.002)
+
+    def inspect(self, name: str) -> dict[str, Any]:
+        w = self._get(name)
+        st = w.status
+        running = w.state == "running"
+        return {
+            "name": name,
+            "state": w.state,
+            "pid": st.get("pid") if running else None,
+            "shim_pid": st.get("shim_pid") if running else None,
+            "exit_code": st.get("exit_code"),
+            "signal": st.get("signal"),
+            "oom_killed": bool(st.get("oom_killed", False)),
+            "error": st.get("error"),
+            "run": st.get("run"),
+            "restart_policy": w.spec.restart,
+            "restart_count": w.restarts,
+            "argv": w.spec.argv,
+            "env": w.spec.env,
+            "workdir": w.spec.workdir,
+            "hostname": w.spec.hostname or name,
+            "net": w.spec.net,
+            "rootfs": w.spec.rootfs,
+            "limits": {
+                "memory_bytes": w.spec.limits.memory_bytes,
+                "cpus": w.spec.limits.cpus,
+                "pids": w.spec.limits.pids,
+            },
+            "cgroup": cgroups.workload_rel(name),
+            "cgroup_path": self.root.resolve(cgroups.workload_rel(name)),
+            "created_at": _iso(w.created_at),
+            "started_at": _iso(st.get("started_at")),
+            "finished_at": _iso(st.get("finished_at")),
+            "log_path": log_path(w.wdir),
+        }
+
+    def listing(self, all_: bool = False) -> list[dict[str, Any]]:
+        out = [self.inspect(n) for n in sorted(self._workloads)]
+        return out if all_ else [d for d in out if d["state"] in ("running", "restarting")]
+
+    def log_files(self, name: str) -> list[str]:
+        return log_files(log_path(self._get(name).wdir), self.log_keep)
+
+    def is_done(self, name: str) -> bool:
+        """True when the workload has exited and will not be restarted (or was removed)."""
+        w = self._workloads.get(name)
+        return w is None or w.state not in ("running", "restarting", "created")
+
+    async def _wait_exited(self, w: Workload, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._reload_status(w)
+            if w.status.get("state") != "running":
+                return True
+            await asyncio.sleep(0.02)
+        return False
+
+    def _signal(self, w: Workload, sig: int) -> bool:
+        st = w.status
+        pid, start = st.get("pid"), st.get("pid_start")
+        if st.get("state") != "running" or not procs.alive(pid, start):
+            return False
+        try:
+            os.kill(int(pid), sig)  # type: ignore[arg-type]
+        except ProcessLookupError:
+            return False
+        return True
+
+    async def stop(self, name: str, grace_s: float = 10.0) -> dict[str, Any]:
+        """SIGTERM, then after ``grace_s`` cgroup.kill; no restart afterwards."""
+        w = self._get(name)
+        w.stopped_by_user = True
+        w.restart_at = None
+        self._write_manager(w)
+        if self._signal(w, signal.SIGTERM) and not await self._wait_exited(w, grace_s):
+            cgroups.kill_workload_cgroup(self.root, name)
+            await self._wait_exited(w, START_TIMEOUT_S)
+        return self.inspect(name)
+
+    async def kill(self, name: str, sig: int = signal.SIGKILL) -> dict[str, Any]:
+        w = self._get(name)
+        if w.state != "running":
+            raise Conflict(f"workload {name!r} is not running")
+        if sig == signal.SIGKILL:
+            w.stopped_by_user = True
+            w.restart_at = None
+            self._write_manager(w)
+            cgroups.kill_workload_cgroup(self.root, name)
+            await self._wait_exited(w, START_TIMEOUT_S)
+        else:
+            self._signal(w, sig)
+        return self.inspect(name)
+
+    async def rm(self, name: str, force: bool = False) -> None:
+        w = self._get(name)
+        if w.state in ("running", "restarting"):
+            if not force:
+                raise Conflict(f"workload {name!r} is {w.state}: stop it first or use --force")
+            w.stopped_by_user = True
+            w.restart_at = None
+            cgroups.kill_workload_cgroup(self.root, name)
+            await self._wait_exited(w, START_TIMEOUT_S)
+        del self._workloads[name]
+        try:
+            cgroups.remove_workload_cgroup(self.root, name)
+        except CgroupError as e:
+            log.warning("removing the cgroup of %s: %s", name, e)
+        shutil.rmtree(w.wdir, ignore_errors=True)
+        async with self._changed:
+            self._changed.notify_all()
+
+
+def _spawn_process(wdir: str, run: int) -> int:
+    """Without a fork server: a fresh interpreter runs the shim (no preexec_fn, new session)."""
+    import subprocess
+    import sys
+
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_parent, env.get("PYTHONPATH")) if p)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent.supervisor.shim", wdir, str(run)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        close_fds=True,
+        env=env,
+    )
+    return proc.pid
