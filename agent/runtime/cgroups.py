@@ -80,7 +80,7 @@ def oom_kills(root: CgroupRoot, name: str) -> int:
     """memory.events oom_kill of the workload cgroup (0 when it is gone or unreadable)."""
     try:
         raw = reader.read_file(root, workload_rel(name), "memory.events")
-    except CgroupError:
+    except (CgroupError, OSError):  # gone, or no memory controller (hybrid host)
         return 0
     return parse_memory_events(raw).oom_kill or 0
 

@@ -50,13 +50,22 @@ def _setup_dev(rootfs: str) -> None:
         linux.mount(host, target, None, linux.MS_BIND)
 
 
-def _enter_rootfs(rootfs: str) -> None:
+def _mount_proc_sys(prefix: str, new_net: bool) -> None:
+    """A fresh /proc (this PID namespace's) and, in a new network namespace, a read-only /sys
+    whose /sys/class/net shows that namespace's devices instead of the host's."""
+    flags = linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC
+    linux.mount("proc", prefix + "/proc", "proc", flags)
+    if new_net and os.path.isdir(prefix + "/sys"):
+        linux.mount("sysfs", prefix + "/sys", "sysfs", flags | linux.MS_RDONLY)
+
+
+def _enter_rootfs(rootfs: str, new_net: bool) -> None:
     # pivot_root needs the new root to be a mount point: bind it onto itself.
     linux.mount(rootfs, rootfs, None, linux.MS_BIND | linux.MS_REC)
     proc = os.path.join(rootfs, "proc")
     if not os.path.isdir(proc):
         os.mkdir(proc, 0o555)
-    linux.mount("proc", proc, "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
+    _mount_proc_sys(rootfs, new_net)
     _setup_dev(rootfs)
     os.chdir(rootfs)
     # pivot_root(".", "."): the old root is stacked under the new one, then detached.
@@ -73,9 +82,9 @@ def setup_namespaces(spec: WorkloadSpec) -> None:
     # Nothing we mount may propagate back to the host.
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
     if spec.rootfs:
-        _enter_rootfs(spec.rootfs)
+        _enter_rootfs(spec.rootfs, spec.net == "none")
     else:
-        linux.mount("proc", "/proc", "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
+        _mount_proc_sys("", spec.net == "none")
     linux.sethostname(spec.hostname or spec.name)
     if spec.net == "none":
         linux.loopback_up()

@@ -58,6 +58,26 @@ def _note(msg: str) -> None:
 
 def run_shim(wdir: str, run: int) -> int:
     """Supervise one run; returns the shim's own exit status (0 once the exit is recorded)."""
+    try:
+        return _supervise(wdir, run)
+    except BaseException as e:
+        # Whatever failed, the manager must not wait forever for a record of this run.
+        _note(f"failed: {e!r}")
+        with contextlib.suppress(Exception):
+            state.write_json_atomic(
+                status_path(wdir),
+                {
+                    "run": run,
+                    "state": "exited",
+                    "exit_code": EXIT_SETUP,
+                    "finished_at": time.time(),
+                    "error": f"the supervisor failed: {e}",
+                },
+            )
+        return 1
+
+
+def _supervise(wdir: str, run: int) -> int:
     with contextlib.suppress(OSError):  # already a session leader (start_new_session)
         os.setsid()
     _redirect_own_stdio(wdir)
