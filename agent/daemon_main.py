@@ -1,14 +1,116 @@
-"""`pystats-agent`: the daemon's entry point. Placeholder until the daemon lands."""
+"""`pystats-agent`: parse flags, load and check the configuration, set up logging, run."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
+
+DESCRIPTION = """\
+The pystats agent: collects every cgroup's state, serves Prometheus /metrics, places processes
+by policy, and launches and supervises workloads. Runs in the foreground; under systemd use
+deploy/systemd/pystats-agent.service (Type=notify, Delegate=yes).
+
+Signals: SIGTERM/SIGINT stop cleanly (workloads keep running in their supervisors);
+SIGHUP reloads the policy (an invalid one is rejected, the previous one stays in force).
+Exit status: 0 clean stop, 1 a part failed, 2 invalid configuration or flags.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="pystats-agent",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "-c", "--config", help="configuration file (default /etc/pystats/agent.yaml if present)"
+    )
+    p.add_argument(
+        "--check-config",
+        action="store_true",
+        help="validate the configuration (and policy), print what the agent would use, and exit",
+    )
+    p.add_argument("--root", help="the agent's writable cgroup (overrides `root:`)")
+    p.add_argument("--collect-root", help="cgroup tree to monitor (overrides `collect_root:`)")
+    p.add_argument("--state-dir", help="state directory (overrides `state_dir:`)")
+    p.add_argument("--socket", help="API Unix socket path (overrides `socket:`)")
+    p.add_argument("--metrics-listen", help="HOST:PORT for /metrics (overrides `metrics_listen:`)")
+    p.add_argument("--policy", help="policy YAML file (overrides `policy:`)")
+    p.add_argument("--interval", help="collection interval, e.g. 1s or 500ms")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pystats-agent", description="pystats agent daemon")
-    parser.parse_args(argv)
-    print("pystats-agent: not built yet", file=sys.stderr)
-    return 1
+    args = build_parser().parse_args(argv)
+    from agent.config import ConfigError, load_config, parse_duration
+
+    try:
+        cfg = load_config(args.config)
+        overrides = {
+            "root": args.root,
+            "collect_root": args.collect_root,
+            "state_dir": args.state_dir,
+            "socket": args.socket,
+            "metrics_listen": args.metrics_listen,
+            "policy": args.policy,
+            "log_level": args.log_level,
+        }
+        if args.interval is not None:
+            overrides["interval_s"] = parse_duration(args.interval)  # type: ignore[assignment]
+        cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as e:
+        for line in e.errors:
+            print(line, file=sys.stderr)
+        return 2
+    except ValueError as e:
+        print(f"pystats-agent: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=cfg.log_level.upper(),
+        stream=sys.stderr,
+        # journald adds its own timestamps; <N> prefixes give it the level.
+        format="<%(levelno_sd)s>%(name)s: %(message)s"
+        if os.environ.get("JOURNAL_STREAM")
+        else "%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    _install_sd_levels()
+    if args.check_config:
+        from agent.checkconfig import check
+
+        return check(cfg)
+    from agent.daemon import Agent
+
+    try:
+        return asyncio.run(Agent(cfg).run())
+    except KeyboardInterrupt:
+        return 0
+    except Exception as e:  # start-up errors (root not usable...) are the user's to fix
+        from agent.rootsetup import RootError
+        from cgroupfs.errors import CgroupError
+
+        if isinstance(e, RootError | CgroupError | OSError):
+            logging.getLogger("pystats.agent").error("cannot start: %s", e)
+            return 2
+        raise
+
+
+def _install_sd_levels() -> None:
+    sd = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3}
+    old = logging.getLogRecordFactory()
+
+    def factory(*a: object, **kw: object) -> logging.LogRecord:
+        rec = old(*a, **kw)  # type: ignore[arg-type]
+        rec.levelno_sd = sd.get(rec.levelno, 2)
+        return rec
+
+    logging.setLogRecordFactory(factory)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""`pystats-agent --check-config`: validate everything the agent would use, change nothing."""
+
+from __future__ import annotations
+
+import sys
+
+from agent.config import AgentConfig
+from agent.rootsetup import RootError, choose_root
+from cgroupfs.mount import detect
+
+
+def check(cfg: AgentConfig) -> int:
+    """Print the effective settings and what this host allows; 0 if usable, 2 if not."""
+    ok = True
+    print(f"configuration: {cfg.source}")
+    mount = detect()
+    print(f"cgroup mode: {mount.mode} ({mount.path or 'no cgroup2 mount'})")
+    for c, why in sorted(mount.missing.items()):
+        print(f"  controller {c} unavailable: {why}")
+    try:
+        root, delegated = choose_root(mount, cfg.root)
+        print(f"agent root: {root}{' (delegated by systemd)' if delegated else ''}")
+    except RootError as e:
+        print(f"error: {e}", file=sys.stderr)
+        ok = False
+    print(
+        f"collect root: {cfg.collect_root}; interval {cfg.interval_s:g}s, slow files every "
+        f"{cfg.slow_every} ticks, history {cfg.history_s:g}s"
+    )
+    print(f"API socket: {cfg.socket} (mode {cfg.socket_mode:04o}); metrics: {cfg.metrics_listen}")
+    if cfg.policy:
+        from policies.validate import check_file
+
+        _policy, errors = check_file(cfg.policy)
+        if errors:
+            ok = False
+            for e in errors:
+                print(e, file=sys.stderr)
+        else:
+            print(f"policy: {cfg.policy}: valid")
+    return 0 if ok else 2

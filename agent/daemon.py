@@ -1,0 +1,152 @@
+"""The agent: composes collector, exporter, API, workloads and policies in one asyncio TaskGroup.
+
+Each part runs inside ``_guard``: an essential part (collector, API, exporter) that fails stops
+the whole agent cleanly (systemd restarts it; workloads keep running in their shims); an
+optional part (the policy engine) is logged and restarted with backoff. SIGTERM/SIGINT stop,
+SIGHUP reloads policies. Readiness and the watchdog go to systemd through sd_notify.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from agent import sdnotify
+from agent.config import AgentConfig
+from agent.rootsetup import AgentLayout, prepare
+from cgroupfs.mount import detect
+from cgroupfs.paths import CgroupRoot
+from collectors.store import Store
+
+log = logging.getLogger("pystats.agent")
+
+
+class StopAgent(Exception):
+    """An essential part failed: the TaskGroup unwinds and the agent exits non-zero."""
+
+
+@dataclass
+class Health:
+    """What the agent knows about itself, for its self-metrics and the watchdog."""
+
+    started_wall: float = field(default_factory=time.time)
+    part_failures: dict[str, int] = field(default_factory=dict)
+    shed_level: int = 0  # 0: everything; 1: shorter history; 2: also slower slow files
+
+
+class Agent:
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.health = Health()
+        self._stop = asyncio.Event()
+        self.layout: AgentLayout | None = None
+        self.store = Store(history_len=config.history_points)
+        self.engine: object | None = None
+
+    async def run(self) -> int:
+        cfg = self.config
+        mount = detect()
+        self.layout = layout = prepare(mount, cfg.root)
+        log.info(
+            "cgroup mode %s at %s; agent root %s%s",
+            mount.mode,
+            mount.path,
+            layout.root.path,
+            " (delegated by systemd)" if layout.delegated else "",
+        )
+        parts = await self._build_parts(layout)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for name, (factory, essential) in parts.items():
+                    tg.create_task(self._guard(name, factory, essential), name=name)
+                tg.create_task(self._watchdog(), name="watchdog")
+                sdnotify.notify("READY=1\nSTATUS=collecting")
+                await self._stop.wait()
+                sdnotify.notify("STOPPING=1")
+                raise asyncio.CancelledError  # leave the TaskGroup, cancelling every part
+        except* StopAgent:
+            return 1
+        except* asyncio.CancelledError:
+            pass
+        finally:
+            await self._close_parts()
+        log.info("stopped; workloads keep running in their supervisors")
+        return 0
+
+    async def _guard(
+        self, name: str, factory: Callable[[], Awaitable[None]], essential: bool
+    ) -> None:
+        delay = 1.0
+        while True:
+            try:
+                await factory()
+                if essential:
+                    log.error("%s returned; stopping", name)
+                    raise StopAgent(name)
+                return
+            except asyncio.CancelledError:
+                raise
+            except StopAgent:
+                raise
+            except Exception:
+                self.health.part_failures[name] = self.health.part_failures.get(name, 0) + 1
+                if essential:
+                    log.exception("%s failed; stopping the agent", name)
+                    raise StopAgent(name) from None
+                log.exception("%s failed; restarting it in %.0f s", name, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+
+    async def _watchdog(self) -> None:
+        interval = sdnotify.watchdog_interval_s()
+        if interval is None:
+            return
+        while True:
+            # Only pet the watchdog while ticks happen: a stuck collector gets us restarted.
+            last = self.store.stats.last_success_wall
+            if last is None or time.time() - last < max(10.0, 5 * self.config.interval_s):
+                sdnotify.notify("WATCHDOG=1")
+            await asyncio.sleep(interval)
+
+    def reload(self) -> None:
+        reload = getattr(self.engine, "reload", None)
+        if reload is None:
+            log.info("SIGHUP: no policy configured, nothing to reload")
+            return
+        errors = reload()
+        if errors:
+            log.error("SIGHUP: new policy rejected, the previous one stays in force:")
+            for e in errors:
+                log.error("  %s", e)
+        else:
+            log.info("SIGHUP: policy reloaded")
+
+    async def _build_parts(
+        self, layout: AgentLayout
+    ) -> dict[str, tuple[Callable[[], Awaitable[None]], bool]]:
+        from agent.parts import build_parts
+
+        return await build_parts(self, layout)
+
+    async def _close_parts(self) -> None:
+        from agent.parts import close_parts
+
+        with contextlib.suppress(Exception):
+            await close_parts(self)
+
+
+def collect_root(config: AgentConfig, layout: AgentLayout) -> CgroupRoot:
+    """What the collector watches: the configured tree, or the whole cgroup2 mount."""
+    if config.collect_root and config.collect_root != "auto":
+        return CgroupRoot(os.path.realpath(config.collect_root))
+    return CgroupRoot(os.path.realpath(layout.mount.path or layout.root.path))
