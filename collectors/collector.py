@@ -49,13 +49,21 @@ class Collector:
         kmsg: bool = True,
     ) -> None:
         """``idle_every``: unpopulated cgroups are read in full every N ticks (1 = always).
-        ``watch``: inotify between ticks (falls back to per-tick polling when unavailable).
+        ``watch``: inotify between ticks on memory.events/cgroup.events, and on directories
+        for discovery (falls back to per-tick reads and walks when unavailable).
         ``kmsg``: name OOM victims from /dev/kmsg where readable."""
         self.root = root
         self.store = store
         self.interval_s = interval_s  # read each tick: may be changed while running
         self.reader = KeptReader(root)
-        self.tree = Tree(lambda: walk(root, max_depth), include, exclude)
+        self.tree = Tree(
+            lambda start, depth: walk(root, depth, start=start),
+            include,
+            exclude,
+            max_depth=max_depth,
+            resolve=lambda rel: root.resolve(rel, strict=False),
+            watch_dirs=watch,
+        )
         self._kmsg = KmsgVictims() if kmsg else None
         self.sampler = Sampler(
             self.reader,
@@ -199,6 +207,7 @@ class Collector:
         if self.watcher is not None:
             self.watcher.close()
             self.watcher = None
+        self.tree.close()
         if self._kmsg is not None:
             self._kmsg.close()
         close = getattr(self.reader, "close", None)

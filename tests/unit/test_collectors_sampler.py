@@ -43,7 +43,7 @@ class FakeReader:
     def forget(self, rel: str) -> None:
         self.forgotten.append(rel)
 
-    def walk(self) -> list[tuple[str, int]]:
+    def walk(self, start: str = "", depth: int | None = None) -> list[tuple[str, int]]:
         return sorted(self.inodes.items())
 
 
