@@ -1,0 +1,126 @@
+"""Agent health: is each agent up, ticking on time, erroring, and what its exporter costs."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders.dashboard import Dashboard
+
+from dashboards.common import INSTANCE, base_dashboard, row, stat_panel, timeseries_panel
+
+UID = "pystats-agent"
+R = "$__rate_interval"
+I = "{{instance}}"  # noqa: E741
+
+
+def build() -> Dashboard:
+    d = base_dashboard(
+        UID,
+        "pystats / Agent health",
+        "pystats agents: up, tick rate and duration, staleness, errors, exporter cost.",
+        ["agent"],
+    )
+    d = d.with_row(row("Status"))
+    d = d.with_panel(
+        stat_panel(
+            "Agents up",
+            f"sum(up{{{INSTANCE}}})",
+            unit="none",
+            description="Agents Prometheus scraped successfully.",
+        )
+    )
+    d = d.with_panel(
+        stat_panel(
+            "Version",
+            f"count by (version) (pystats_build_info{{{INSTANCE}}})",
+            unit="none",
+            description="Agents per pystats version (pystats_build_info).",
+        )
+    )
+    d = d.with_panel(
+        stat_panel(
+            "Seconds since last good tick",
+            f"max(time() - pystats_last_successful_tick_timestamp_seconds{{{INSTANCE}}})",
+            unit="s",
+            description="Age of the newest complete tick of the most stale agent.",
+        )
+    )
+    d = d.with_panel(
+        stat_panel(
+            "Cgroups tracked",
+            f"sum(pystats_cgroups_tracked{{{INSTANCE}}})",
+            unit="none",
+            description="Cgroups in the agents' stores.",
+        )
+    )
+    d = d.with_row(row("Collector"))
+    d = d.with_panel(
+        timeseries_panel(
+            "Tick rate and duration",
+            [
+                (f"rate(pystats_ticks_total{{{INSTANCE}}}[{R}])", f"{I} ticks/s"),
+                (f"pystats_tick_duration_seconds{{{INSTANCE}}}", f"{I} tick duration (s)"),
+            ],
+            unit="none",
+            description="Ticks published per second and the last tick's duration.",
+        )
+    )
+    d = d.with_panel(
+        timeseries_panel(
+            "Collector errors",
+            [
+                (
+                    f"sum by (instance, reason) (rate(pystats_errors_total{{{INSTANCE}}}[{R}]))"
+                    " or on() vector(0)",
+                    f"{I} {{{{reason}}}}",
+                )
+            ],
+            unit="none",
+            description="Errors per second by reason (0 when there were none).",
+        )
+    )
+    d = d.with_row(row("Workloads and placement"))
+    d = d.with_panel(
+        timeseries_panel(
+            "Workloads by state",
+            [(f"count by (state) (pystats_workload_state{{{INSTANCE}}})", "{{state}}")],
+            unit="none",
+            stack=True,
+            description="Workloads the agents manage, by state.",
+        )
+    )
+    d = d.with_panel(
+        timeseries_panel(
+            "Placement actions",
+            [
+                (
+                    "sum by (policy, outcome) "
+                    f"(increase(pystats_placement_actions_total{{{INSTANCE}}}"
+                    f"[{R}]))",
+                    "{{policy}} {{outcome}}",
+                )
+            ],
+            unit="none",
+            bars=True,
+            description="Placement actions by policy and outcome.",
+        )
+    )
+    d = d.with_row(row("Exporter"))
+    d = d.with_panel(
+        timeseries_panel(
+            "Scrape cost",
+            [
+                (f"pystats_exporter_render_seconds{{{INSTANCE}}}", f"{I} render (s)"),
+                (f"scrape_duration_seconds{{{INSTANCE}}}", f"{I} scrape (s)"),
+            ],
+            unit="s",
+            description="Time to render one tick's metrics, and Prometheus' scrape time.",
+        )
+    )
+    d = d.with_panel(
+        timeseries_panel(
+            "Series per scrape",
+            [(f"scrape_samples_scraped{{{INSTANCE}}}", I)],
+            unit="none",
+            description="Samples in each scrape (cardinality watch).",
+        )
+    )
+    return d
