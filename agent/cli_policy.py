@@ -1,9 +1,173 @@
-"""`pystats policy check/plan/explain`. Placeholder until policies land."""
+"""`pystats policy check|plan|explain`: validate a policy, show what it would do, say why.
+
+Exit codes: 0 fine, 1 the policy has errors (each printed as FILE:LINE:COL: message), 2 the
+environment cannot answer (no cgroup2 mount, unreadable root). No traceback on any input.
+Imports happen inside the handlers so that `pystats policy check` starts fast.
+"""
 
 from __future__ import annotations
 
+import argparse
+import os
+import sys
 from typing import Any
+
+AUTO = "auto"
+POLICIES_SUBTREE = "pystats/policies"  # the agent's default root (rootsetup) + its policies/
 
 
 def register(sub: Any) -> None:
-    return None
+    p = sub.add_parser(
+        "policy",
+        help="check, plan or explain a placement policy (YAML)",
+        description="Placement policies: YAML rules that put processes into cgroup subtrees.",
+    )
+    psub = p.add_subparsers(dest="policy_command", metavar="ACTION", required=True)
+
+    c = psub.add_parser("check", help="validate policy files; list every error as FILE:LINE:COL")
+    c.add_argument("files", nargs="+", metavar="FILE")
+    c.set_defaults(func=_check)
+
+    pl = psub.add_parser("plan", help="print what the policy would create, move and set (dry run)")
+    pl.add_argument("file", metavar="FILE")
+    pl.add_argument(
+        "--root",
+        default=AUTO,
+        help=f"the policy engine's cgroup root (default: <cgroup2 mount>/{POLICIES_SUBTREE})",
+    )
+    pl.set_defaults(func=_plan)
+
+    e = psub.add_parser("explain", help="say which rule places a process, and why (or why none)")
+    e.add_argument("pid", metavar="PID", type=int)
+    e.add_argument("--policy", metavar="FILE", help="policy file (default: the agent config's)")
+    e.add_argument("--root", default=AUTO, help="the policy engine's cgroup root (as for plan)")
+    e.set_defaults(func=_explain)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from policies.validate import check_file
+
+    status = 0
+    for path in args.files:
+        policy, errors = check_file(path)
+        if policy is None:
+            status = 1
+            for err in errors:
+                print(err)
+            print(f"{path}: {len(errors)} error{'s' if len(errors) != 1 else ''}", file=sys.stderr)
+        else:
+            groups = policy.all_groups()
+            rules = sum(len(g.match) for g in groups)
+            print(f"{path}: ok ({len(groups)} groups, {rules} match rules)")
+    return status
+
+
+def _load(path: str) -> Any:
+    from policies.validate import check_file
+
+    policy, errors = check_file(path)
+    if policy is None:
+        for err in errors:
+            print(err)
+        return None
+    return policy
+
+
+def _root(arg: str) -> str | None:
+    if arg != AUTO:
+        return os.path.abspath(arg)
+    from cgroupfs.mount import detect
+
+    mount = detect()
+    if mount.path is None:
+        print("pystats policy: no cgroup2 filesystem is mounted; pass --root", file=sys.stderr)
+        return None
+    return os.path.join(mount.path, POLICIES_SUBTREE)
+
+
+def _state(root_path: str) -> Any:
+    """(CgroupRoot, Current, processes) for ``root_path``; None after printing why."""
+    from cgroupfs.errors import CgroupError
+    from cgroupfs.paths import CgroupRoot
+    from policies.apply import read_current
+    from policies.plan import Current
+    from policies.procs import hierarchy_path, snapshot
+
+    root_cgroup = hierarchy_path(root_path)
+    if root_cgroup is None:
+        parent = os.path.dirname(root_path)
+        base = hierarchy_path(parent) if os.path.isdir(parent) else None
+        if base is None:
+            print(f"pystats policy: {root_path} is not on a cgroup2 filesystem", file=sys.stderr)
+            return None
+        root_cgroup = base.rstrip("/") + "/" + os.path.basename(root_path)
+    try:
+        root = CgroupRoot(root_path)
+        current = (
+            read_current(root, root_cgroup)
+            if os.path.isdir(root_path)
+            else Current(root_cgroup, frozenset())
+        )
+    except (CgroupError, OSError) as e:
+        print(f"pystats policy: cannot read {root_path}: {e}", file=sys.stderr)
+        return None
+    return root, current, snapshot()
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from policies.plan import plan
+
+    policy = _load(args.file)
+    if policy is None:
+        return 1
+    root_path = _root(args.root)
+    state = _root_state(root_path)
+    if state is None:
+        return 2
+    root, current, procs = state
+    if not os.path.isdir(root.path):
+        print(f"(root {root.path} does not exist yet: it would be created)")
+    actions = plan(policy, procs, current, self_pids={os.getpid()})
+    try:
+        for a in actions:
+            print(a)
+    except BrokenPipeError:  # `| head`
+        return 0
+    print(f"{len(actions)} action{'s' if len(actions) != 1 else ''} (nothing was changed)")
+    return 0
+
+
+def _root_state(root_path: str | None) -> Any:
+    return None if root_path is None else _state(root_path)
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from policies.explain import explain
+
+    path = args.policy
+    if path is None:
+        from agent.config import ConfigError, load_config
+
+        try:
+            path = load_config(None).policy
+        except ConfigError as e:
+            print("\n".join(e.errors), file=sys.stderr)
+            return 2
+        if path is None:
+            print(
+                "pystats policy explain: no policy configured; pass --policy FILE", file=sys.stderr
+            )
+            return 2
+    policy = _load(path)
+    if policy is None:
+        return 1
+    state = _root_state(_root(args.root))
+    if state is None:
+        return 2
+    _root_obj, current, procs = state
+    if args.pid <= 0:
+        print(f"pystats policy explain: {args.pid} is not a process ID", file=sys.stderr)
+        return 2
+    for line in explain(policy, args.pid, procs, current, self_pids={os.getpid()}):
+        print(line)
+    return 0
