@@ -63,7 +63,10 @@ def sample(
         memory_events=None if mem is None else MemoryEvents(0, 0, oom_kill, oom_kill, oom_kill, 0),
         pids_current=pids,
         pids_max=None if pids is None else float("inf"),
-        io=IoStat((IoDeviceStat(8, 0, rbytes=int(io[0] * 100), wbytes=int(io[1] * 100)),)),
+        # A hybrid host's v2 tree has no memory and no io controller: both unavailable.
+        io=None
+        if mem is None
+        else IoStat((IoDeviceStat(8, 0, rbytes=int(io[0] * 100), wbytes=int(io[1] * 100)),)),
         cpu_pressure=_psi(psi / 2),
         memory_pressure=_psi(psi),
         io_pressure=_psi(0.0),
@@ -79,8 +82,8 @@ def sample(
         cpu_percent=None if cores is None else cores * 100,
         cpu_quota_percent=None if (quota is None or cores is None) else cores / quota * 100,
         throttled_percent=throttled if quota is not None else None,
-        io_read_bps=io[0],
-        io_write_bps=io[1],
+        io_read_bps=None if mem is None else io[0],
+        io_write_bps=None if mem is None else io[1],
         memory_used=used,
         working_set=used,
         memory_limit=limit,
@@ -108,7 +111,7 @@ def demo_store(ticks: int = 30) -> Store:
                 io=(2e6, 5e5),
             ),
             sample("system.slice/old.service", t, cores=0.0, mem=0, pids=0, populated=False),
-            sample("pystats.slice", t, cores=1.1 + wobble, mem=1400 * MiB, pids=30),
+            sample("pystats.slice", t, cores=1.1 + wobble, mem=1400 * MiB, pids=30, oom_kill=2),
             sample(
                 "pystats.slice/web",
                 t,

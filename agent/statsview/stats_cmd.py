@@ -22,9 +22,10 @@ def render(doc: StatsDoc, fmt: str) -> str:
 
 
 async def run_stats(
-    source: Any, *, stream: bool, show_all: bool, fmt: str, out: TextIO = sys.stdout
+    source: Any, *, stream: bool, show_all: bool, fmt: str, out: TextIO | None = None
 ) -> int:
     """``source`` is an agent.tui.sources Source; standalone sources are primed to two ticks."""
+    out = out or sys.stdout
     try:
         prime = getattr(source, "prime", None)
         if prime is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -34,12 +35,12 @@ def help_table() -> Table:
     t.add_column(style="bold cyan")
     t.add_column()
     for k, v in KEYS:
-        t.add_row(k, v)
+        t.add_row(Text(k), Text(v))
     t.add_row("", "")
     for c in COLUMNS:
-        t.add_row(c.label, c.help)
+        t.add_row(Text(c.label), Text(c.help))
     t.add_row("", "")
-    t.add_row("-", "unavailable (controller absent or not read yet), never zero")
+    t.add_row(Text("-"), Text("unavailable (controller absent or not read yet), never zero"))
     return t
 
 

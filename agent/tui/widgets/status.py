@@ -34,7 +34,7 @@ def status_text(
     segs: list[tuple[str, str, str, int]] = [
         ("pystats", "", "bold", 6),
         (source, source.split(" ")[0], "cyan", 1),
-        (mode, mode, mode_style, 2),
+        (mode, mode.replace("hybrid v1/v2", "hybrid").replace(", ", ","), mode_style, 2),
         (
             f"host CPU {cpu_s} MEM {mem}",
             f"host {cpu_s} {mem}",
