@@ -27,6 +27,8 @@ from collectors.sample import CgroupRates, CgroupSample, OomEvent
 _PAGE = 4096
 _NO_MEM = 0xFFFFFFFF  # uint32 sentinel for "memory_current unavailable"
 _MAX_PAGES = _NO_MEM - 1
+_MAX_BYTES = _MAX_PAGES * _PAGE
+_NAN = math.nan
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,18 +59,13 @@ class HistoryRing(Sequence[HistoryPoint]):
 
     def put(self, tick: int, cpu: float | None, mem: int | None) -> None:
         """Write the point of ``tick`` (the next tick after the last one written)."""
-        c = math.nan if cpu is None else cpu
-        m = _NO_MEM if mem is None else min(mem // _PAGE, _MAX_PAGES)
+        c = _NAN if cpu is None else cpu
+        m = _NO_MEM if mem is None else (mem >> 12 if mem < _MAX_BYTES else _MAX_PAGES)
         i = tick - self._first
-        if tick == self._last:  # a second sample in one tick replaces the first
-            i %= self._cap
-            self._cpu[i] = c
-            self._mem[i] = m
-            return
-        if i < self._cap:
+        if i < self._cap and tick != self._last:
             self._cpu.append(c)
             self._mem.append(m)
-        else:
+        else:  # full ring, or a second sample in one tick replacing the first
             i %= self._cap
             self._cpu[i] = c
             self._mem[i] = m

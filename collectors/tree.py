@@ -76,6 +76,7 @@ class Tree:
         self._full_needed = True
         self._ino: Inotify | None = None
         self._wd: dict[int, str] = {}
+        self._watched: dict[str, int] = {}  # rel -> inode with a watch (re-adding costs ~100 us)
         self.watch_reason = ""
         if watch_dirs and resolve is not None:
             ino = Inotify()
@@ -102,15 +103,16 @@ class Tree:
             self._wanted[rel] = w
         return w
 
-    def _watch(self, rel: str) -> None:
+    def _watch(self, rel: str, inode: int) -> None:
         ino, resolve = self._ino, self._resolve
-        if ino is None or resolve is None:
+        if ino is None or resolve is None or self._watched.get(rel) == inode:
             return
         if self.max_depth is not None and _depth(rel) >= self.max_depth:
             return  # its children are beyond the limit
         wd, err = ino.add(resolve(rel), DIR_MASK)
         if wd >= 0:
             self._wd[wd] = rel
+            self._watched[rel] = inode
         elif err not in (2, 20):  # ENOENT/ENOTDIR: gone already; else (ENOSPC): stop watching
             self.watch_reason = f"inotify_add_watch: errno {err}"
             self._stop_watching()
@@ -120,6 +122,7 @@ class Tree:
             self._ino.close()
         self._ino = None
         self._wd.clear()
+        self._watched.clear()
 
     def _walk_from(self, start: str) -> Iterable[tuple[str, int]]:
         md = self.max_depth
@@ -129,7 +132,9 @@ class Tree:
                 return
         try:
             for rel, inode in self._walk(start, md):
-                self._watch(rel)  # before its listing (the walk lists a directory after yielding)
+                self._watch(
+                    rel, inode
+                )  # before its listing (the walk lists a directory after yielding)
                 yield rel, inode
         except (CgroupError, OSError):  # a name the walk refuses, or a racing removal
             return
@@ -148,6 +153,7 @@ class Tree:
                 continue
             if mask & IN_IGNORED:
                 del self._wd[wd]
+                self._watched.pop(parent, None)
                 continue
             if not mask & IN_ISDIR or not name:
                 continue
