@@ -226,7 +226,7 @@ def _simple(args: argparse.Namespace, action: str) -> int:
     client = _client(args)
     try:
         if action == "ps":
-            rows = client.list(all_=args.all)
+            rows = client.listing(all_=args.all)
             print(json.dumps(rows, indent=2) if args.json else _table(rows))
         elif action == "inspect":
             print(json.dumps(client.inspect(args.name), indent=2))

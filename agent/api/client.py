@@ -95,7 +95,7 @@ class WorkloadClient:
         out: dict[str, Any] = self._json("POST", "/v1/workloads", body)
         return out
 
-    def list(self, all_: bool = False) -> list[dict[str, Any]]:
+    def listing(self, all_: bool = False) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = self._json("GET", "/v1/workloads" + ("?all=1" if all_ else ""))
         return out
 

@@ -47,4 +47,4 @@ def backoff_delay(failures_in_a_row: int) -> float:
     """Seconds to wait before the next start: 0.1, 0.2, 0.4, ... capped at 30 s."""
     if failures_in_a_row <= 0:
         return 0.0
-    return float(min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (failures_in_a_row - 1)))
+    return float(min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** min(failures_in_a_row - 1, 30)))
