@@ -21,6 +21,7 @@ garbage) goes to the slow per-line path, which gives the same result or a precis
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from typing import Final
@@ -82,119 +83,116 @@ def _nonblank_lines(data: bytes) -> list[bytes]:
     return [line for line in data.split(b"\n") if line.strip()]
 
 
-def _pairs_slow(data: bytes, file: str, wanted: frozenset[bytes] | None) -> dict[bytes, int]:
-    """Line-by-line "key value" parse. ``wanted`` None means every key must be an integer;
-    otherwise keys outside ``wanted`` are skipped without checking their value."""
-    out: dict[bytes, int] = {}
+def _pairs_slow(data: bytes, file: str, wanted: frozenset[str] | None) -> dict[str, int]:
+    """Line-by-line "key value" parse. ``wanted`` None (memory.stat) keeps every key with an
+    integer value; otherwise keys outside ``wanted`` are skipped without checking their value."""
+    out: dict[str, int] = {}
     for no, line in enumerate(data.split(b"\n"), 1):
         parts = line.split()
         if not parts:
             continue
         if len(parts) != 2:
             raise ParseError(file, f"line {no}: expected 'key value', got {_show(line)}")
-        key, value = parts
+        raw_key, value = parts
+        if not raw_key.isascii():
+            if wanted is None:
+                raise ParseError(file, f"line {no}: non-ASCII key {_show(raw_key)}")
+            continue  # cannot be a key we want
+        key = raw_key.decode("ascii")
         if wanted is not None and key not in wanted:
             continue
         if wanted is None and not value.isdigit():
             continue  # memory.stat: an unknown non-numeric key is ignored, like any unknown key
-        out[key] = _to_int(value, file, f"line {no} ({key.decode('ascii', 'replace')})")
+        out[key] = _to_int(value, file, f"line {no} ({key})")
     return out
 
 
 # The kernel's exact shape of a flat keyed file: "key value\n" lines, single space, digits.
-# One fullmatch over the whole buffer (not per line) proves every line holds exactly one pair.
+# One fullmatch over the whole buffer (not per line) proves every line holds exactly one pair
+# and that the buffer is ASCII, so it can be decoded and split in one go.
 _CANONICAL_PAIRS: Final = re.compile(rb"(?:[!-~]+ [0-9]+\n)*")
 
 
-def _pairs(data: bytes, file: str, wanted: frozenset[bytes] | None) -> dict[bytes, int]:
+def _pairs(data: bytes, file: str, wanted: frozenset[str] | None) -> dict[str, int]:
     """Flat keyed file -> {key: int}, last duplicate wins (see module doc)."""
     if _CANONICAL_PAIRS.fullmatch(data):
-        parts = data.split()
+        parts = data.decode("ascii").split()
         try:
-            return dict(zip(parts[0::2], map(int, parts[1::2]), strict=True))
+            # strict=False: the regex guarantees an even count.
+            return dict(zip(parts[0::2], map(int, parts[1::2]), strict=False))
         except ValueError:
             pass  # > 4300 digits: let the slow path name the line
     return _pairs_slow(data, file, wanted)
 
 
-def _fields(data: bytes, file: str, keys: dict[bytes, str]) -> dict[str, int]:
-    """Known keys of a flat keyed file, as dataclass keyword arguments."""
-    pairs = _pairs(data, file, frozenset(keys))
-    return {keys[k]: v for k, v in pairs.items() if k in keys}
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
 
 
-def _keymap(*names: str) -> dict[bytes, str]:
-    return {n.encode(): n for n in names}
-
-
-_CPU_STAT_KEYS: Final = _keymap(
-    "usage_usec",
-    "user_usec",
-    "system_usec",
-    "nr_periods",
-    "nr_throttled",
-    "throttled_usec",
-    "nr_bursts",
-    "burst_usec",
-)
-_MEMORY_EVENTS_KEYS: Final = _keymap("low", "high", "max", "oom", "oom_kill", "oom_group_kill")
-_MEMORY_STAT_KEYS: Final = _keymap(
-    "anon",
-    "file",
-    "kernel",
-    "kernel_stack",
-    "slab",
-    "sock",
-    "shmem",
-    "file_mapped",
-    "file_dirty",
-    "file_writeback",
-    "inactive_anon",
-    "active_anon",
-    "inactive_file",
-    "active_file",
-    "pgfault",
-    "pgmajfault",
-)
-_PIDS_EVENTS_KEYS: Final = _keymap("max")
-_CGROUP_STAT_KEYS: Final = _keymap("nr_descendants", "nr_dying_descendants")
-_CGROUP_EVENTS_KEYS: Final = _keymap("populated", "frozen")
+# Field order = constructor order, so values can be passed positionally via map(dict.get, ...).
+_CPU_STAT: Final = _field_names(CpuStat)
+_MEMORY_EVENTS: Final = _field_names(MemoryEvents)
+_PIDS_EVENTS: Final = _field_names(PidsEvents)
+_CGROUP_STAT: Final = _field_names(CgroupStat)
+_CGROUP_EVENTS: Final = _field_names(CgroupEvents)
+_CPU_STAT_SET: Final = frozenset(_CPU_STAT)
+_MEMORY_EVENTS_SET: Final = frozenset(_MEMORY_EVENTS)
+_PIDS_EVENTS_SET: Final = frozenset(_PIDS_EVENTS)
+_CGROUP_STAT_SET: Final = frozenset(_CGROUP_STAT)
+_CGROUP_EVENTS_SET: Final = frozenset(_CGROUP_EVENTS)
 
 
 def parse_cpu_stat(data: bytes, file: str = "cpu.stat") -> CpuStat:
-    return CpuStat(**_fields(data, file, _CPU_STAT_KEYS))
+    return CpuStat(*map(_pairs(data, file, _CPU_STAT_SET).get, _CPU_STAT))
 
 
 def parse_memory_events(data: bytes, file: str = "memory.events") -> MemoryEvents:
     """memory.events and memory.events.local (same format)."""
-    return MemoryEvents(**_fields(data, file, _MEMORY_EVENTS_KEYS))
+    return MemoryEvents(*map(_pairs(data, file, _MEMORY_EVENTS_SET).get, _MEMORY_EVENTS))
 
 
 def parse_pids_events(data: bytes, file: str = "pids.events") -> PidsEvents:
-    return PidsEvents(**_fields(data, file, _PIDS_EVENTS_KEYS))
+    return PidsEvents(*map(_pairs(data, file, _PIDS_EVENTS_SET).get, _PIDS_EVENTS))
 
 
 def parse_cgroup_stat(data: bytes, file: str = "cgroup.stat") -> CgroupStat:
-    return CgroupStat(**_fields(data, file, _CGROUP_STAT_KEYS))
+    return CgroupStat(*map(_pairs(data, file, _CGROUP_STAT_SET).get, _CGROUP_STAT))
 
 
 def parse_cgroup_events(data: bytes, file: str = "cgroup.events") -> CgroupEvents:
-    values = _fields(data, file, _CGROUP_EVENTS_KEYS)
-    for key, value in values.items():
-        if value > 1:
+    values = _pairs(data, file, _CGROUP_EVENTS_SET)
+    flags: list[bool | None] = []
+    for key in _CGROUP_EVENTS:
+        value = values.get(key)
+        if value is not None and value > 1:
             raise ParseError(file, f"{key}: expected 0 or 1, got {value}")
-    return CgroupEvents(**{k: v == 1 for k, v in values.items()})
+        flags.append(None if value is None else value == 1)
+    return CgroupEvents(*flags)
 
 
 def parse_memory_stat(data: bytes, file: str = "memory.stat") -> MemoryStat:
-    """Named fields for what pystats uses; every integer key (decoded) in ``raw``."""
-    pairs = _pairs(data, file, None)
-    try:
-        raw = {k.decode("ascii"): v for k, v in pairs.items()}
-    except UnicodeDecodeError as e:
-        raise ParseError(file, f"non-ASCII key: {_show(e.object[e.start : e.end + 20])}") from e
-    named = {_MEMORY_STAT_KEYS[k]: v for k, v in pairs.items() if k in _MEMORY_STAT_KEYS}
-    return MemoryStat(raw=raw, **named)
+    """Named fields for what pystats uses; every integer-valued key in ``raw``."""
+    raw = _pairs(data, file, None)
+    g = raw.get
+    return MemoryStat(
+        g("anon"),
+        g("file"),
+        g("kernel"),
+        g("kernel_stack"),
+        g("slab"),
+        g("sock"),
+        g("shmem"),
+        g("file_mapped"),
+        g("file_dirty"),
+        g("file_writeback"),
+        g("inactive_anon"),
+        g("active_anon"),
+        g("inactive_file"),
+        g("active_file"),
+        g("pgfault"),
+        g("pgmajfault"),
+        raw,
+    )
 
 
 def _single(data: bytes, file: str) -> bytes:
@@ -294,8 +292,27 @@ def _pressure_line(parts: list[bytes], file: str, no: int) -> PressureLine:
     return PressureLine(avgs[0], avgs[1], avgs[2], _to_int(total, file, f"line {no}: total"))
 
 
+_DEC: Final = rb"([0-9]+\.[0-9]+)"
+# The kernel's exact PSI file: a "some" line and an optional "full" line.
+_CANONICAL_PSI: Final = re.compile(
+    rb"some avg10=%s avg60=%s avg300=%s total=([0-9]+)\n"
+    rb"(?:full avg10=%s avg60=%s avg300=%s total=([0-9]+)\n)?" % ((_DEC,) * 6)
+)
+
+
 def parse_pressure(data: bytes, file: str = "cpu.pressure") -> Pressure:
     """cpu/memory/io.pressure: "some ..." and (usually) "full ..." lines; other lines ignored."""
+    m = _CANONICAL_PSI.fullmatch(data)
+    if m is not None and len(data) < 1000:  # short: float() cannot overflow, int() cannot fail
+        g = m.groups()
+        some = PressureLine(float(g[0]), float(g[1]), float(g[2]), int(g[3]))
+        if g[4] is None:
+            return Pressure(some, None)
+        return Pressure(some, PressureLine(float(g[4]), float(g[5]), float(g[6]), int(g[7])))
+    return _parse_pressure_slow(data, file)
+
+
+def _parse_pressure_slow(data: bytes, file: str) -> Pressure:
     some: PressureLine | None = None
     full: PressureLine | None = None
     for no, line in enumerate(data.split(b"\n"), 1):
@@ -310,7 +327,7 @@ def parse_pressure(data: bytes, file: str = "cpu.pressure") -> Pressure:
     return Pressure(some=some, full=full)
 
 
-_IO_KEYS: Final = _keymap("rbytes", "wbytes", "rios", "wios", "dbytes", "dios")
+_IO_KEYS: Final = {n.encode(): n for n in ("rbytes", "wbytes", "rios", "wios", "dbytes", "dios")}
 
 
 def _device(raw: bytes, file: str, no: int) -> tuple[int, int]:
