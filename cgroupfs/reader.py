@@ -189,19 +189,22 @@ class KeptReader:
         caller knew is gone (CgroupGone), so no rate is ever computed across two cgroups.
         Raises CgroupGone when the cgroup vanished (its fds are then closed).
         """
-        kept = self._cgroup(rel, inode)
+        kept = self._cgroups.get(rel)
+        if kept is None or (inode is not None and kept.inode != inode):
+            kept = self._cgroup(rel, inode)
         entry = kept.files.get(filename)
         if entry is None:
             return self._read_new(rel, kept, filename)
         fd, size = entry
         try:
-            data, new_size = _pread_all(fd, size)
+            data = os.pread(fd, size, 0)  # the hot path: one syscall, no other call
+            if len(data) == size:  # the buffer was full: the file may be longer
+                data, size = _pread_all(fd, size * 4)
+                kept.files[filename] = (fd, size)
         except OSError as e:
             if e.errno in _GONE_ERRNOS:
                 raise self._gone(rel, "removed") from None
             raise
-        if new_size != size:
-            kept.files[filename] = (fd, new_size)
         return data
 
     def _read_new(self, rel: str, kept: _Kept, filename: str) -> bytes | None:
