@@ -48,7 +48,10 @@ def sample(
     """One tick's sample and rates for ``path``; None values stand for a missing controller."""
     mono = 1000.0 + tick
     usage = None if cores is None else int(cores * 1e6 * (tick + 1))
-    cpu_max = None if quota is None else CpuMax(int(quota * 100_000), 100_000)
+    # Controllers present (mem is not None): cpu.max exists, "max" unless a quota is given.
+    cpu_max = None if mem is None else CpuMax(float("inf"), 100_000)
+    if quota is not None:
+        cpu_max = CpuMax(int(quota * 100_000), 100_000)
     s = CgroupSample(
         path=path,
         inode=zlib.crc32(path.encode()),

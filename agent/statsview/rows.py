@@ -35,6 +35,8 @@ class StatsRow:
     cpu_percent: float | None = None  # docker: Δusage / Δwall * 100 (can exceed 100)
     cpu_cores: float | None = None
     cpu_quota_cores: float | None = None  # cpu.max quota/period; None when unlimited
+    cpu_max_quota_usec: LimitValue = None  # cpu.max as the kernel has it; None: not readable
+    cpu_max_period_usec: int | None = None
     cpu_quota_percent: float | None = None
     throttled_percent: float | None = None
     cpu_usage_usec: int | None = None
@@ -116,6 +118,8 @@ def row_from_entry(path: str, e: Entry, workload: str | None = None) -> StatsRow
         cpu_percent=r.cpu_percent,
         cpu_cores=r.cpu_cores,
         cpu_quota_cores=quota_cores,
+        cpu_max_quota_usec=limit_value(s.cpu_max.quota_usec) if s.cpu_max is not None else None,
+        cpu_max_period_usec=s.cpu_max.period_usec if s.cpu_max is not None else None,
         cpu_quota_percent=r.cpu_quota_percent,
         throttled_percent=r.throttled_percent,
         cpu_usage_usec=s.cpu.usage_usec if s.cpu is not None else None,

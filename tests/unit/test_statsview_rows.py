@@ -143,3 +143,20 @@ def test_nan_never_reaches_json() -> None:
     row = StatsRow(path="x", name="x", cpu_percent=math.nan)
     with pytest.raises(ValueError):
         dumps(StatsDoc([row], T0, "agent", "/", "v2"))
+
+
+def test_checked_in_schema_is_what_schema_gen_builds() -> None:
+    from agent.statsview.schema_gen import SCHEMA_PATH, render
+
+    assert SCHEMA_PATH.read_text() == render(), "run: python -m agent.statsview.schema_gen"
+
+
+def test_cpu_max_unknown_vs_unlimited() -> None:
+    from agent.tui.widgets.detail import limits_text
+
+    rows = _rows()
+    assert limits_text(rows["pystats.slice/web"]).startswith("cpu.max 1 cores")
+    assert rows["system.slice"].cpu_max_quota_usec == "max"
+    assert limits_text(rows["system.slice"]).startswith("cpu.max max")
+    assert rows["hybrid.slice"].cpu_max_quota_usec is None  # no cpu controller: unknown
+    assert limits_text(rows["hybrid.slice"]).startswith("cpu.max -")

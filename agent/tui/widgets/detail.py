@@ -22,9 +22,12 @@ def _series(values: object) -> list[float]:
 
 
 def limits_text(r: StatsRow) -> str:
-    cpu = "max" if r.cpu_quota_cores is None else f"{r.cpu_quota_cores:g} cores"
-    if r.cpu_usage_usec is None and r.cpu_quota_cores is None:
-        cpu = "-"
+    if r.cpu_max_quota_usec is None:
+        cpu = "-"  # no cpu controller here: unknown, not unlimited
+    elif r.cpu_quota_cores is None:
+        cpu = "max"
+    else:
+        cpu = f"{r.cpu_quota_cores:g} cores"
     return (
         f"cpu.max {cpu} · memory.max {fmt.limit_bytes(r.memory_max)}"
         f" · memory.high {fmt.limit_bytes(r.memory_high)} · pids.max {fmt.limit_int(r.pids_max)}"
