@@ -28,6 +28,7 @@ class CpuStat:
     throttled_usec: int | None = None
     nr_bursts: int | None = None
     burst_usec: int | None = None
+    nice_usec: int | None = None  # 6.6+ (appended: positional construction stays valid)
 
 
 @dataclass(frozen=True, slots=True)

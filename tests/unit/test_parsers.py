@@ -143,6 +143,7 @@ def test_vm_cpu_stat_shows_throttling_under_the_quota() -> None:
     assert stat.nr_throttled is not None and 0 < stat.nr_throttled <= stat.nr_periods
     assert stat.throttled_usec is not None and stat.throttled_usec > 0
     assert (stat.nr_bursts, stat.burst_usec) == (0, 0)
+    assert stat.nice_usec is None  # 6.1 has no nice_usec
 
 
 def test_vm_memory_events_count_the_oom_kill() -> None:
@@ -231,6 +232,7 @@ def test_host_capture(host: str) -> None:
     cpu = parse(host, "cpu.stat")
     assert cpu.usage_usec is not None and cpu.usage_usec > 500_000  # the 1 s busy loop
     assert cpu.nr_periods is None  # no cpu controller: only the basic keys
+    assert cpu.nice_usec is not None  # 6.6+ prints nice_usec
     for name in ("cpu.pressure", "memory.pressure", "io.pressure"):
         assert parse(host, name).full is not None
 

@@ -194,3 +194,26 @@ def test_cpu_max_round_trips(quota: int, period: int) -> None:
     value = parsers.parse_cpu_max(text)
     assert value.quota_usec == (UNLIMITED if quota < 0 else quota)
     assert value.period_usec == period
+
+
+FLAT_FILES = [
+    (n, d)
+    for n, d in FIXTURE_FILES
+    if PARSERS[n] in (parsers.parse_cpu_stat, parsers.parse_memory_stat, parsers.parse_cgroup_stat)
+    or PARSERS[n] in (parsers.parse_memory_events, parsers.parse_pids_events)
+]
+
+
+@pytest.mark.parametrize(("name", "data"), FLAT_FILES, ids=[n for n, _ in FLAT_FILES])
+def test_fast_path_equals_slow_path_on_real_files(name: str, data: bytes) -> None:
+    assert parsers._CANONICAL_PAIRS.fullmatch(data), "real files take the fast path"
+    assert parsers._pairs(data, name, None) == parsers._pairs_slow(data, name, None)
+
+
+PSI_FILES = [(n, d) for n, d in FIXTURE_FILES if n.endswith(".pressure")]
+
+
+@pytest.mark.parametrize(("name", "data"), PSI_FILES, ids=[n for n, _ in PSI_FILES])
+def test_pressure_fast_path_equals_slow_path_on_real_files(name: str, data: bytes) -> None:
+    assert parsers._CANONICAL_PSI.fullmatch(data), "real files take the fast path"
+    assert parsers.parse_pressure(data, name) == parsers._parse_pressure_slow(data, name)
