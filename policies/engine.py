@@ -1,0 +1,229 @@
+"""The policy engine: the last good policy, kept in force by events and periodic reconciles.
+
+- New processes: the proc connector's exec/uid/gid events place one process at once, in the
+  event loop (a handful of small reads and one write). A fork needs nothing: the child is
+  already in its parent's cgroup, which is what "children follow their parent" asks.
+- A full reconcile (snapshot /proc, read the tree, plan, apply) runs at start, after every
+  successful reload, and every ``reconcile_s`` seconds as the safety net; where the connector is
+  unavailable (no CAP_NET_ADMIN, no CONFIG_PROC_EVENTS) the log says so and reconciles are all
+  there is. Reconciles run in a worker thread so events keep flowing meanwhile.
+- Reload: the daemon calls ``reload()`` on SIGHUP, and ``run()`` polls the file's mtime. An
+  invalid file is rejected with its errors and nothing else happens: the last good policy stays
+  in force and nothing moves.
+- The engine's root is dedicated to it (the daemon passes ``<agent root>/policies``): every
+  cgroup beneath it belongs to the policy, and one that the policy no longer has is emptied
+  into ``<root>/default`` and removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Collection
+
+from cgroupfs import writer
+from cgroupfs.errors import CgroupError
+from cgroupfs.paths import CgroupRoot
+from policies import procs
+from policies.apply import apply, read_current
+from policies.connector import ConnectorUnavailable, ProcConnector, ProcEvent
+from policies.match import Matcher
+from policies.plan import Current, plan
+from policies.schema import Policy
+from policies.validate import check_file
+
+log = logging.getLogger(__name__)
+
+STAT_KEYS = (
+    "policy_loaded",
+    "reloads",
+    "reload_failures",
+    "reconciles",
+    "reconcile_errors",
+    "reconcile_seconds_last",
+    "connector_active",
+    "events",
+    "event_moves",
+    "moves",
+    "pids_gone",
+    "groups_created",
+    "groups_removed",
+    "limits_set",
+    "limits_skipped",
+    "errors",
+)
+
+
+class PolicyEngine:
+    def __init__(
+        self,
+        root: CgroupRoot,
+        policy_path: str,
+        *,
+        reconcile_s: float = 30.0,
+        self_pids: Collection[int] = (),
+        watch_s: float = 2.0,
+        use_connector: bool = True,
+    ) -> None:
+        self.root = root
+        self.policy_path = policy_path
+        self.reconcile_s = reconcile_s
+        self.watch_s = watch_s
+        self.use_connector = use_connector
+        self.self_pids = frozenset(self_pids) | {os.getpid()}
+        self.policy: Policy | None = None
+        self.matcher: Matcher | None = None
+        self.stats: dict[str, float] = dict.fromkeys(STAT_KEYS, 0)
+        self._mtime: tuple[int, int, int] | None = None
+        self._root_cgroup: str | None = None
+        self._current: Current | None = None
+        self._names = procs._Names()
+        self._wake: asyncio.Event | None = None
+        self._uses_parent = False
+
+    # -- policy ------------------------------------------------------------------------------
+
+    def reload(self) -> list[str]:
+        """Load the policy file again. Returns its errors (the new policy is then rejected and
+        the last good one stays in force, nothing moves), or [] when it is now in force."""
+        mtime = self._file_mtime()
+        policy, errors = check_file(self.policy_path)
+        self._mtime = mtime
+        if policy is None:
+            self.stats["reload_failures"] += 1
+            kept = "the previous policy stays in force" if self.policy else "no policy in force"
+            log.error("policy %s rejected (%s):", self.policy_path, kept)
+            for e in errors:
+                log.error("  %s", e)
+            return [str(e) for e in errors]
+        self.policy = policy
+        self.matcher = Matcher(policy, self.self_pids)
+        self._uses_parent = any(
+            r.parent for g in policy.all_groups() for r in (*g.match, *g.exclude)
+        ) or any(r.parent for r in policy.exclude)
+        self.stats["reloads"] += 1
+        self.stats["policy_loaded"] = 1
+        log.info("policy %s loaded: %d groups", self.policy_path, len(policy.all_groups()))
+        if self._wake is not None:
+            self._wake.set()  # reconcile now
+        return []
+
+    def _file_mtime(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.policy_path)
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    # -- reconcile -----------------------------------------------------------------------------
+
+    def root_cgroup(self) -> str | None:
+        if self._root_cgroup is None:
+            self._root_cgroup = procs.hierarchy_path(self.root.path)
+        return self._root_cgroup
+
+    def reconcile(self) -> list[str]:
+        """One full pass (blocking): returns the errors of actions that failed."""
+        policy, matcher, root_cg = self.policy, self.matcher, self.root_cgroup()
+        if policy is None or matcher is None:
+            return []
+        if root_cg is None:
+            self.stats["reconcile_errors"] += 1
+            msg = f"{self.root.path} is not on a cgroup2 filesystem: nothing placed"
+            log.error("%s", msg)
+            return [msg]
+        t0 = time.monotonic()
+        try:
+            if not os.path.isdir(self.root.path):
+                raise CgroupError(f"the policy root {self.root.path} does not exist")
+            current = read_current(self.root, root_cg)
+            table = procs.snapshot()
+            actions = plan(policy, table, current, self.self_pids, matcher)
+            result = apply(self.root, actions)
+            self._current = read_current(self.root, root_cg) if actions else current
+        except (CgroupError, OSError) as e:
+            self.stats["reconcile_errors"] += 1
+            log.error("reconcile failed: %s", e)
+            return [str(e)]
+        for k, v in result.counts.items():
+            self.stats[k] = self.stats.get(k, 0) + v
+        self.stats["reconciles"] += 1
+        self.stats["reconcile_seconds_last"] = time.monotonic() - t0
+        return result.errors
+
+    # -- events --------------------------------------------------------------------------------
+
+    def handle_events(self, events: list[ProcEvent]) -> None:
+        for ev in events:
+            self.stats["events"] += 1
+            if ev.kind in ("exec", "uid", "gid"):
+                self.place_one(ev.pid)
+
+    def place_one(self, pid: int) -> bool:
+        """Place one process by the rules now (event path). True if it was moved."""
+        matcher, current = self.matcher, self._current
+        if matcher is None or current is None or pid in self.self_pids:
+            return False
+        p = procs.read_proc(pid, self._names)
+        if p is None:
+            return False
+        parent = procs.read_proc(p.ppid, self._names) if self._uses_parent else None
+        rel = current.rel_of(p.cgroup)
+        if rel is not None and self.policy is not None:
+            g = next((g for g in self.policy.all_groups() if g.leaf == rel), None)
+            if g is not None and g.sticky:
+                return False
+        d = matcher.decide(p, parent)
+        if d.group is None or d.group.leaf == rel:
+            return False
+        try:
+            moved = writer.move_pid(self.root, d.group.leaf, pid, retries=2)
+        except CgroupError as e:
+            self.stats["errors"] += 1
+            log.warning("moving %d (%s) to %s: %s", pid, p.comm, d.group.leaf, e)
+            return False
+        if moved:
+            self.stats["event_moves"] += 1
+            self.stats["moves"] += 1
+            log.debug("placed %d (%s) in %s: %s", pid, p.comm, d.group.leaf, d.reason)
+        else:
+            self.stats["pids_gone"] += 1
+        return moved
+
+    # -- main loop -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self.reload()
+        conn: ProcConnector | None = None
+        if self.use_connector:
+            try:
+                conn = ProcConnector.open()
+                conn.start(loop, self.handle_events)
+                self.stats["connector_active"] = 1
+                log.info("proc connector: new processes are placed on exec")
+            except ConnectorUnavailable as e:
+                log.warning(
+                    "%s; falling back to a full reconcile every %.0f s", e, self.reconcile_s
+                )
+        try:
+            next_reconcile = 0.0
+            while True:
+                now = time.monotonic()
+                if self._wake.is_set() or now >= next_reconcile:
+                    self._wake.clear()
+                    await asyncio.to_thread(self.reconcile)
+                    next_reconcile = time.monotonic() + self.reconcile_s
+                timeout = max(0.0, min(self.watch_s, next_reconcile - time.monotonic()))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+                if self._file_mtime() != self._mtime:
+                    self.reload()  # sets _wake on success; errors are logged
+        finally:
+            self.stats["connector_active"] = 0
+            if conn is not None:
+                conn.stop(loop)
