@@ -59,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-fork-server", action="store_true", help="one interpreter per shim")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="devserver: %(message)s")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     asyncio.run(serve(args))
     return 0
 

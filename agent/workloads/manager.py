@@ -353,9 +353,16 @@ class WorkloadManager:
         if not wait:
             return
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not self._reload_status(w):
+        # Look at the state, not at "changed": the watcher may have loaded the record first.
+        while True:
+            self._reload_status(w)
+            if w.status.get("state") != "created":
+                break
             if time.monotonic() > deadline:
-                raise WorkloadError(f"workload {w.spec.name!r} did not start in time")
+                raise WorkloadError(
+                    f"workload {w.spec.name!r} did not start in {START_TIMEOUT_S:.0f} s"
+                    f"{_shim_log_tail(w.wdir)}"
+                )
             await asyncio.sleep(0.002)
 
     def inspect(self, name: str) -> dict[str, Any]:
@@ -467,6 +474,15 @@ class WorkloadManager:
         shutil.rmtree(w.wdir, ignore_errors=True)
         async with self._changed:
             self._changed.notify_all()
+
+
+def _shim_log_tail(wdir: str) -> str:
+    try:
+        with open(os.path.join(wdir, "shim.log"), "rb") as f:
+            tail = f.read()[-400:].decode(errors="replace").strip()
+    except OSError:
+        return ""
+    return f" (supervisor log: {tail})" if tail else ""
 
 
 def _spawn_process(wdir: str, run: int) -> int:

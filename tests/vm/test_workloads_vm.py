@@ -52,7 +52,8 @@ class Agent:
             ],
             cwd=REPO,
             stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            # Its log goes to a file: a pipe nobody reads would block it once full.
+            stderr=open(os.path.join(self.state, "devserver.log"), "ab"),  # noqa: SIM115
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()  # "devserver: ready" once the socket is bound

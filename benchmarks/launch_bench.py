@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""Launch latency: API call -> the workload's first instruction, pystats vs crun vs runc.
+
+The workload is a static C program whose first act is to write CLOCK_MONOTONIC to a file; the
+latency is that stamp minus the monotonic time just before the launch request (pystats: the
+POST to the API; crun/runc: running `crun run` / `runc run`). All three launch into the same
+busybox rootfs with the same namespaces (mnt, pid, net, uts, ipc), the same limits (memory.max
+64M, cpu.max 0.5, pids.max 64), a fresh /proc, pivot_root, in the same boot, interleaved.
+
+Run it where cgroup v2 has controllers (the test VM):
+    python scripts/vmrun.py ... or:  python benchmarks/launch_bench.py --n 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from agent.api.client import WorkloadClient  # noqa: E402
+
+STAMP_C = r"""
+#include <fcntl.h>
+#include <stdio.h>
+#include <time.h>
+int main(int argc, char **argv) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    int fd = open(argc > 1 ? argv[1] : "/ts", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dprintf(fd, "%lld\n", (long long)t.tv_sec * 1000000000LL + t.tv_nsec);
+    return 0;
+}
+"""
+MEMORY = 64 << 20
+CPUS = 0.5
+PIDS = 64
+
+
+def build_rootfs(work: str) -> str:
+    rootfs = os.path.join(work, "rootfs")
+    for d in ("bin", "proc", "dev", "sys", "tmp"):
+        os.makedirs(os.path.join(rootfs, d))
+    shutil.copy("/bin/busybox", os.path.join(rootfs, "bin", "busybox"))
+    os.symlink("busybox", os.path.join(rootfs, "bin", "sh"))
+    src = os.path.join(work, "stamp.c")
+    with open(src, "w") as f:
+        f.write(STAMP_C)
+    subprocess.run(["gcc", "-static", "-O2", "-o", os.path.join(rootfs, "stamp"), src], check=True)
+    return rootfs
+
+
+def oci_bundle(work: str, rootfs: str, name: str) -> str:
+    bundle = os.path.join(work, f"bundle-{name}")
+    os.makedirs(bundle)
+    config = {
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": False,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["/stamp", "/ts"],
+            "env": ["PATH=/bin"],
+            "cwd": "/",
+            "noNewPrivileges": True,
+        },
+        "root": {"path": rootfs, "readonly": False},
+        "hostname": name,
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {
+                "destination": "/dev",
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
+            },
+            {
+                "destination": "/sys",
+                "type": "sysfs",
+                "source": "sysfs",
+                "options": ["nosuid", "noexec", "nodev", "ro"],
+            },
+        ],
+        "linux": {
+            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
+            "resources": {
+                "memory": {"limit": MEMORY, "swap": MEMORY},
+                "cpu": {"quota": int(CPUS * 100000), "period": 100000},
+                "pids": {"limit": PIDS},
+            },
+            "cgroupsPath": f"/pystats-bench-{name}/{name}",
+        },
+    }
+    with open(os.path.join(bundle, "config.json"), "w") as f:
+        json.dump(config, f)
+    return bundle
+
+
+def read_stamp(path: str, timeout: float = 60.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(path) as f:
+                text = f.read()
+            if text.endswith("\n"):
+                os.unlink(path)
+                return int(text)
+        except FileNotFoundError:
+            pass
+        time.sleep(0.0005)
+    raise TimeoutError(f"no stamp at {path}")
+
+
+def oci_runner(binary: str, work: str, rootfs: str) -> Callable[[int], float]:
+    name = os.path.basename(binary)
+    bundle = oci_bundle(work, rootfs, name)
+    state = os.path.join(work, f"state-{name}")
+
+    def once(i: int) -> float:
+        t0 = time.monotonic_ns()
+        subprocess.run(
+            [binary, "--root", state, "run", "-b", bundle, f"{name}-{i}"],
+            check=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+        )
+        return (read_stamp(os.path.join(rootfs, "ts")) - t0) / 1e6
+
+    return once
+
+
+def pystats_runner(client: WorkloadClient, rootfs: str) -> Callable[[int], float]:
+    def once(i: int) -> float:
+        name = f"bench-{i}"
+        t0 = time.monotonic_ns()
+        client.create(
+            {
+                "name": name,
+                "argv": ["/stamp", "/ts"],
+                "rootfs": rootfs,
+                "memory": str(MEMORY),
+                "cpus": str(CPUS),
+                "pids": str(PIDS),
+            }
+        )
+        ms = (read_stamp(os.path.join(rootfs, "ts")) - t0) / 1e6
+        client.rm(name, force=True)
+        return ms
+
+    return once
+
+
+def _remove_tree(path: str) -> None:
+    for dirpath, _dirs, _files in sorted(os.walk(path), key=lambda w: -w[0].count("/")):
+        try:
+            with open(os.path.join(dirpath, "cgroup.kill"), "w") as f:
+                f.write("1")
+        except OSError:
+            pass
+        for _ in range(100):
+            try:
+                os.rmdir(dirpath)
+                break
+            except OSError:
+                time.sleep(0.05)
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, round(q / 100 * (len(s) - 1)))]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=100)
+    ap.add_argument("--cgroup-parent", default="/sys/fs/cgroup")
+    args = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="pystats-launch-")
+    rootfs = build_rootfs(work)
+    with open(os.path.join(args.cgroup_parent, "cgroup.subtree_control"), "w") as f:
+        f.write("+cpu +memory +pids")
+    cg = os.path.join(args.cgroup_parent, f"pystats-bench-{os.getpid()}")
+    os.mkdir(cg)
+    sock = os.path.join(work, "api.sock")
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "agent.workloads.devserver",
+            "--root",
+            cg,
+            "--state",
+            os.path.join(work, "state"),
+            "--socket",
+            sock,
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert server.stdout is not None
+    server.stdout.readline()
+    runners: dict[str, Callable[[int], float]] = {
+        "pystats": pystats_runner(WorkloadClient(sock), rootfs)
+    }
+    for name, path in (("crun", shutil.which("crun")), ("runc", shutil.which("runc"))):
+        if path:
+            runners[name] = oci_runner(path, work, rootfs)
+    results: dict[str, list[float]] = {k: [] for k in runners}
+    try:
+        for warm in runners.values():
+            warm(-1)  # warm-up: page cache, first cgroup creation
+        for i in range(args.n):  # interleaved, so a slow phase of the machine hits all three
+            for name, run in runners.items():
+                results[name].append(run(i))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait()
+        _remove_tree(cg)
+    print(f"launch latency, API call -> first instruction, N={args.n} each, same boot:")
+    print(f"{'runtime':<10}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}{'min ms':>10}")
+    for name, vals in results.items():
+        print(
+            f"{name:<10}{pct(vals, 50):>10.1f}{pct(vals, 99):>10.1f}"
+            f"{statistics.mean(vals):>10.1f}{min(vals):>10.1f}"
+        )
+    p = pct(results["pystats"], 50)
+    for other in ("crun", "runc"):
+        if other in results:
+            print(f"pystats p50 / {other} p50 = {p / pct(results[other], 50):.2f}")
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
