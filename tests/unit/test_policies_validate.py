@@ -106,6 +106,7 @@ def test_yaml_positions_are_one_based() -> None:
     tree = load_with_positions("a: 1\nbb:\n  c: x\n", "f")
     assert isinstance(tree, YMap)
     (ka, va), (kb, vb) = tree.items
+    assert (kb.line, kb.col) == (2, 1)
     assert (ka.line, ka.col, va.line, va.col) == (1, 1, 1, 4)
     assert isinstance(vb, YMap)
     kc, vc = vb.items[0]
