@@ -303,7 +303,8 @@ _CANONICAL_PSI: Final = re.compile(
 def parse_pressure(data: bytes, file: str = "cpu.pressure") -> Pressure:
     """cpu/memory/io.pressure: "some ..." and (usually) "full ..." lines; other lines ignored."""
     m = _CANONICAL_PSI.fullmatch(data)
-    if m is not None and len(data) < 1000:  # short: float() cannot overflow, int() cannot fail
+    # Under 300 bytes no number can overflow float() (1.8e308) or reach int()'s digit limit.
+    if m is not None and len(data) < 300:
         g = m.groups()
         some = PressureLine(float(g[0]), float(g[1]), float(g[2]), int(g[3]))
         if g[4] is None:

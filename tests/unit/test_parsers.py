@@ -275,6 +275,15 @@ def test_pressure_without_full_line() -> None:
     assert psi.some == types.PressureLine(1.5, 0.25, 0.0, 123)
 
 
+def test_pressure_huge_values() -> None:
+    huge_avg = b"some avg10=" + b"9" * 400 + b".00 avg60=0.00 avg300=0.00 total=1\n"
+    with pytest.raises(ParseError, match="too large"):
+        parsers.parse_pressure(huge_avg)
+    huge_total = b"some avg10=0.00 avg60=0.00 avg300=0.00 total=" + b"9" * 200 + b"\n"
+    some = parsers.parse_pressure(huge_total).some
+    assert some is not None and some.total_usec == int(b"9" * 200)
+
+
 @pytest.mark.parametrize(
     ("parser", "data", "message"),
     [
