@@ -6,6 +6,8 @@ padded with huge numbers, duplicated keys and dropped lines.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import re
 from collections.abc import Callable
@@ -17,7 +19,7 @@ from hypothesis import strategies as st
 
 from cgroupfs import parsers
 from cgroupfs.errors import ParseError
-from cgroupfs.types import UNLIMITED
+from cgroupfs.types import UNLIMITED, Pressure
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures")
 
@@ -75,11 +77,37 @@ KERNELISH = st.binary().map(bytes) | st.text(
 def outcome(parser: Callable[[bytes, str], Any], data: bytes, file: str = "f") -> Any:
     """The parser's value, or the ParseError; any other exception fails the test."""
     try:
-        return parser(data, file)
+        value = parser(data, file)
     except ParseError as e:
         assert e.file == file  # the error names the file it was given
         assert e.message
         return e
+    _check_sane(value)
+    return value
+
+
+def _check_sane(value: Any) -> None:
+    """Whatever a parser returns holds what the types promise: no negatives, no nan/inf
+    except UNLIMITED for a limit."""
+    if isinstance(value, Pressure):
+        for line in (value.some, value.full):
+            if line is not None:
+                assert all(
+                    math.isfinite(a) and a >= 0 for a in (line.avg10, line.avg60, line.avg300)
+                )
+                assert line.total_usec >= 0
+    elif isinstance(value, int):
+        assert value >= 0
+    elif isinstance(value, float):
+        assert value == UNLIMITED
+    elif isinstance(value, tuple):
+        assert all(isinstance(p, int) and p >= 0 for p in value)
+        assert len(set(value)) == len(value)
+    elif dataclasses.is_dataclass(value):
+        for f in dataclasses.fields(value):
+            v = getattr(value, f.name)
+            if isinstance(v, int) and not isinstance(v, bool):
+                assert v >= 0, f.name
 
 
 def test_there_are_fixtures_to_fuzz() -> None:
@@ -114,6 +142,7 @@ def test_huge_numbers_are_a_value_or_a_parse_error(seed: tuple[str, bytes], digi
     name, data = seed
     huge = b"9" * digits
     mutated = re.sub(rb"\b[0-9]+$", huge, data, flags=re.MULTILINE)  # every trailing number
+    outcome(PARSERS[name], re.sub(rb"[0-9]+", huge, data))  # every number, keys and avgs too
     result = outcome(PARSERS[name], mutated)
     if (
         digits <= 4000
