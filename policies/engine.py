@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -83,6 +84,8 @@ class PolicyEngine:
         self._names = procs._Names()
         self._wake: asyncio.Event | None = None
         self._uses_parent = False
+        # exec (kernel timestamp, CLOCK_MONOTONIC) -> moved, for each event placement
+        self.placement_latency_ns: collections.deque[int] = collections.deque(maxlen=10000)
 
     # -- policy ------------------------------------------------------------------------------
 
@@ -159,8 +162,8 @@ class PolicyEngine:
     def handle_events(self, events: list[ProcEvent]) -> None:
         for ev in events:
             self.stats["events"] += 1
-            if ev.kind in ("exec", "uid", "gid"):
-                self.place_one(ev.pid)
+            if ev.kind in ("exec", "uid", "gid") and self.place_one(ev.pid) and ev.timestamp_ns:
+                self.placement_latency_ns.append(time.monotonic_ns() - ev.timestamp_ns)
 
     def place_one(self, pid: int) -> bool:
         """Place one process by the rules now (event path). True if it was moved."""

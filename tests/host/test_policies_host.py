@@ -19,7 +19,7 @@ from policies import procs
 from policies.apply import apply, read_current
 from policies.connector import ConnectorUnavailable, ProcConnector
 from policies.engine import PolicyEngine
-from policies.plan import RemoveGroup, plan
+from policies.plan import MovePid, RemoveGroup, plan
 from policies.validate import check_text
 
 pytestmark = pytest.mark.host
@@ -68,7 +68,7 @@ def test_apply_moves_a_started_process_and_skips_limits(
     assert root_cg is not None and _cgroup_of(os.getpid()) != root_cg
     current = read_current(root, root_cg)
     actions = plan(policy, procs.snapshot(), current, {os.getpid()})
-    moves = [a for a in actions if type(a).__name__ == "MovePid"]
+    moves = [a for a in actions if isinstance(a, MovePid)]
     assert [(m.pid, m.rel) for m in moves] == [(sleeper.pid, "sleepers")]
     with caplog.at_level(logging.WARNING, logger="policies.apply"):
         result = apply(root, actions)
