@@ -1,0 +1,375 @@
+"""Policy engine figures: placement latency (exec -> in the target cgroup), reconcile cost.
+
+    .venv/bin/python -m benchmarks.policies_bench plan            # synthetic 1,000 / 5,000
+    .venv/bin/python -m benchmarks.policies_bench scan [--spawn 1000 5000]   # real /proc read
+    .venv/bin/python -m benchmarks.policies_bench latency --parent P [--n 200] [--cgrulesengd]
+
+Latency is measured the same way for every placer: the bench spawns `sleep` processes one at a
+time; the exec timestamp is the kernel's (the proc connector's exec event, CLOCK_MONOTONIC);
+the arrival is when inotify reports the target's cgroup.events changing to "populated 1"
+(plus the wake-up of this process, the same for both placers). The placer runs in its own
+process: pystats' PolicyEngine (proc connector -> read /proc -> write cgroup.procs), or
+libcgroup's cgrulesengd with `*:sleep * <target>` in /etc/cgrules.conf (only inside the test
+VM, where /etc is overlaid by the bench; never on a hybrid host, whose v1 hierarchies belong
+to the machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import os
+import select
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+from policies import procs
+from policies.connector import ProcConnector
+from policies.plan import Current, GroupState, plan
+from policies.procs import Proc
+from policies.validate import load_policy
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLE = os.path.join(REPO, "policies", "examples", "build-farm.yaml")
+COMMS = ["make", "cc1", "cc1plus", "ld", "bash", "sshd", "python3", "pytest", "node", "sleep"]
+
+
+# -- plan cost on synthetic process tables ------------------------------------------------------
+
+
+def synthetic(n: int) -> list[Proc]:
+    out = []
+    for pid in range(2, n + 2):
+        comm = COMMS[pid % len(COMMS)]
+        cmd = (comm, "-c", "pytest tests/" if comm == "python3" else "x")
+        ppid = max(1, pid - 1 - pid % 7)
+        out.append(
+            Proc(
+                pid,
+                ppid,
+                comm,
+                f"/usr/bin/{comm}",
+                cmd,
+                pid % 3 * 1000,
+                0,
+                "u",
+                "g",
+                "/",
+                kthread=pid % 50 == 0,
+                start=pid,
+            )
+        )
+    return out
+
+
+def bench_plan(sizes: list[int], repeat: int) -> None:
+    policy = load_policy(EXAMPLE)
+    groups = {g.path: GroupState() for g in policy.all_groups()}
+    current = Current("/pystats/policies", frozenset({"cpu", "memory", "pids"}), groups)
+    print(
+        f"plan() with {os.path.basename(EXAMPLE)} ({len(policy.all_groups())} groups), "
+        f"synthetic tables, best of {repeat} (thread CPU time):"
+    )
+    for n in sizes:
+        table = synthetic(n)
+        times = []
+        for _ in range(repeat):
+            t0 = time.thread_time()
+            actions = plan(policy, table, current, {1})
+            times.append(time.thread_time() - t0)
+        moves = sum(1 for a in actions if type(a).__name__ == "MovePid")
+        print(
+            f"  {n:>6} processes: {min(times) * 1e3:7.1f} ms "
+            f" ({min(times) / n * 1e6:.1f} us/process, {moves} moves)"
+        )
+
+
+# -- real /proc scan ----------------------------------------------------------------------------
+
+
+def bench_scan(spawn: list[int], repeat: int) -> None:
+    print(f"procs.snapshot() over the real /proc, best of {repeat} (wall):")
+
+    def measure(label: str) -> None:
+        times = []
+        count = 0
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            count = len(procs.snapshot())
+            times.append(time.perf_counter() - t0)
+        print(
+            f"  {label}: {count:>6} processes: {min(times) * 1e3:7.1f} ms "
+            f"({min(times) / count * 1e6:.1f} us/process)"
+        )
+
+    measure("as is")
+    for n in spawn:
+        # one shell forks the sleepers: cheap, and they all exit with it
+        sh = subprocess.Popen(
+            ["bash", "-c", f"for i in $(seq {n}); do sleep 600 & done; wait"],
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while len(procs.list_pids()) < n and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(0.5)
+            measure(f"+{n} sleeps")
+        finally:
+            os.killpg(sh.pid, signal.SIGKILL)
+            sh.wait()
+            time.sleep(0.5)
+
+
+# -- placement latency --------------------------------------------------------------------------
+
+IN_MODIFY = 0x2
+
+
+class Populated:
+    """inotify on a cgroup's cgroup.events: wakes when 'populated' flips."""
+
+    def __init__(self, cgroup: str) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.events = os.path.join(cgroup, "cgroup.events")
+        if self.fd < 0 or libc.inotify_add_watch(self.fd, self.events.encode(), IN_MODIFY) < 0:
+            raise OSError(ctypes.get_errno(), "inotify")
+        self.poll = select.poll()
+        self.poll.register(self.fd, select.POLLIN)
+
+    def state(self) -> bool:
+        with open(self.events) as f:
+            return "populated 1" in f.read()
+
+    def wait(self, want: bool, timeout_s: float) -> int | None:
+        """monotonic ns when the state became ``want`` (None on timeout)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self.state() == want:
+                return time.monotonic_ns()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            if self.poll.poll(left * 1000):
+                t = time.monotonic_ns()
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self.fd, 4096)
+                if self.state() == want:
+                    return t
+
+
+def _exec_ts(conn: ProcConnector, pid: int, timeout_s: float = 5.0) -> int | None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        select.select([conn.sock], [], [], 0.05)
+        for ev in conn.read_ready():
+            if ev.kind == "exec" and ev.pid == pid:
+                return ev.timestamp_ns
+    return None
+
+
+def measure_latency(target: str, n: int, timeout_s: float) -> tuple[list[float], int]:
+    conn = ProcConnector.open()
+    pop = Populated(target)
+    lat: list[float] = []
+    missed = 0
+    try:
+        for _ in range(n):
+            p = subprocess.Popen(["sleep", "30"])
+            try:
+                ts = _exec_ts(conn, p.pid)
+                arrived = pop.wait(True, timeout_s)
+                if ts is None or arrived is None:
+                    missed += 1
+                else:
+                    lat.append((arrived - ts) / 1e6)
+            finally:
+                p.kill()
+                p.wait()
+            pop.wait(False, 5.0)
+    finally:
+        conn.stop()
+    return lat, missed
+
+
+def report(name: str, lat: list[float], missed: int, n: int) -> None:
+    if not lat:
+        print(f"  {name}: no placement observed in {n} execs ({missed} missed)")
+        return
+    lat.sort()
+    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+    print(
+        f"  {name}: n={n} placed={len(lat)} missed={missed}  p50 {statistics.median(lat):.2f} ms"
+        f"  p90 {lat[int(len(lat) * 0.9)]:.2f} ms  p99 {p99:.2f} ms  max {lat[-1]:.2f} ms"
+    )
+
+
+ENGINE_CODE = """
+import asyncio, logging, signal, sys
+from cgroupfs.paths import CgroupRoot
+from policies.engine import PolicyEngine
+logging.basicConfig(level=logging.WARNING)
+eng = PolicyEngine(CgroupRoot(sys.argv[1]), sys.argv[2], reconcile_s=3600)
+async def main():
+    t = asyncio.create_task(eng.run())
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    while eng.stats["reconciles"] < 1:
+        await asyncio.sleep(0.01)
+    print("ready", flush=True)
+    await stop.wait()
+    t.cancel()
+    lat = sorted(eng.placement_latency_ns)
+    if lat:
+        pick = lambda q: lat[min(len(lat) - 1, int(len(lat) * q))] / 1e6
+        print(f"engine-side exec->moved: n={len(lat)} p50 {pick(0.5):.2f} ms"
+              f" p99 {pick(0.99):.2f} ms;", {k: v for k, v in eng.stats.items() if v}, flush=True)
+    else:
+        print({k: v for k, v in eng.stats.items() if v}, flush=True)
+asyncio.run(main())
+"""
+
+
+def latency_pystats(parent: str, n: int) -> None:
+    root = os.path.join(parent, f"pystats-bench-{uuid.uuid4().hex[:6]}")
+    os.mkdir(root)
+    fd, pol_path = tempfile.mkstemp(suffix=".yaml")
+    with os.fdopen(fd, "w") as f:
+        f.write("groups:\n  - name: sleepers\n    match: [{comm: sleep, cmdline: '^sleep 30$'}]\n")
+    eng = subprocess.Popen(
+        [sys.executable, "-c", ENGINE_CODE, root, pol_path],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    try:
+        assert eng.stdout is not None
+        if eng.stdout.readline().strip() != "ready":
+            print("  pystats: engine did not start")
+            return
+        lat, missed = measure_latency(os.path.join(root, "sleepers"), n, 5.0)
+        report("pystats PolicyEngine", lat, missed, n)
+    finally:
+        eng.send_signal(signal.SIGTERM)
+        out, _ = eng.communicate(timeout=30)
+        print(f"    engine stats: {out.strip()}")
+        os.unlink(pol_path)
+        for d in sorted((dp for dp, _d, _f in os.walk(root)), key=len, reverse=True):
+            for _ in range(50):
+                try:
+                    os.rmdir(d)
+                    break
+                except OSError:
+                    time.sleep(0.05)
+
+
+def latency_cgrulesengd(parent: str, n: int) -> None:
+    binary = shutil.which("cgrulesengd")
+    if binary is None:
+        print("  cgrulesengd: not installed (apt-get install cgroup-tools)")
+        return
+    if os.environ.get("PYSTATS_IN_VM") != "1":
+        print(
+            "  cgrulesengd: refused outside the test VM (it would act on this host's v1 "
+            "hierarchies and needs /etc/cgrules.conf)"
+        )
+        return
+    mount = "/sys/fs/cgroup"
+    rel = os.path.relpath(parent, mount)
+    target_rel = (
+        f"{rel}/cgre-{uuid.uuid4().hex[:6]}" if rel != "." else f"cgre-{uuid.uuid4().hex[:6]}"
+    )
+    target = os.path.join(mount, target_rel)
+    os.mkdir(target)
+    # /etc is read-only in the VM: overlay it with a tmpfs upper layer holding cgrules.conf
+    up = tempfile.mkdtemp(prefix="etc-")
+    subprocess.run(["mount", "-t", "tmpfs", "none", up], check=True)
+    os.makedirs(f"{up}/u")
+    os.makedirs(f"{up}/w")
+    subprocess.run(
+        [
+            "mount",
+            "-t",
+            "overlay",
+            "overlay",
+            "-o",
+            f"lowerdir=/etc,upperdir={up}/u,workdir={up}/w",
+            "/etc",
+        ],
+        check=True,
+    )
+    daemon = None
+    try:
+        with open("/etc/cgrules.conf", "w") as f:
+            f.write(f"*:sleep * {target_rel}/\n")
+        print(f"  cgrulesengd {binary}: /etc/cgrules.conf = '*:sleep * {target_rel}/'")
+        log = open(os.path.join(tempfile.gettempdir(), "cgrulesengd.log"), "w+")  # noqa: SIM115
+        daemon = subprocess.Popen(
+            [binary, "-n", "-v", "-v", "-f", "-"], stdout=log, stderr=subprocess.STDOUT
+        )
+        time.sleep(2.0)
+        if daemon.poll() is not None:
+            log.seek(0)
+            print(f"  cgrulesengd exited with {daemon.returncode}:\n" + log.read()[-3000:])
+            return
+        lat, missed = measure_latency(target, n, 2.0)
+        report("cgrulesengd", lat, missed, n)
+        log.seek(0)
+        tail = log.read().splitlines()
+        print("    cgrulesengd log (last lines):\n      " + "\n      ".join(tail[-12:]))
+    finally:
+        if daemon is not None and daemon.poll() is None:
+            daemon.terminate()
+            daemon.wait(10)
+        subprocess.run(["umount", "/etc"], check=False)
+        subprocess.run(["umount", up], check=False)
+        for _ in range(50):
+            try:
+                os.rmdir(target)
+                break
+            except OSError:
+                time.sleep(0.05)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = ap.add_subparsers(dest="what", required=True)
+    p = sub.add_parser("plan")
+    p.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000])
+    p.add_argument("--repeat", type=int, default=5)
+    s = sub.add_parser("scan")
+    s.add_argument("--spawn", type=int, nargs="*", default=[])
+    s.add_argument("--repeat", type=int, default=3)
+    lt = sub.add_parser("latency")
+    lt.add_argument("--parent", required=True, help="a writable cgroup2 directory to work under")
+    lt.add_argument("--n", type=int, default=200)
+    lt.add_argument("--cgrulesengd", action="store_true", help="also measure cgrulesengd (VM only)")
+    args = ap.parse_args()
+    if args.what == "plan":
+        bench_plan(args.sizes, args.repeat)
+    elif args.what == "scan":
+        bench_scan(args.spawn, args.repeat)
+    else:
+        print(
+            f"placement latency, exec -> in the target cgroup, {args.n} execs each "
+            f"(kernel {os.uname().release}):"
+        )
+        latency_pystats(args.parent, args.n)
+        if args.cgrulesengd:
+            latency_cgrulesengd(args.parent, args.n)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
