@@ -34,8 +34,8 @@ def check(cfg: AgentConfig) -> int:
         _policy, errors = check_file(cfg.policy)
         if errors:
             ok = False
-            for e in errors:
-                print(e, file=sys.stderr)
+            for err in errors:
+                print(err, file=sys.stderr)
         else:
             print(f"policy: {cfg.policy}: valid")
     return 0 if ok else 2

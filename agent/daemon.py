@@ -27,6 +27,10 @@ from collectors.store import Store
 log = logging.getLogger("pystats.agent")
 
 
+class _Leave(Exception):
+    """Raised inside the TaskGroup on a requested stop, to cancel every part."""
+
+
 class StopAgent(Exception):
     """An essential part failed: the TaskGroup unwinds and the agent exits non-zero."""
 
@@ -48,6 +52,8 @@ class Agent:
         self.layout: AgentLayout | None = None
         self.store = Store(history_len=config.history_points)
         self.engine: object | None = None
+        self.closers: list[Callable[[], Awaitable[None]]] = []
+        self.sync_closers: list[Callable[[], None]] = []
 
     async def run(self) -> int:
         cfg = self.config
@@ -65,6 +71,7 @@ class Agent:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
+        status = 0
         try:
             async with asyncio.TaskGroup() as tg:
                 for name, (factory, essential) in parts.items():
@@ -73,15 +80,15 @@ class Agent:
                 sdnotify.notify("READY=1\nSTATUS=collecting")
                 await self._stop.wait()
                 sdnotify.notify("STOPPING=1")
-                raise asyncio.CancelledError  # leave the TaskGroup, cancelling every part
+                raise _Leave  # leave the TaskGroup, cancelling every part
         except* StopAgent:
-            return 1
-        except* asyncio.CancelledError:
+            status = 1
+        except* _Leave:
             pass
         finally:
             await self._close_parts()
-        log.info("stopped; workloads keep running in their supervisors")
-        return 0
+        log.info("stopped (status %d); workloads keep running in their supervisors", status)
+        return status
 
     async def _guard(
         self, name: str, factory: Callable[[], Awaitable[None]], essential: bool

@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "log_level": args.log_level,
         }
         if args.interval is not None:
-            overrides["interval_s"] = parse_duration(args.interval)  # type: ignore[assignment]
+            overrides["interval_s"] = parse_duration(args.interval)
         cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     except ConfigError as e:
         for line in e.errors:
@@ -105,7 +105,7 @@ def _install_sd_levels() -> None:
     old = logging.getLogRecordFactory()
 
     def factory(*a: object, **kw: object) -> logging.LogRecord:
-        rec = old(*a, **kw)  # type: ignore[arg-type]
+        rec = old(*a, **kw)
         rec.levelno_sd = sd.get(rec.levelno, 2)
         return rec
 

@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from agent.api.server import peer_check_middleware, serve_unix
-from agent.api.server import add_workload_routes
+from agent.api.server import add_workload_routes, peer_check_middleware, serve_unix
 from agent.api.stats_routes import add_stats_routes
 from agent.exporter.agentinfo import AgentInfo
 from agent.exporter.exporter import Exporter
@@ -82,29 +81,28 @@ async def build_parts(agent: Agent, layout: AgentLayout) -> dict[str, Part]:
     agent.engine = engine
 
     monitor = SelfMonitor(cfg.memory_budget, agent.store, collector, agent.health)
+    labels = _labeler(croot.path, layout, manager)
     info = AgentInfo(
-        labels=_labeler(croot.path, layout, manager),
+        labels=labels,
         workload_states=manager.states,
         placement_actions=getattr(engine, "action_counts", None),
     )
     exporter = Exporter(agent.store, info, naming="both" if cfg.cadvisor_compat else "pystats")
-    monitor.attach(exporter)
 
     # The API: workloads and stats on a root-only Unix socket.
     gid = grp.getgrnam(cfg.socket_group).gr_gid if cfg.socket_group else None
-    api = web.Application(middlewares=[peer_check_middleware(_allowed_uids(cfg.socket_mode))])
+    # A socket opened to a group (0660) is meant for that group: the file mode is the gate.
+    group_open = bool(cfg.socket_mode & 0o077)
+    api = web.Application(
+        middlewares=[] if group_open else [peer_check_middleware((0, os.getuid()))]
+    )
     add_workload_routes(api, manager)
     add_stats_routes(
         api,
         agent.store,
         croot,
         mount=layout.mount,
-        names=lambda: {
-            p: n
-            for p in agent.store.entries
-            if (n := info.labels(p).get("workload"))
-            if info.labels
-        },
+        names=lambda: {p: n for p in agent.store.entries if (n := labels(p).get("workload"))},
         interval_s=cfg.interval_s,
     )
     api_runner = await serve_unix(api, cfg.socket, mode=cfg.socket_mode, gid=gid)
@@ -129,16 +127,11 @@ async def build_parts(agent: Agent, layout: AgentLayout) -> dict[str, Part]:
     return parts
 
 
-def _allowed_uids(mode: int) -> tuple[int, ...]:
-    # A socket opened to a group (0660) is meant for that group: the mode is the gate then.
-    return () if mode & 0o077 else (0, os.getuid())
-
-
 async def close_parts(agent: Agent) -> None:
-    for close in getattr(agent, "closers", []):
+    for close in agent.closers:
         try:
             await close()
         except Exception:
             log.exception("while stopping")
-    for sync_close in getattr(agent, "sync_closers", []):
+    for sync_close in agent.sync_closers:
         sync_close()

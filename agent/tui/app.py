@@ -125,7 +125,7 @@ class PystatsApp(App[None]):
         if self.paused and self.doc is not None:
             return
         self.doc = msg.doc
-        self.apply()
+        self.apply(follow=self.detail.has_class("visible"))
         if self.detail.has_class("visible"):
             self.run_worker(self.refresh_detail(), exclusive=True, group="detail")
 
@@ -133,13 +133,17 @@ class PystatsApp(App[None]):
         self.error = msg.error
         self.update_status()
 
-    def apply(self) -> None:
-        """Re-derive the shown rows from the latest snapshot and view state; diff the table."""
+    def apply(self, follow: bool = True) -> None:
+        """Re-derive the shown rows from the latest snapshot and view state; diff the table.
+
+        ``follow`` keeps the cursor on its cgroup: user actions do; ticks only while the
+        detail pane is open (else the view would jump to wherever a re-sort put that row).
+        """
         self.refreshes += 1
         rows = self.doc.rows if self.doc is not None else []
         view = build_view(rows, self.state)
         with self.batch_update():
-            self.table.show(view, self.state.tree)
+            self.table.show(view, self.state.tree, follow)
             self.update_status(len(view), len(rows))
 
     def update_status(self, shown: int | None = None, total: int | None = None) -> None:

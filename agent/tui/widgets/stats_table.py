@@ -15,18 +15,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.cells import cell_len, set_cell_size
 from rich.console import JustifyMethod
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual._two_way_dict import TwoWayDict
 from textual.binding import Binding
 from textual.widgets import DataTable
-from textual.widgets._data_table import RowKey
+from textual.widgets._data_table import ColumnKey, RowKey
 
 from agent.tui.columns import Column, fit_columns
 from agent.tui.messages import ToggleNode
 from agent.tui.model import ViewRow
 
 Painted = tuple[tuple[str, str], ...]  # (plain, style) per cell
+_FAST_CACHE_MAX = 20_000
+SegmentLines = list[list[Segment]]
 
 
 class StatsTable(DataTable[Text]):
@@ -47,6 +52,9 @@ class StatsTable(DataTable[Text]):
         self._seq = 0  # refresh number
         self._painted_seq: dict[str, int] = {}
         self.cells_written = 0  # for the benchmark
+        # Cell renders keyed by the cell object, not DataTable's global update counter (which
+        # every update_cell bumps, so the stock cache misses on every cell after any update).
+        self._fast: dict[tuple[object, ...], tuple[Text, SegmentLines]] = {}
 
     # --- columns -----------------------------------------------------------------------
     def fit(self, width: int) -> bool:
@@ -84,14 +92,19 @@ class StatsTable(DataTable[Text]):
     def view_row(self, key: str) -> ViewRow | None:
         return self._view.get(key)
 
-    def show(self, rows: Sequence[ViewRow], tree: bool) -> None:
-        """Make the table show ``rows`` in this order; paint the visible ones."""
+    def show(self, rows: Sequence[ViewRow], tree: bool, follow: bool = True) -> None:
+        """Make the table show ``rows`` in this order; paint the visible ones.
+
+        ``follow``: keep the cursor on the same cgroup (after a user's sort, filter or tree
+        change, or while its detail is open). Otherwise, as in htop, the cursor keeps its
+        row and the view does not jump when a tick re-sorts the rows.
+        """
         self._seq += 1
         if tree != self.tree_mode:
             self.tree_mode = tree
             self._painted.clear()
         self._view = {r.key: r for r in rows}
-        self._apply_order(rows, self.cursor_key)
+        self._apply_order(rows, self.cursor_key if follow else None)
 
     def _apply_order(self, rows: Sequence[ViewRow], cursor_key: str | None) -> None:
         want = [r.key for r in rows]
@@ -175,10 +188,16 @@ class StatsTable(DataTable[Text]):
         return range(top, min(len(self._order), top + height + 1))
 
     def paint_visible(self) -> int:
-        """Rewrite the changed cells of rows in the viewport; returns how many were written."""
+        """Rewrite the changed cells of rows in the viewport; returns how many were written.
+
+        Cells go straight into DataTable's data with one refresh for the batch: update_cell
+        would refresh (and invalidate every render cache) once per cell.
+        """
         written = 0
         seq = self._seq
         justify = self._justify()
+        col_keys = [ColumnKey(c.key) for c in self.shown_columns]
+        data = self._data
         for i in self.visible_range():
             key = self._order[i]
             if self._painted_seq.get(key) == seq:
@@ -186,15 +205,17 @@ class StatsTable(DataTable[Text]):
             vr = self._view[key]
             cells = self._cells(vr)
             old = self._painted.get(key)
+            row_data = data[RowKey(key)]
             for j, cell in enumerate(cells):
                 if old is None or old[j] != cell:
                     p, s = cell
-                    self.update_cell(
-                        key, self.shown_columns[j].key, Text(p, style=s, justify=justify[j])
-                    )
+                    row_data[col_keys[j]] = Text(p, style=s, justify=justify[j])
                     written += 1
             self._painted[key] = cells
             self._painted_seq[key] = seq
+        if written:
+            self._update_count += 1
+            self.refresh()
         self.cells_written += written
         return written
 
@@ -205,6 +226,85 @@ class StatsTable(DataTable[Text]):
 
     def on_resize(self) -> None:
         self.paint_visible()
+
+    # --- rendering -------------------------------------------------------------------------
+    def _render_cell(
+        self,
+        row_index: int,
+        column_index: int,
+        base_style: Style,
+        width: int,
+        cursor: bool = False,
+        hover: bool = False,
+    ) -> SegmentLines:
+        """One-line plain Text cells rendered straight to segments (same output as the stock
+        path, which goes through Padding/Styled/render_lines and costs ~10x more per cell).
+        Header, labels and anything else take the stock path."""
+        if row_index < 0 or column_index < 0:
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        row_key = self._row_locations.get_key(row_index)
+        column_key = self._column_locations.get_key(column_index)
+        row = self.rows.get(row_key) if row_key is not None else None
+        cell = None
+        if row is not None and row_key is not None and column_key is not None:
+            cell = self._data[row_key].get(column_key)
+        if (
+            not isinstance(cell, Text)
+            or row is None
+            or row.height != 1
+            or cell.spans
+            or "\n" in cell.plain
+            or row_index < self.fixed_rows
+            or column_index < self.fixed_columns
+        ):
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        key = (
+            row_key,
+            column_key,
+            row_index,
+            base_style,
+            cursor,
+            hover,
+            self._show_hover_cursor,
+            self._pseudo_class_state,
+            width,
+            id(cell),
+        )
+        hit = self._fast.get(key)
+        if hit is not None and hit[0] is cell:
+            return hit[1]
+        component_style, post_style = self._get_styles_to_render_cell(
+            False,
+            False,
+            False,
+            hover,
+            cursor,
+            self.show_cursor,
+            self._show_hover_cursor,
+            self.cursor_foreground_priority == "css",
+            self.cursor_background_priority == "css",
+        )
+        pre = base_style + Style.from_meta({"row": row_index, "column": column_index})
+        pre += component_style
+        pad = self.cell_padding
+        inner = max(0, width - 2 * pad)
+        plain = cell.plain
+        if cell_len(plain) > inner:
+            plain = set_cell_size(plain, inner)
+        elif cell.justify == "right":
+            plain = " " * (inner - cell_len(plain)) + plain
+        text_style = pre + self.app.console.get_style(cell.style) + post_style
+        edge = Segment(" " * pad, pre + post_style)
+        fill = inner - cell_len(plain)
+        line = [edge, Segment(plain, text_style)]
+        if fill:
+            line.append(Segment(" " * fill, pre + post_style))
+        line.append(edge)
+        lines: SegmentLines = [line]
+        if len(self._fast) >= _FAST_CACHE_MAX:
+            self._fast.clear()
+        self._fast[key] = (cell, lines)
+        return lines
 
     # --- tree keys ---------------------------------------------------------------------
     def _node_key(self) -> str | None:
