@@ -1,0 +1,198 @@
+"""The whole agent, end to end, on the VM's real cgroup v2 (issue 8).
+
+One agent with a config and a policy; workloads launched with the CLI; an existing process
+placed; /metrics and `pystats stats` show them; a broken policy on SIGHUP keeps the old one;
+SIGKILL + restart re-adopts the workloads; SIGTERM stops cleanly with workloads left running.
+Timeouts are generous: Python under the VM's software emulation is ~10x slower.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import envcheck
+
+pytestmark = pytest.mark.vm
+
+BIN = Path(sys.executable).parent
+MARKER = "pystats-e2e-marker"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(what: str, cond: Callable[[], object], timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if cond():
+                return
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _cgroup_of(pid: int) -> str:
+    with open(f"/proc/{pid}/cgroup") as f:
+        return f.read().strip().split("::", 1)[1]
+
+
+class Env:
+    def __init__(self, tmp: Path, base: str) -> None:
+        self.tmp = tmp
+        self.base = base
+        self.socket = str(tmp / "agent.sock")
+        self.port = _free_port()
+        self.policy = tmp / "policy.yaml"
+        self.config = tmp / "agent.yaml"
+        self.log = tmp / "agent.log"
+        self.agent: subprocess.Popen[bytes] | None = None
+        self.env = dict(os.environ, PYSTATS_SOCKET=self.socket)
+
+    def start_agent(self) -> subprocess.Popen[bytes]:
+        with open(self.log, "ab") as log:
+            self.agent = subprocess.Popen(
+                [str(BIN / "pystats-agent"), "--config", str(self.config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                start_new_session=True,
+            )
+        _wait("the agent's API socket", lambda: self.cli("ps").returncode == 0)
+        return self.agent
+
+    def cli(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BIN / "pystats"), *args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=timeout,
+        )
+
+    def ps(self) -> dict[str, dict[str, object]]:
+        r = self.cli("ps", "-a", "--json")
+        assert r.returncode == 0, r.stderr
+        return {w["name"]: w for w in json.loads(r.stdout)}
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[Env]:
+    root = envcheck.require_vm()
+    base = os.path.join(root, f"pystats-e2e-{uuid.uuid4().hex[:6]}")
+    e = Env(tmp_path, base)
+    e.policy.write_text(
+        "version: 1\ngroups:\n  - name: placed\n    limits: {memory.max: 64M}\n"
+        f"    match:\n      - cmdline: ['{MARKER}']\n"
+    )
+    e.config.write_text(
+        f"root: {base}\nstate_dir: {tmp_path / 'state'}\nsocket: {e.socket}\n"
+        f"metrics_listen: 127.0.0.1:{e.port}\npolicy: {e.policy}\ninterval: 1s\n"
+        "reconcile_interval: 2s\nlog_level: info\n"
+    )
+    try:
+        yield e
+    finally:
+        if e.agent is not None and e.agent.poll() is None:
+            e.agent.kill()
+            e.agent.wait()
+        # Workloads and their shims outlive the agent by design: remove them explicitly.
+        if os.path.isdir(base):
+            envcheck._kill_and_remove(base)
+
+
+def test_agent_end_to_end(env: Env) -> None:
+    existing = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(900)", MARKER], start_new_session=True
+    )
+    try:
+        _run_scenario(env, existing.pid)
+    finally:
+        existing.kill()
+        existing.wait()
+
+
+def _run_scenario(env: Env, existing: int) -> None:
+    agent = env.start_agent()
+
+    # Workloads through the CLI, each in its own limited cgroup.
+    for name in ("w1", "w2", "w3"):
+        r = env.cli("run", "-d", "--name", name, "--memory", "64M", "--", "sleep", "900")
+        assert r.returncode == 0, r.stderr
+    r = env.cli("run", "-d", "--name", "short", "--", "sh", "-c", "sleep 8; exit 7")
+    assert r.returncode == 0, r.stderr
+    with open(os.path.join(env.base, "workloads", "w1", "memory.max")) as f:
+        assert f.read().strip() == str(64 * 1024 * 1024)
+
+    # The process that existed before the agent is placed by the policy, limit in force.
+    placed = os.path.join(env.base, "policies", "placed")
+    rel = "/" + os.path.relpath(placed, "/sys/fs/cgroup")
+    _wait("the existing process to be placed", lambda: _cgroup_of(existing).startswith(rel))
+    with open(os.path.join(placed, "memory.max")) as f:
+        assert f.read().strip() == str(64 * 1024 * 1024)
+
+    # /metrics serves the workloads with their label.
+    def metrics() -> str:
+        url = f"http://127.0.0.1:{env.port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return str(resp.read().decode())
+
+    _wait("w1 in /metrics", lambda: 'workload="w1"' in metrics())
+    text = metrics()
+    assert "pystats_cgroup_cpu_usage_seconds_total" in text
+    assert "pystats_build_info" in text
+
+    # `pystats stats` through the agent shows the workloads by name.
+    r = env.cli("stats", "--no-stream", "--format", "json", "--socket", env.socket)
+    assert r.returncode == 0, r.stderr
+    assert "w1" in r.stdout and "w3" in r.stdout
+
+    # SIGHUP with a broken policy: rejected, the old one stays, nothing moves.
+    good = env.policy.read_text()
+    env.policy.write_text(good.replace("memory.max: 64M", "memory.max: 64 parsecs"))
+    agent.send_signal(signal.SIGHUP)
+    _wait("the rejection in the log", lambda: "rejected" in env.log_text(), timeout=60)
+    time.sleep(3)  # a reconcile or two under the broken file
+    assert _cgroup_of(existing).startswith(rel)
+    assert agent.poll() is None
+    env.policy.write_text(good)
+
+    # SIGKILL: the workloads keep running; "short" exits while the agent is down.
+    pids = {n: int(env.ps()[n]["pid"]) for n in ("w1", "w2", "w3")}  # type: ignore[call-overload]
+    agent.kill()
+    agent.wait()
+    time.sleep(10)
+    for name, pid in pids.items():
+        os.kill(pid, 0)  # raises if the workload died with the agent
+        assert _cgroup_of(pid).endswith(f"/workloads/{name}"), name
+
+    # Restart: re-adopted, and the exit that happened meanwhile is known.
+    agent = env.start_agent()
+    ps = env.ps()
+    assert {ps[n]["state"] for n in ("w1", "w2", "w3")} == {"running"}
+    _wait("short's exit code", lambda: env.ps()["short"]["exit_code"] == 7, timeout=60)
+
+    # SIGTERM: a clean stop, exit status 0, workloads still running.
+    agent.terminate()
+    assert agent.wait(timeout=60) == 0
+    for pid in pids.values():
+        os.kill(pid, 0)
