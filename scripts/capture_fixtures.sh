@@ -122,7 +122,7 @@ capture_vm() {
     "'$ROOT/scripts/capture_fixtures.sh' vm-inside '$tmp/out' > '$tmp/log' 2>&1; echo \$? > '$tmp/rc'" \
     > "$tmp/console" 2>&1 || true
   cat "$tmp/log" 2>/dev/null || { echo "VM produced no log; console:" >&2; tail -n 30 "$tmp/console" >&2; }
-  [[ "$(cat "$tmp/rc" 2>/dev/null)" == 0 ]] || { echo "capture in the VM failed" >&2; exit 1; }
+  [[ "$(cat "$tmp/rc" 2>/dev/null)" == 0 ]] || { echo "capture in the VM failed" >&2; rm -rf "$tmp"; exit 1; }
   local dest="$ROOT/tests/fixtures/kernel-$ver-vm"
   rm -rf "$dest"
   cp -r "$tmp/out" "$dest"
