@@ -1,0 +1,109 @@
+"""Workloads without limits on this host's controller-less v2 tree: the manager, shim and
+runtime in-process (no HTTP): exit codes, restart policies, stop, log rotation, re-adoption.
+Limits, OOM and the API on its socket are covered by tests/vm/test_workloads_vm.py."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+
+import pytest
+
+from agent.runtime.spec import WorkloadSpec
+from agent.workloads.manager import WorkloadManager
+from cgroupfs.paths import CgroupRoot
+
+pytestmark = pytest.mark.host
+
+
+@pytest.fixture
+async def manager(host_cgroup: str) -> AsyncIterator[WorkloadManager]:
+    state = tempfile.mkdtemp(prefix="pystats-wl-host-")
+    m = WorkloadManager(CgroupRoot(host_cgroup), state, log_max_bytes=1000, log_keep=2)
+    await m.start()
+    task = asyncio.create_task(m.run())
+    try:
+        yield m
+    finally:
+        await m.close()
+        await task
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def _read_all(paths: list[str]) -> str:
+    out = ""
+    for path in paths:
+        with open(path) as f:
+            out += f.read()
+    return out
+
+
+async def _until(m: WorkloadManager, name: str, states: set[str], timeout: float = 30) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if m.inspect(name)["state"] in states:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{name} stayed {m.inspect(name)['state']}")
+
+
+async def test_exit_code_and_isolation_without_limits(manager: WorkloadManager) -> None:
+    script = "echo pid=$$ host=$(hostname) nets=$(ls /sys/class/net); exit 3"
+    info = await manager.create(WorkloadSpec(name="x", argv=["sh", "-c", script]))
+    assert info["cgroup"] == "workloads/x"
+    await _until(manager, "x", {"exited"})
+    assert manager.inspect("x")["exit_code"] == 3
+    with open(manager.log_files("x")[-1]) as f:
+        assert f.read() == "pid=1 host=x nets=lo\n"
+
+
+async def test_on_failure_restarts_n_times_with_backoff(manager: WorkloadManager) -> None:
+    await manager.create(
+        WorkloadSpec(name="flaky", argv=["sh", "-c", "echo run; exit 4"], restart="on-failure:2")
+    )
+    for _ in range(200):
+        info = manager.inspect("flaky")
+        if info["state"] == "exited" and info["restart_count"] == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert info["restart_count"] == 2 and info["run"] == 3 and info["exit_code"] == 4
+    await asyncio.sleep(0.5)
+    assert manager.inspect("flaky")["run"] == 3  # no fourth run
+    assert _read_all(manager.log_files("flaky")) == "run\n" * 3
+
+
+async def test_stop_escalates_to_cgroup_kill_and_prevents_restart(
+    manager: WorkloadManager,
+) -> None:
+    await manager.create(WorkloadSpec(name="s", argv=["sleep", "1000"], restart="always"))
+    info = await manager.stop("s", grace_s=0.2)  # sleep as PID 1 ignores SIGTERM
+    assert info["state"] == "exited" and info["exit_code"] == 137
+    await asyncio.sleep(0.4)
+    assert manager.inspect("s")["state"] == "exited"
+    await manager.rm("s")
+    assert "s" not in manager.states()
+
+
+async def test_logs_rotate_at_the_cap(manager: WorkloadManager) -> None:
+    await manager.create(
+        WorkloadSpec(name="chatty", argv=["sh", "-c", "for i in $(seq 1000); do echo $i; done"])
+    )
+    await _until(manager, "chatty", {"exited"})
+    files = manager.log_files("chatty")
+    assert len(files) == 3 and all(os.path.getsize(f) <= 1000 for f in files)
+    assert _read_all(files).endswith("999\n1000\n")
+
+
+async def test_a_new_manager_readopts_a_running_workload(
+    manager: WorkloadManager, host_cgroup: str
+) -> None:
+    info = await manager.create(WorkloadSpec(name="long", argv=["sleep", "1000"]))
+    other = WorkloadManager(CgroupRoot(host_cgroup), manager.state_dir, use_fork_server=False)
+    await other.start()
+    assert other.states()["long"] == "running"
+    assert other.inspect("long")["pid"] == info["pid"]
+    await other.kill("long")
+    assert other.inspect("long")["exit_code"] == 137
+    await other.close()
