@@ -41,10 +41,14 @@ async def _metrics(request: web.Request) -> web.StreamResponse:
     # Set the header verbatim: aiohttp's content_type setter would drop the version parameter.
     resp.headers["Content-Type"] = OPENMETRICS_CONTENT_TYPE if om else TEXT_CONTENT_TYPE
     resp.content_length = len(body) + len(own)
-    await resp.prepare(request)
-    await resp.write(body)
-    await resp.write(own)
-    await resp.write_eof()
+    try:
+        await resp.prepare(request)
+        await resp.write(body)
+        await resp.write(own)
+        await resp.write_eof()
+    except ConnectionResetError:
+        # The scraper gave up (its scrape timeout) or went away: nothing to answer, no traceback.
+        pass
     return resp
 
 
