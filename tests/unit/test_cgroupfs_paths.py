@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cgroupfs.errors import UnsafePath
 from cgroupfs.paths import CgroupRoot, check_filename, join_rel, split_rel, validate_name
@@ -129,3 +131,27 @@ def test_file_and_filename(tmp_path: Path) -> None:
             check_filename(bad)
     assert join_rel("", "a") == "a"
     assert join_rel("a/", "b") == "a/b"
+
+
+_PARTS = st.sampled_from(["a", "b", "..", ".", "", "cgroup.procs", "x\0", "link", "up", "c.d"])
+
+
+@given(st.lists(_PARTS, max_size=6), st.booleans())
+def test_resolve_never_escapes(
+    tmp_path_factory: pytest.TempPathFactory, parts: list[str], strict: bool
+) -> None:
+    base = tmp_path_factory.getbasetemp() / "escape"
+    tree = base / "tree"
+    if not tree.exists():
+        (tree / "a" / "b").mkdir(parents=True)
+        (base / "outside").mkdir()
+        os.symlink(base / "outside", tree / "a" / "link")
+        os.symlink("../..", tree / "a" / "up")
+    root = CgroupRoot(str(tree))
+    try:
+        path = root.resolve("/".join(parts), strict=strict)
+    except UnsafePath:
+        return
+    real = os.path.realpath(path)
+    assert real == str(tree) or real.startswith(str(tree) + "/")
+    assert ".." not in path.split("/")

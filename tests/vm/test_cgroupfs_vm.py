@@ -66,6 +66,7 @@ def test_each_limit_written_then_read_back(where: tuple[CgroupRoot, str]) -> Non
     optional = {"memory.swap.max": str(parse_bytes("16M")), "io.weight": "default 300"}
     with KeptReader(root) as reader:
         present = {f: v for f, v in optional.items() if reader.read(leaf, f) is not None}
+        print("optional limit files present:", " ".join(sorted(present)) or "none")
         writer.set_limits(root, leaf, {**limits, **present})
         got = reader.read_many(leaf, [*limits, *present])
     assert all(v is not None for v in got.values()), got
