@@ -82,6 +82,7 @@ class Collector:
         self._pending = BatchResult()  # between-tick results published with the next tick
         self._mutex = threading.Lock()  # the sampler's state: one batch at a time
         self._between: asyncio.Task[None] | None = None
+        self._watch_all = False  # add watches for every known cgroup at the next tick
 
     # --- one tick ----------------------------------------------------------------------------
     def collect(self) -> BatchResult:
@@ -104,10 +105,13 @@ class Collector:
                 system_delta_usec=sys_delta,
                 events_watched=w is not None and w.ok,
             )
-            if w is not None:
+            if w is not None:  # watches are added here, off the loop (~100 us each)
                 for rel, _ino in diff.vanished:
                     w.remove(rel)
-                for rel, _ino in diff.new:
+                added = diff.new
+                if self._watch_all:  # the watcher started after some ticks: catch up
+                    added, self._watch_all = diff.current, False
+                for rel, _ino in added:
                     w.add(rel, self.root.resolve(rel, strict=False))
             self._tick += 1
             pend, self._pending = self._pending, BatchResult()
@@ -140,6 +144,7 @@ class Collector:
         if self._watch_wanted and self.watcher is None:
             w = Watcher()
             if w.fd >= 0:
+                self._watch_all = self._tick > 0
                 self.watcher = w
                 loop.add_reader(w.fd, self._on_watch)
         try:

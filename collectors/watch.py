@@ -128,7 +128,7 @@ class Watcher:
             if hit is None:
                 continue
             if mask & IN_IGNORED:  # the cgroup was removed: the kernel dropped the watch
-                del self._wd[wd]
+                self._wd.pop(wd, None)
                 continue
             out.append(hit)
         return out
