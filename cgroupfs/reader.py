@@ -251,9 +251,10 @@ def walk(
     """(rel, inode) of cgroup ``start`` (default: the root) and every cgroup below it, depth
     first, parents before children, siblings by name. Inodes come free from the directory listing.
 
-    A cgroup vanishing mid-walk is skipped, not an error. ``max_depth`` 0 yields only
-    ``start``, 1 also its children, and so on. Entries whose names could not be read back
-    safely (see paths.validate_name with strict=False) are skipped.
+    A cgroup vanishing mid-walk is not an error: if it was already listed it is still
+    yielded (reading it then raises CgroupGone) and its children are skipped.
+    ``max_depth`` 0 yields only ``start``, 1 also its children, and so on. Entries whose
+    names could not be read back safely (paths.validate_name, strict=False) are skipped.
     """
     start_path = root.resolve(start, strict=False)
     try:

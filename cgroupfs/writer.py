@@ -262,8 +262,9 @@ def move_pid(
 ) -> bool:
     """Move process ``pid`` (all its threads) into cgroup ``rel`` via cgroup.procs.
 
-    Returns False when the process is gone (ESRCH). EINVAL is retried ``retries`` times with
-    growing sleeps (a task still starting, as runc does); other refusals are CgroupWriteError.
+    Returns False when the process is gone (ESRCH); raises CgroupGone when the cgroup is.
+    EINVAL is retried ``retries`` times with growing sleeps (a task still starting, as runc
+    does); other refusals are CgroupWriteError.
     """
     if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
         raise ValueError(f"PID {pid!r} must be a positive integer")
