@@ -84,6 +84,7 @@ _IDX = {n: i for i, n in enumerate(_FIELDS)}
 _SETTERS = [CgroupSample.__dict__[n].__set__ for n in _FIELDS]
 _NEW = object.__new__
 I_MONO, I_WALL, I_FINAL = _IDX["mono"], _IDX["wall"], _IDX["final"]
+_SET_FINAL = _SETTERS[I_FINAL]
 I_EVENTS, I_MEMEV, I_LOCAL = _IDX["events"], _IDX["memory_events"], _IDX["memory_events_local"]
 _FAST_I = tuple((name, parser, _IDX[fld]) for name, parser, fld in FAST)
 _SLOW_I = tuple((name, parser, _IDX[fld]) for name, parser, fld in SLOW)
@@ -272,7 +273,7 @@ class Sampler:
         if rel == "" and not first:
             expensive = (tick + st.phase) % max(self.slow_every, ROOT_SLOW_MIN) == 0
         get = self._get
-        row = st.row.copy()
+        row = st.row  # updated in place: slow-cadence values carry over to the next sample
         mono = time.monotonic()
         row[I_MONO] = mono
         row[I_WALL] = time.time()
@@ -324,10 +325,11 @@ class Sampler:
             or row[I_LOCAL] is None
         ):
             row[I_LOCAL] = get(st, LOCAL_EVENTS, p.parse_memory_events, out)[0]
-        populated = _populated(row[I_EVENTS])
-        st.row = row.copy()  # carried into the next sample (final is per sample)
-        row[I_FINAL] = st.populated is True and populated is False
+        ev = row[I_EVENTS]
+        populated = None if ev is None else ev.populated
         sample = _build(row)
+        if st.populated is True and populated is False:
+            _SET_FINAL(sample, True)  # the sample that saw it empty (not carried over)
         if same and st.same_streak and st.rates is not None:
             rates = st.rates  # nothing moved for two reads: the rates are the same again
         else:
