@@ -143,6 +143,7 @@ class PystatsApp(App[None]):
         rows = self.doc.rows if self.doc is not None else []
         view = build_view(rows, self.state)
         with self.batch_update():
+            self.table.mark_sort(self.state.sort_key, self.state.reverse)
             self.table.show(view, self.state.tree, follow)
             self.update_status(len(view), len(rows))
 
@@ -186,7 +187,8 @@ class PystatsApp(App[None]):
         self.detail.show(r, h)
 
     def on_data_table_row_highlighted(self, _: DataTable.RowHighlighted) -> None:
-        if self.detail.has_class("visible"):
+        panes = self.query(DetailPane)  # empty while the app shuts down
+        if panes and panes.first().has_class("visible"):
             self.run_worker(self.refresh_detail(), exclusive=True, group="detail")
 
     def on_data_table_row_selected(self, _: DataTable.RowSelected) -> None:
@@ -203,13 +205,7 @@ class PystatsApp(App[None]):
         else:
             self.state.sort_key = key
             self.state.reverse = key != "name"
-        self.notify(
-            f"sorted by {self._label(key)} {'desc' if self.state.reverse else 'asc'}", timeout=2
-        )
         self.apply()
-
-    def _label(self, key: str) -> str:
-        return next((c.label for c in self.table.shown_columns if c.key == key), key)
 
     def _step_sort(self, step: int) -> None:
         keys = [c.key for c in self.table.shown_columns]

@@ -170,7 +170,7 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "quota",
         "QUOTA %",
-        7,
+        8,
         6,
         lambda r: _num(r.cpu_quota_percent),
         _quota_cell,
@@ -179,7 +179,7 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "psi",
         "MEM PSI",
-        7,
+        8,
         7,
         lambda r: _num(r.memory_pressure_some_avg10),
         _psi_cell,

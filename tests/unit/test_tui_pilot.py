@@ -322,3 +322,32 @@ async def test_source_failure_is_shown_and_polling_goes_on() -> None:
                 break
         assert app.error == "agent went away"
         assert "agent went away" in str(app.query_one("#status").render())
+
+
+async def test_sort_column_marked_in_header() -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        labels = {str(c.key.value): c.label.plain for c in app.table.columns.values()}
+        assert labels["cpu"] == "CPU %▼" and labels["mem"] == "MEM USAGE / LIMIT"
+        await pilot.press("1")
+        labels = {str(c.key.value): c.label.plain for c in app.table.columns.values()}
+        assert labels["name"] == "CGROUP▲" and labels["cpu"] == "CPU %"
+
+
+async def test_ticks_keep_the_cursor_row_unless_detail_is_open() -> None:
+    store = demo_store()
+    app = make_app(store)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        app.table.move_cursor(row=2)
+        assert app.table.cursor_key == "pystats.slice/web"
+        # web drops to the bottom of the CPU sort: like htop, the cursor keeps its row.
+        store.publish([sample("pystats.slice/web", 40, cores=0.0, mem=MiB, quota=1.0)])
+        await app.refresh_data()
+        assert app.table.cursor_row == 2 and app.table.cursor_key != "pystats.slice/web"
+        # With the detail pane open the cursor follows its cgroup instead.
+        app.table.move_cursor(row=order(app).index("pystats.slice/web"))
+        await pilot.press("d")
+        store.publish([sample("pystats.slice/web", 41, cores=5.0, mem=MiB, quota=1.0)])
+        await app.refresh_data()
+        assert app.table.cursor_key == "pystats.slice/web" and app.table.cursor_row == 0

@@ -52,9 +52,12 @@ class StatsTable(DataTable[Text]):
         self._seq = 0  # refresh number
         self._painted_seq: dict[str, int] = {}
         self.cells_written = 0  # for the benchmark
+        self._sort_mark: tuple[str, bool] | None = None
         # Cell renders keyed by the cell object, not DataTable's global update counter (which
         # every update_cell bumps, so the stock cache misses on every cell after any update).
         self._fast: dict[tuple[object, ...], tuple[Text, SegmentLines]] = {}
+        self._styles: dict[tuple[object, ...], tuple[Style, Style, Style]] = {}
+        self._styles_text: dict[tuple[object, ...], Style] = {}
 
     # --- columns -----------------------------------------------------------------------
     def fit(self, width: int) -> bool:
@@ -74,9 +77,26 @@ class StatsTable(DataTable[Text]):
             )
         self._painted.clear()
         self._painted_seq.clear()
+        mark, self._sort_mark = self._sort_mark, None
+        if mark is not None:
+            self.mark_sort(*mark)
         order, self._order = self._order, []
         self._apply_order([self._view[k] for k in order if k in self._view], cursor_key)
         return True
+
+    def mark_sort(self, key: str, reverse: bool) -> None:
+        """Show the sort column and direction in the header (▼ biggest first)."""
+        if (key, reverse) == self._sort_mark:
+            return
+        self._sort_mark = (key, reverse)
+        for c in self.shown_columns:
+            col = self.columns.get(ColumnKey(c.key))
+            if col is None:
+                continue
+            label = c.label + (("▼" if reverse else "▲") if c.key == key else "")
+            col.label = Text(label, justify="left" if c.key == "name" else "right")
+        self._update_count += 1
+        self.refresh()
 
     # --- rows --------------------------------------------------------------------------
     @property
@@ -273,19 +293,29 @@ class StatsTable(DataTable[Text]):
         hit = self._fast.get(key)
         if hit is not None and hit[0] is cell:
             return hit[1]
-        component_style, post_style = self._get_styles_to_render_cell(
-            False,
-            False,
-            False,
-            hover,
-            cursor,
-            self.show_cursor,
-            self._show_hover_cursor,
-            self.cursor_foreground_priority == "css",
-            self.cursor_background_priority == "css",
-        )
-        pre = base_style + Style.from_meta({"row": row_index, "column": column_index})
-        pre += component_style
+        # Styles depend on position and cursor state only: cached across ticks (building
+        # the row/column meta pickles, the costliest part of a cell).
+        skey = (row_index, column_index, *key[3:8])
+        styles = self._styles.get(skey)
+        if styles is None:
+            component_style, post_style = self._get_styles_to_render_cell(
+                False,
+                False,
+                False,
+                hover,
+                cursor,
+                self.show_cursor,
+                self._show_hover_cursor,
+                self.cursor_foreground_priority == "css",
+                self.cursor_background_priority == "css",
+            )
+            pre = base_style + Style.from_meta({"row": row_index, "column": column_index})
+            pre += component_style
+            styles = (pre, post_style, pre + post_style)
+            if len(self._styles) >= _FAST_CACHE_MAX:
+                self._styles.clear()
+            self._styles[skey] = styles
+        pre, post_style, edge_style = styles
         pad = self.cell_padding
         inner = max(0, width - 2 * pad)
         plain = cell.plain
@@ -293,12 +323,18 @@ class StatsTable(DataTable[Text]):
             plain = set_cell_size(plain, inner)
         elif cell.justify == "right":
             plain = " " * (inner - cell_len(plain)) + plain
-        text_style = pre + self.app.console.get_style(cell.style) + post_style
-        edge = Segment(" " * pad, pre + post_style)
+        tkey = (skey, str(cell.style))
+        text_style = self._styles_text.get(tkey)
+        if text_style is None:
+            text_style = pre + self.app.console.get_style(cell.style) + post_style
+            if len(self._styles_text) >= _FAST_CACHE_MAX:
+                self._styles_text.clear()
+            self._styles_text[tkey] = text_style
+        edge = Segment(" " * pad, edge_style)
         fill = inner - cell_len(plain)
         line = [edge, Segment(plain, text_style)]
         if fill:
-            line.append(Segment(" " * fill, pre + post_style))
+            line.append(Segment(" " * fill, edge_style))
         line.append(edge)
         lines: SegmentLines = [line]
         if len(self._fast) >= _FAST_CACHE_MAX:
