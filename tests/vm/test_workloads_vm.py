@@ -277,11 +277,14 @@ def _as_nobody(sock: str) -> str:
 
 def test_non_root_client_is_refused(agent: Agent) -> None:
     assert oct(os.stat(agent.sock).st_mode & 0o777) == "0o600"
-    assert "permission denied" in _as_nobody(agent.sock)
-    # Even on a socket opened up by mistake, the peer credentials are checked.
-    os.chmod(agent.sock, 0o666)
+    # The socket's own mode refuses nobody (its folder is traversable, as /run/pystats is).
+    os.chmod(agent.state, 0o711)
     try:
+        assert "permission denied" in _as_nobody(agent.sock)
+        # Even on a socket opened up by mistake, the peer credentials are checked.
+        os.chmod(agent.sock, 0o666)
         msg = _as_nobody(agent.sock)
     finally:
         os.chmod(agent.sock, 0o600)
+        os.chmod(agent.state, 0o700)
     assert msg.startswith("403") and "uid 65534" in msg
