@@ -38,6 +38,12 @@ from policies.validate import check_file
 
 log = logging.getLogger(__name__)
 
+# engine.stats, for metrics (all counters since start, except *_last, *_active, policy_loaded):
+# policy_loaded 0/1; reloads / reload_failures: accepted / rejected policy files; reconciles,
+# reconcile_errors, reconcile_seconds_last; connector_active 0/1; events: proc-connector events
+# seen; event_moves: processes moved by the event path; moves: processes moved by reconciles (the
+# two are disjoint: total = moves + event_moves); pids_gone: exited or reused before the move;
+# groups_created / groups_removed / limits_set / limits_skipped (controller absent); errors.
 STAT_KEYS = (
     "policy_loaded",
     "reloads",
@@ -190,7 +196,6 @@ class PolicyEngine:
             return False
         if moved:
             self.stats["event_moves"] += 1
-            self.stats["moves"] += 1
             log.debug("placed %d (%s) in %s: %s", pid, p.comm, d.group.leaf, d.reason)
         else:
             self.stats["pids_gone"] += 1
