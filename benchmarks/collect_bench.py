@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import os
 import resource
 import shutil
@@ -61,11 +62,11 @@ def compile_c(tmp: str) -> str | None:
     return exe
 
 
-def c_reader(exe: str, listfile: str, iters: int, mode: str) -> tuple[float, float]:
-    """(wall us, CPU us) per pass over all files."""
+def c_reader(exe: str, listfile: str, iters: int, mode: str) -> tuple[float, float, int]:
+    """(wall us, CPU us) per pass over all files, and how many fds it could keep."""
     out = subprocess.run([exe, listfile, str(iters), mode], check=True, capture_output=True)
     f = out.stdout.split()
-    return float(f[0]) / 1000.0, float(f[1]) / 1000.0
+    return float(f[0]) / 1000.0, float(f[1]) / 1000.0, int(f[4])
 
 
 def make_tree(parent: str, n: int) -> str:
@@ -77,6 +78,7 @@ def make_tree(parent: str, n: int) -> str:
 
 
 def remove_tree(base: str) -> None:
+    gc.collect()
     for name in os.listdir(base):
         p = os.path.join(base, name)
         if os.path.isdir(p):
@@ -94,14 +96,24 @@ def tick_us(c: Collector, ticks: int) -> tuple[float, float]:
 
 def bench(parent: str, n: int, exe: str | None, tmp: str, ticks: int, run_s: float) -> None:
     print(f"\n== {n} cgroups ==", flush=True)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (n * 12 + 1024, n * 12 + 1024))  # root may
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = n * 24 + 1024  # ~23 kept fds per cgroup with every controller
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(want, hard)))
+    except (ValueError, OSError):  # no CAP_SYS_RESOURCE: the hard limit is the ceiling
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    # KeptReader caps file fds at max_fds but opens one directory fd per cgroup regardless:
+    # leave room for those (n) and for this process's own files.
+    max_fds = max(0, limit - n - 512) if limit < want else None
+    print(f"RLIMIT_NOFILE: {limit}, reader max_fds: {max_fds or 'default'}")
     rss0 = rss_mb()
     t0 = time.perf_counter()
     base = make_tree(parent, n)
     print(f"created in {time.perf_counter() - t0:.1f} s under {base}")
     try:
         store = Store(history_len=600)
-        c = Collector(CgroupRoot(base), store, idle_every=1, kmsg=False)
+        c = Collector(CgroupRoot(base), store, idle_every=1, kmsg=False, max_fds=max_fds)
         c.tick_sync()
         c.tick_sync()  # fds opened, absent files known
         # The files one steady tick reads, for the C reader.
@@ -122,6 +134,8 @@ def bench(parent: str, n: int, exe: str | None, tmp: str, ticks: int, run_s: flo
         with open(listfile, "w") as f:
             f.write("\n".join(reads) + "\n")
         files = len(reads)
+        reads.clear()
+        del res
 
         full, full_cpu = tick_us(c, ticks)
         walk_t0 = time.perf_counter()
@@ -140,8 +154,10 @@ def bench(parent: str, n: int, exe: str | None, tmp: str, ticks: int, run_s: flo
         print(f"(a full walk, which inotify avoids: {walk / n:.2f} us/cgroup wall)")
         if exe is not None:
             iters = max(3, 20000 // max(1, files) * 5)
-            orc, orc_cpu = c_reader(exe, listfile, iters, "orc")
-            pr, pr_cpu = c_reader(exe, listfile, iters, "pread")
+            orc, orc_cpu, _ = c_reader(exe, listfile, iters, "orc")
+            pr, pr_cpu, c_kept = c_reader(exe, listfile, iters, "pread")
+            if c_kept < files:
+                print(f"(fd limit: C keeps {c_kept} of {files} fds, reopens the rest)")
             print(
                 f"C open+read+close: {orc / n:7.2f} / {orc_cpu / n:7.2f}"
                 f"  ({orc_cpu / files:.2f} us/file CPU)"
@@ -190,7 +206,10 @@ def bench(parent: str, n: int, exe: str | None, tmp: str, ticks: int, run_s: flo
             f"RSS with 600-point history: {rss:.1f} MB (before creating the tree: {rss0:.1f} MB;"
             f" history arrays {store.history_nbytes() / 1e6:.1f} MB; target <= {TARGET_RSS_MB:.0f})"
         )
-        print(f"kept fds: {c.reader.open_fd_count()}, errors: {store.stats.errors}")
+        print(
+            f"kept fds: {c.reader.open_fd_count()} (reader max {c.reader.max_fds}),"
+            f" errors: {store.stats.errors}"
+        )
         c.close()
     finally:
         remove_tree(base)

@@ -47,15 +47,17 @@ class Collector:
         idle_every: int = 5,
         watch: bool = True,
         kmsg: bool = True,
+        max_fds: int | None = None,
     ) -> None:
         """``idle_every``: unpopulated cgroups are read in full every N ticks (1 = always).
         ``watch``: inotify between ticks on memory.events/cgroup.events, and on directories
         for discovery (falls back to per-tick reads and walks when unavailable).
-        ``kmsg``: name OOM victims from /dev/kmsg where readable."""
+        ``kmsg``: name OOM victims from /dev/kmsg where readable.
+        ``max_fds``: file fds the reader may keep (default: from RLIMIT_NOFILE)."""
         self.root = root
         self.store = store
         self.interval_s = interval_s  # read each tick: may be changed while running
-        self.reader = KeptReader(root)
+        self.reader = KeptReader(root, max_fds=max_fds)
         self.tree = Tree(
             lambda start, depth: walk(root, depth, start=start),
             include,

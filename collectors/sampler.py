@@ -36,6 +36,8 @@ from collectors.rates import HostInfo, compute_rates
 from collectors.sample import CgroupRates, CgroupSample, OomEvent
 
 ROOT_SLOW_MIN = 10
+SHARED_MAX = 50_000  # distinct repeated file contents kept for sharing (then start over)
+_Cached = tuple[bytes, Any, bool]  # (content, parsed value, shared between cgroups)
 
 
 class Reader(Protocol):
@@ -124,7 +126,7 @@ class _State:
         self.inode = inode
         self.phase = zlib.crc32(rel.encode()) % max(1, slow_every)
         self.absent: set[str] = set()  # files found missing (re-probed on the slow cadence)
-        self.cache: dict[str, tuple[bytes, Any]] = {}  # file -> (bytes, parsed)
+        self.cache: dict[str, _Cached] = {}  # file -> (bytes, parsed, shared)
         self.fast = _FAST_I  # the every-tick files this cgroup has
         # The next sample's values in field order; slow-cadence values stay until re-read.
         self.row: list[Any] = [None] * len(_FIELDS)
@@ -174,6 +176,7 @@ class Sampler:
         self.kmsg = kmsg
         self.oom = OomTracker()
         self._states: dict[str, _State] = {}
+        self._shared: dict[tuple[str, bytes], _Cached] = {}
         self.baseline = True  # the first batch: existing oom_kill counts are history
 
     # --- the tick ----------------------------------------------------------------------------
@@ -246,8 +249,11 @@ class Sampler:
             out.samples.append((replace(st.sample, final=True), st.rates or CgroupRates()))
         out.gone.append(rel)
 
-    def _get(self, st: _State, name: str, parser: Parser, out: BatchResult) -> tuple[Any, bool]:
-        """(value, unchanged) of one file; (None, True) when the cgroup lacks it."""
+    def _get(
+        self, st: _State, name: str, parser: Parser, out: BatchResult, keep: bool = True
+    ) -> tuple[Any, bool]:
+        """(value, unchanged) of one file; (None, True) when the cgroup lacks it.
+        ``keep``: remember the bytes to skip parsing when they repeat (not for memory.stat)."""
         if name in st.absent:
             return None, True
         data = self.reader.read(st.rel, name, st.inode)
@@ -257,10 +263,27 @@ class Sampler:
             return None, True
         c = st.cache.get(name)
         if c is not None and c[0] == data:
+            if not c[2]:
+                c = st.cache[name] = self._intern(name, c)
             return c[1], True
-        v = parser(data, name)
-        st.cache[name] = (data, v)
-        return v, False
+        if not keep:
+            return parser(data, name), False
+        c = self._shared.get((name, data))
+        if c is None:
+            c = (data, parser(data, name), False)
+        st.cache[name] = c
+        return c[1], False
+
+    def _intern(self, name: str, c: _Cached) -> _Cached:
+        """Content that repeated is shared by every cgroup with the same bytes (idle cgroups
+        all print the same PSI and events lines): one parsed object, one bytes object."""
+        key = (name, c[0])
+        s = self._shared.get(key)
+        if s is None:
+            if len(self._shared) >= SHARED_MAX:
+                self._shared.clear()
+            s = self._shared[key] = (c[0], c[1], True)
+        return s
 
     def _sample_one(
         self, st: _State, tick: int, out: BatchResult, system_delta_usec: float | None
@@ -296,24 +319,29 @@ class Sampler:
             cache = st.cache
             ino = st.inode
             n = 0
+            shared = self._shared
             for name, parser, i in st.fast:
                 data = read(rel, name, ino)
                 n += 1
                 c = cache.get(name)
                 if c is not None and c[0] == data:
+                    if not c[2]:
+                        c = cache[name] = self._intern(name, c)
                     row[i] = c[1]
                     continue
                 same = False
                 if data is None:
                     row[i] = None
                     continue
-                v = parser(data, name)
-                cache[name] = (data, v)
-                row[i] = v
+                c = shared.get((name, data))
+                if c is None:
+                    c = (data, parser(data, name), False)
+                cache[name] = c
+                row[i] = c[1]
             out.files_read += n
         if expensive:
             for name, parser, i, imono in _EXPENSIVE_I:
-                v = get(st, name, parser, out)[0]
+                v = get(st, name, parser, out, keep=False)[0]
                 row[i] = v
                 row[imono] = mono if v is not None else None
         # OOM: the local counter is re-read when first seen and when the hierarchical one moves.

@@ -218,3 +218,17 @@ def test_tree_globs_and_depth_free_diff() -> None:
     assert len(d.new) == 2 and d.vanished == []
     d = t.scan()
     assert d.new == [] and d.vanished == []
+
+
+def test_repeated_content_is_parsed_once_and_shared_between_cgroups() -> None:
+    r = FakeReader()
+    full_v2(r, "a", 2)
+    full_v2(r, "b", 3)
+    s = Sampler(r, HOST)
+    for t in range(3):
+        res = s.sample_batch(r.walk(), t)
+    (sa, _), (sb, _) = res.samples
+    assert sa.cpu_pressure is sb.cpu_pressure and sa.events is sb.events
+    r.files[("a", "cpu.stat")] = CPU % 77  # new content is parsed, not taken from the share
+    sa2 = s.sample_batch(r.walk(), 3).samples[0][0]
+    assert sa2.cpu is not None and sa2.cpu.usage_usec == 77
