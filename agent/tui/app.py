@@ -120,7 +120,13 @@ class PystatsApp(App[None]):
         self.on_data_arrived(DataArrived(await self.source.fetch()))
         await self.refresh_detail()
 
+    def _mounted(self) -> bool:
+        """False while the app shuts down (widgets gone, the poll worker's last message due)."""
+        return bool(self.query(StatsTable))
+
     def on_data_arrived(self, msg: DataArrived) -> None:
+        if not self._mounted():
+            return
         self.error = None
         if self.paused and self.doc is not None:
             return
@@ -131,6 +137,8 @@ class PystatsApp(App[None]):
 
     def on_source_failed(self, msg: SourceFailed) -> None:
         self.error = msg.error
+        if not self._mounted():
+            return
         self.update_status()
 
     def apply(self, follow: bool = True) -> None:
@@ -174,7 +182,7 @@ class PystatsApp(App[None]):
         return vr.row if vr is not None else None
 
     async def refresh_detail(self) -> None:
-        if not self.detail.has_class("visible"):
+        if not self._mounted() or not self.detail.has_class("visible"):
             return
         r = self.selected_row()
         h = None
@@ -184,11 +192,11 @@ class PystatsApp(App[None]):
             except Exception as e:  # history is a nicety: never let it take the view down
                 self.error = f"history: {e}"
         self._history = h
-        self.detail.show(r, h)
+        if self._mounted():  # the history fetch may outlive the app
+            self.detail.show(r, h)
 
     def on_data_table_row_highlighted(self, _: DataTable.RowHighlighted) -> None:
-        panes = self.query(DetailPane)  # empty while the app shuts down
-        if panes and panes.first().has_class("visible"):
+        if self._mounted() and self.detail.has_class("visible"):
             self.run_worker(self.refresh_detail(), exclusive=True, group="detail")
 
     def on_data_table_row_selected(self, _: DataTable.RowSelected) -> None:
