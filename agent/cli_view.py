@@ -14,7 +14,8 @@ DEFAULT_SOCKET = "/run/pystats/agent.sock"
 STATS_DESCRIPTION = """\
 Print CPU, memory, block I/O and PIDs per cgroup, with docker stats' columns and formulas:
 
-  CPU %              delta cpu.stat usage_usec / delta wall time * 100 (100 % = one core busy)
+  CPU %              delta cpu.stat usage_usec / delta host CPU time * online CPUs * 100
+                     (docker's formula: 100 % = one core busy)
   MEM USAGE / LIMIT  memory.current - inactive_file / memory.max (host RAM when "max")
   MEM %              usage / limit * 100
   BLOCK I/O          io.stat rbytes / wbytes, summed over devices, since the cgroup was created

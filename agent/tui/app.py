@@ -6,6 +6,7 @@ once per interval and posts DataArrived. The table is diffed in place inside bat
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -75,6 +76,7 @@ class PystatsApp(App[None]):
         self.error: str | None = None
         self.refreshes = 0
         self._history: History | None = None
+        self._gc_frozen = False
 
     # --- layout ------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -132,6 +134,11 @@ class PystatsApp(App[None]):
             return
         self.doc = msg.doc
         self.apply(follow=self.detail.has_class("visible"))
+        if not self._gc_frozen:
+            # The table's thousands of long-lived cells would otherwise be re-scanned by every
+            # full collection (spikes of tens of ms); this process is the view alone.
+            self._gc_frozen = True
+            gc.freeze()
         if self.detail.has_class("visible"):
             self.run_worker(self.refresh_detail(), exclusive=True, group="detail")
 
