@@ -77,6 +77,19 @@ EXPENSIVE: tuple[tuple[str, Parser, str], ...] = (
     ("io.stat", p.parse_io_stat, "io"),
 )
 LOCAL_EVENTS = "memory.events.local"
+# Files that exist without their controller (cpu.stat and PSI are core files in cgroup v2).
+CORE = frozenset({"cpu.stat", "cpu.pressure", "memory.pressure", "io.pressure"})
+CONTROLLED = frozenset({"cpu", "memory", "io", "pids"})
+ABSENT_REPROBE = 6  # files missing despite their controller: re-probed every 6th slow read
+
+
+def controller_of(name: str) -> str | None:
+    """The controller whose files include ``name`` (None: exists in every cgroup)."""
+    if name in CORE:
+        return None
+    c = name.split(".", 1)[0]
+    return c if c in CONTROLLED else None
+
 
 # CgroupSample is a frozen slots dataclass: its __init__ sets 31 fields through
 # object.__setattr__ (~8-19 us, measured). Samples are built here by setting the slots
@@ -92,6 +105,18 @@ _FAST_I = tuple((name, parser, _IDX[fld]) for name, parser, fld in FAST)
 _SLOW_I = tuple((name, parser, _IDX[fld]) for name, parser, fld in SLOW)
 _EXPENSIVE_I = tuple(
     (name, parser, _IDX[fld], _IDX[fld + "_mono"]) for name, parser, fld in EXPENSIVE
+)
+
+
+_CONTROLLED_FILES = tuple(
+    n
+    for n in (
+        *(f[0] for f in FAST),
+        *(f[0] for f in SLOW),
+        *(f[0] for f in EXPENSIVE),
+        LOCAL_EVENTS,
+    )
+    if controller_of(n) is not None
 )
 
 
@@ -119,6 +144,7 @@ class _State:
         "row",
         "same_streak",
         "sample",
+        "slow_reads",
     )
 
     def __init__(self, rel: str, inode: int, slow_every: int) -> None:
@@ -137,6 +163,7 @@ class _State:
         self.last_full = -1  # tick of the last full read
         self.reads = 0  # full reads so far: idle skipping starts once rates exist
         self.same_streak = False  # previous read repeated every file
+        self.slow_reads = 0
 
 
 @dataclass(slots=True)
@@ -302,7 +329,17 @@ class Sampler:
         row[I_WALL] = time.time()
         same = not slow
         if slow:
-            st.absent.clear()
+            if st.slow_reads % ABSENT_REPROBE == 0:
+                st.absent.clear()
+            st.slow_reads += 1
+            # Controllers enabled for this cgroup (its parent's subtree_control): the files of
+            # the others do not exist, so they are not even probed (a missing file costs an
+            # openat plus a check that the cgroup itself still exists).
+            ctrl = get(st, "cgroup.controllers", p.parse_controllers, out)[0]
+            if ctrl is not None:
+                for name in _CONTROLLED_FILES:
+                    if controller_of(name) not in ctrl:
+                        st.absent.add(name)
             fast = []
             for item in _FAST_I:
                 v, unchanged = get(st, item[0], item[1], out)

@@ -232,3 +232,21 @@ def test_repeated_content_is_parsed_once_and_shared_between_cgroups() -> None:
     r.files[("a", "cpu.stat")] = CPU % 77  # new content is parsed, not taken from the share
     sa2 = s.sample_batch(r.walk(), 3).samples[0][0]
     assert sa2.cpu is not None and sa2.cpu.usage_usec == 77
+
+
+def test_files_of_controllers_not_enabled_are_never_probed() -> None:
+    r = FakeReader()
+    r.add("h", 3, cpu_stat=CPU % 5, cpu_pressure=PSI, cgroup_events=b"populated 1\nfrozen 0\n")
+    r.files[("h", "cgroup.controllers")] = b"\n"  # hybrid host: no controller in v2
+    full_v2(r, "m", 4)
+    r.files[("m", "cgroup.controllers")] = b"cpu memory\n"
+    s = Sampler(r, HOST, slow_every=1)
+    for t in range(3):
+        s.sample_batch(r.walk(), t)
+    h_files = {f for rel, f in r.reads if rel == "h"}
+    assert not any(
+        f.startswith(("memory.current", "memory.max", "pids.", "io.stat")) for f in h_files
+    )
+    assert {"cpu.stat", "cpu.pressure", "memory.pressure"} <= h_files  # core files still read
+    m_files = {f for rel, f in r.reads if rel == "m"}
+    assert "memory.current" in m_files and "pids.current" not in m_files
