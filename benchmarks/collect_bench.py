@@ -69,9 +69,14 @@ def c_reader(exe: str, listfile: str, iters: int, mode: str) -> tuple[float, flo
     return float(f[0]) / 1000.0, float(f[1]) / 1000.0, int(f[4])
 
 
-def make_tree(parent: str, n: int) -> str:
+def make_tree(parent: str, n: int, controllers: str) -> str:
     base = os.path.join(parent, f"pystats-bench-{uuid.uuid4().hex[:8]}")
     os.mkdir(base)
+    if controllers:  # the full file set (VM): enable them down to the N cgroups
+        want = " ".join(f"+{c}" for c in controllers.split(","))
+        for d in (parent, base):
+            with open(os.path.join(d, "cgroup.subtree_control"), "w") as f:
+                f.write(want)
     for i in range(n):
         os.mkdir(os.path.join(base, f"c{i:05d}"))
     return base
@@ -94,7 +99,9 @@ def tick_us(c: Collector, ticks: int) -> tuple[float, float]:
     return (time.perf_counter() - t0) / ticks * 1e6, (time.process_time() - c0) / ticks * 1e6
 
 
-def bench(parent: str, n: int, exe: str | None, tmp: str, ticks: int, run_s: float) -> None:
+def bench(
+    parent: str, n: int, exe: str | None, tmp: str, ticks: int, run_s: float, controllers: str
+) -> None:
     print(f"\n== {n} cgroups ==", flush=True)
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = n * 24 + 1024  # ~23 kept fds per cgroup with every controller
@@ -109,7 +116,7 @@ def bench(parent: str, n: int, exe: str | None, tmp: str, ticks: int, run_s: flo
     print(f"RLIMIT_NOFILE: {limit}, reader max_fds: {max_fds or 'default'}")
     rss0 = rss_mb()
     t0 = time.perf_counter()
-    base = make_tree(parent, n)
+    base = make_tree(parent, n, controllers)
     print(f"created in {time.perf_counter() - t0:.1f} s under {base}")
     try:
         store = Store(history_len=600)
@@ -225,6 +232,9 @@ def main() -> None:
     ap.add_argument("--tree", default="/sys/fs/cgroup/unified")
     ap.add_argument("--ticks", type=int, default=3)
     ap.add_argument("--run-s", type=float, default=3.0)
+    ap.add_argument(
+        "--controllers", default="", help="e.g. cpu,memory,pids,io: enable them (VM only)"
+    )
     a = ap.parse_args()
     print(f"kernel {os.uname().release}, python {sys.version.split()[0]}, tree {a.tree}")
     counts = [int(x) for x in a.counts.split(",")]
@@ -232,6 +242,7 @@ def main() -> None:
         for n in counts:
             argv = [sys.argv[0], "--counts", str(n), "--tree", a.tree]
             argv += ["--ticks", str(a.ticks), "--run-s", str(a.run_s)]
+            argv += ["--controllers", a.controllers]
             subprocess.run([sys.executable, *argv], check=True)
         return
     with tempfile.TemporaryDirectory() as tmp:
@@ -239,7 +250,7 @@ def main() -> None:
         if exe is None:
             print("gcc not found: C reader skipped")
         for n in counts:
-            bench(a.tree, n, exe, tmp, a.ticks, a.run_s)
+            bench(a.tree, n, exe, tmp, a.ticks, a.run_s, a.controllers)
 
 
 if __name__ == "__main__":
