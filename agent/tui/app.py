@@ -162,6 +162,16 @@ class PystatsApp(App[None]):
             self.table.show(view, self.state.tree, follow)
             self.update_status(len(view), len(rows))
 
+    def reorder(self) -> None:
+        """After a new sort or filter: show the top of the new order (as top and htop do),
+        unless the detail pane is open, whose cgroup the cursor then keeps."""
+        if self.detail.has_class("visible"):
+            self.apply(follow=True)
+            return
+        self.apply(follow=False)
+        if self.table.row_count:
+            self.table.move_cursor(row=0, animate=False)
+
     def update_status(self, shown: int | None = None, total: int | None = None) -> None:
         info = self.source.info
         n = len(self.table.order) if shown is None else shown
@@ -220,7 +230,7 @@ class PystatsApp(App[None]):
         else:
             self.state.sort_key = key
             self.state.reverse = key != "name"
-        self.apply()
+        self.reorder()
 
     def _step_sort(self, step: int) -> None:
         keys = [c.key for c in self.table.shown_columns]
@@ -228,7 +238,7 @@ class PystatsApp(App[None]):
         key = keys[(i + step) % len(keys)]
         self.state.sort_key = key
         self.state.reverse = key != "name"
-        self.apply()
+        self.reorder()
 
     def action_sort_next(self) -> None:
         self._step_sort(1)
@@ -243,7 +253,7 @@ class PystatsApp(App[None]):
 
     def action_reverse(self) -> None:
         self.state.reverse = not self.state.reverse
-        self.apply()
+        self.reorder()
 
     def action_tree(self) -> None:
         self.state.tree = not self.state.tree
@@ -289,7 +299,7 @@ class PystatsApp(App[None]):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.state.filter = event.value.strip()
-        self.apply()
+        self.reorder()
 
     def on_input_submitted(self, _: Input.Submitted) -> None:
         self.table.focus()

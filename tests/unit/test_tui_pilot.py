@@ -351,3 +351,14 @@ async def test_ticks_keep_the_cursor_row_unless_detail_is_open() -> None:
         store.publish([sample("pystats.slice/web", 41, cores=5.0, mem=MiB, quota=1.0)])
         await app.refresh_data()
         assert app.table.cursor_key == "pystats.slice/web" and app.table.cursor_row == 0
+
+
+async def test_new_sort_shows_the_top_of_the_new_order() -> None:
+    app = make_app(big_store(300))
+    async with app.run_test(size=(100, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+end")
+        assert app.table.cursor_row == 299
+        await pilot.press("r")
+        await pilot.pause()
+        assert app.table.cursor_row == 0 and app.table.scroll_y == 0
