@@ -181,18 +181,18 @@ class Collector:
     async def _between_ticks(self) -> None:
         await asyncio.sleep(0.02)  # let a burst of events coalesce
         oom_rels, self._oom_dirty = list(self._oom_dirty), set()
-        refresh = list(self._dirty)  # also stays dirty for the next tick's full read
-        events, res = await asyncio.to_thread(self._between_sync, oom_rels, refresh)
+        refresh = list(self._dirty)  # they also stay dirty for the next tick's full read
+        events = await asyncio.to_thread(self._between_sync, oom_rels, refresh)
         if events:
             self.store.record_oom(events)
-        del res
 
-    def _between_sync(
-        self, oom_rels: list[str], refresh: list[str]
-    ) -> tuple[list[OomEvent], BatchResult]:
+    def _between_sync(self, oom_rels: list[str], refresh: list[str]) -> list[OomEvent]:
+        """OOM checks for changed memory.events; a fresh read of cgroups whose cgroup.events
+        changed (emptied, most likely about to be removed) so that their final counters are
+        recent. Refreshed samples are not published on their own (the tick follows), but a
+        cgroup found gone keeps its final sample and "gone" for the next publish."""
         with self._mutex:
             events = self.sampler.check_oom(oom_rels) if oom_rels else []
-            res = BatchResult()
             if refresh:
                 known = self.tree.known
                 res = self.sampler.sample_batch(
@@ -201,14 +201,13 @@ class Collector:
                     dirty=frozenset(refresh),
                 )
                 events.extend(res.oom)
-                # Samples of a refresh are not published on their own (the tick follows), but a
-                # cgroup found gone meanwhile keeps its final sample for the next publish.
                 gone = set(res.gone)
-                self._pending.samples.extend(s for s in res.samples if s[0].path in gone)
-                self._pending.gone.extend(res.gone)
+                pend = self._pending
+                pend.samples.extend(s for s in res.samples if s[0].path in gone)
+                pend.gone.extend(res.gone)
                 for r, n in res.errors.items():
-                    self._pending.errors[r] = self._pending.errors.get(r, 0) + n
-            return events, res
+                    pend.errors[r] = pend.errors.get(r, 0) + n
+            return events
 
     def close(self) -> None:
         if self.watcher is not None:
