@@ -301,3 +301,21 @@ def test_leaf_becoming_parent_is_evacuated_before_controllers() -> None:
         < evacuate
         < acts.index(CreateGroup("build/cc", ("memory",)))
     )
+
+
+def test_explain_names_the_rule_and_every_field() -> None:
+    from policies.explain import explain
+
+    procs = [proc(10, "make", "/user", uid=0), proc(11, "bash", "/user", ppid=10)]
+    lines = explain(POLICY, 11, procs, Current(ROOT))
+    assert lines[3:] == [
+        "  result: would move to build/_: no rule matches; follows its parent (build)",
+        "  rules tried (children before parents, siblings in file order):",
+        "    exclude (line 2): comm no",
+        "    build/cc match (line 9): comm no, uid no",
+        "    build match (line 5): comm no",
+        "    tests match (line 12): comm no",
+    ]
+    assert explain(POLICY, 99, procs, Current(ROOT)) == ["process 99 does not exist (or exited)"]
+    kthread = explain(POLICY, 10, [proc(10, "make", kthread=True)], Current(ROOT))
+    assert "  result: stays where it is: kernel thread: never moved" in kthread
