@@ -65,6 +65,14 @@ STAT_KEYS = (
 
 
 class PolicyEngine:
+    """Keeps the policy in ``policy_path`` in force beneath ``root`` (a cgroup dedicated to it).
+
+    ``self_pids``: PIDs never moved (the agent's own PID is always added). ``protected``: cgroup
+    paths as /proc/PID/cgroup shows them (e.g. "/pystats/workloads") whose processes are never
+    moved. ``reconcile_s``: the full-pass period; ``watch_s``: how often the file's mtime is
+    checked; ``use_connector``: False to rely on reconciles only (tests, benchmarks).
+    """
+
     def __init__(
         self,
         root: CgroupRoot,
@@ -72,6 +80,7 @@ class PolicyEngine:
         *,
         reconcile_s: float = 30.0,
         self_pids: Collection[int] = (),
+        protected: Collection[str] = (),
         watch_s: float = 2.0,
         use_connector: bool = True,
     ) -> None:
@@ -81,6 +90,7 @@ class PolicyEngine:
         self.watch_s = watch_s
         self.use_connector = use_connector
         self.self_pids = frozenset(self_pids) | {os.getpid()}
+        self.protected = tuple(protected)
         self.policy: Policy | None = None
         self.matcher: Matcher | None = None
         self.stats: dict[str, float] = dict.fromkeys(STAT_KEYS, 0)
@@ -109,7 +119,7 @@ class PolicyEngine:
                 log.error("  %s", e)
             return [str(e) for e in errors]
         self.policy = policy
-        self.matcher = Matcher(policy, self.self_pids)
+        self.matcher = Matcher(policy, self.self_pids, self.protected)
         self._uses_parent = any(
             r.parent for g in policy.all_groups() for r in (*g.match, *g.exclude)
         ) or any(r.parent for r in policy.exclude)

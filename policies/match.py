@@ -1,7 +1,8 @@
 """Which group a process belongs to, by the policy's rules. Pure: a Proc in, an answer out.
 
 Order (the one documented in policies/README.md):
-1. kernel threads, zombies and the agent's own PIDs: never placed;
+1. kernel threads, zombies, the agent's own PIDs and processes in protected cgroups (the agent's
+   workloads): never placed;
 2. a top-level ``exclude`` rule matches: never placed;
 3. groups are tried children first, then the group itself, siblings in file order; a group
    matches when one of its ``match`` rules does and none of its ``exclude`` rules does.
@@ -117,9 +118,17 @@ class Decision:
 class Matcher:
     """The policy's rules, compiled, in match order."""
 
-    def __init__(self, policy: Policy, self_pids: Collection[int] = ()) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        self_pids: Collection[int] = (),
+        protected: Collection[str] = (),
+    ) -> None:
         self.policy = policy
         self.self_pids = frozenset(self_pids)
+        # cgroup paths (as /proc/PID/cgroup shows them) whose processes are never moved, e.g.
+        # the agent's own workloads/ subtree: a policy rule must not pull a workload out of it
+        self.protected = tuple(p.rstrip("/") for p in protected if p.strip("/"))
         self.exclude = tuple(CompiledRule(r) for r in policy.exclude)
         self.order: tuple[tuple[Group, tuple[CompiledRule, ...], tuple[CompiledRule, ...]], ...]
         self.order = tuple(
@@ -136,6 +145,9 @@ class Matcher:
             return "zombie: has exited, cannot be moved"
         if p.pid in self.self_pids:
             return "the agent itself: never moved"
+        for prefix in self.protected:
+            if p.cgroup == prefix or p.cgroup.startswith(prefix + "/"):
+                return f"in protected cgroup {prefix} (e.g. the agent's workloads): never moved"
         for r in self.exclude:
             if r.matches(p, parent):
                 rule = r.rule

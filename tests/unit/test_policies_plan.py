@@ -319,3 +319,9 @@ def test_explain_names_the_rule_and_every_field() -> None:
     assert explain(POLICY, 99, procs, Current(ROOT)) == ["process 99 does not exist (or exited)"]
     kthread = explain(POLICY, 10, [proc(10, "make", kthread=True)], Current(ROOT))
     assert "  result: stays where it is: kernel thread: never moved" in kthread
+
+
+def test_protected_cgroups_are_never_moved() -> None:
+    procs = [proc(10, "make", "/pystats/workloads/w1"), proc(11, "make", "/pystats/workloadsX")]
+    matcher = Matcher(POLICY, protected=["/pystats/workloads"])
+    assert targets(plan(POLICY, procs, Current(ROOT), matcher=matcher)) == {11: "build/_"}
