@@ -11,18 +11,20 @@ Only cgroups the store knows can be frozen or thawed; cgroupfs validates the pat
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from aiohttp import web
 
-from agent.statsview.history import history_from_store, history_to_json
+from agent.statsview.history import Event, history_from_store, history_to_json
 from agent.statsview.jsonio import StatsDoc, doc_to_json
 from agent.statsview.rows import rows_from_store, visible
 from cgroupfs.errors import CgroupError, CgroupGone
+from cgroupfs.paths import CgroupRoot
 from collectors.store import Store
 
 NamesFn = Callable[[], Mapping[str, str]]
+EventsFn = Callable[[str], Iterable[Event]]
 
 
 def describe_mount(mount: object | None) -> str:
@@ -42,21 +44,24 @@ def describe_mount(mount: object | None) -> str:
 def add_stats_routes(
     app: web.Application,
     store: Store,
-    root: Any,
+    root: CgroupRoot,
     *,
     mount: object | None = None,
     names: NamesFn | None = None,
     interval_s: float | None = None,
-    freezer: Callable[[Any, str, bool], object] | None = None,
+    freezer: Callable[[CgroupRoot, str, bool], object] | None = None,
+    events: EventsFn | None = None,
 ) -> None:
-    """Mount the stats routes. ``root`` is a cgroupfs.paths.CgroupRoot (its ``path`` is shown).
+    """Mount the stats routes on the agent's API app; ``root`` is the collector's cgroup root.
 
     ``names`` maps cgroup paths to workload names (the workload manager's records), so rows
-    show a workload's name instead of its cgroup. ``freezer`` replaces cgroupfs' freeze in tests.
+    show a workload's name instead of its cgroup. ``events(path)`` adds the agent's own events
+    of a cgroup (placements, launches) to the detail pane's recent events, beside the store's
+    OOM kills. ``freezer`` replaces cgroupfs' freeze in tests.
     """
     do_freeze = freezer or set_frozen
     mode = describe_mount(mount)
-    root_path = str(getattr(root, "path", root))
+    root_path = root.path
 
     async def stats(request: web.Request) -> web.Response:
         rows = rows_from_store(store, names)
@@ -69,7 +74,7 @@ def add_stats_routes(
         path = request.query.get("cgroup")
         if path is None:
             return _error(400, "missing query parameter: cgroup")
-        h = history_from_store(store, path)
+        h = history_from_store(store, path, extra=events(path) if events is not None else ())
         if h is None:
             return _error(404, f"unknown cgroup: {path!r}")
         return web.json_response(history_to_json(h))
@@ -101,7 +106,7 @@ def add_stats_routes(
     app.router.add_post("/v1/cgroups/thaw", freeze_handler(False))
 
 
-def set_frozen(root: Any, path: str, frozen: bool) -> None:
+def set_frozen(root: CgroupRoot, path: str, frozen: bool) -> None:
     """Freeze or thaw through cgroupfs (the only layer that writes cgroup files)."""
     from cgroupfs.writer import freeze
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,12 +25,15 @@ class History:
     events: Sequence[Event]
 
 
-def history_from_store(store: Store, path: str, max_events: int = 20) -> History | None:
+def history_from_store(
+    store: Store, path: str, max_events: int = 20, extra: Iterable[Event] = ()
+) -> History | None:
+    """``extra``: events the store does not know (the agent's placements and launches)."""
     e = store.entries.get(path)
     if e is None:
         return None
     points = store.history(path)
-    events = [Event(e.first_seen_wall, "first_seen", "first seen")]
+    events = [Event(e.first_seen_wall, "first_seen", "first seen"), *extra]
     for o in store.oom_events():
         if o.cgroup != path:
             continue

@@ -15,10 +15,12 @@ from aiohttp import web
 from agent.api.stats_client import AgentError, StatsClient
 from agent.api.stats_routes import add_stats_routes, describe_mount
 from agent.cli import main
-from agent.statsview.fake import demo_store
+from agent.statsview.fake import T0, demo_store
+from agent.statsview.history import Event
 from agent.statsview.jsonio import schema
 from agent.tui.sources import ActionUnavailable, AgentSource
 from cgroupfs.errors import CgroupGone
+from cgroupfs.paths import CgroupRoot
 
 
 class Recorder:
@@ -36,10 +38,15 @@ def make_app(rec: Recorder, workload_calls: list[str]) -> web.Application:
     add_stats_routes(
         app,
         demo_store(),
-        "/sys/fs/cgroup",
+        CgroupRoot("/sys/fs/cgroup"),
         names=lambda: {"pystats.slice/web": "web"},
         interval_s=1.0,
         freezer=rec,
+        events=lambda path: (
+            [Event(T0 + 5, "placement", f"placed by policy web ({path})")]
+            if path == "pystats.slice/web"
+            else []
+        ),
     )
 
     async def workload_action(request: web.Request) -> web.Response:
@@ -88,6 +95,8 @@ async def test_history_and_its_errors(agent_sock: tuple[str, Recorder, list[str]
         h = await c.history("pystats.slice/batch")
         assert len(h.cpu_cores) == 30
         assert [e.kind for e in h.events].count("oom_kill") == 2
+        placed = await c.history("pystats.slice/web")
+        assert [e.kind for e in placed.events] == ["first_seen", "placement"]
         with pytest.raises(AgentError, match="404 unknown cgroup"):
             await c.history("nope")
         with pytest.raises(AgentError, match="400 missing query parameter"):
