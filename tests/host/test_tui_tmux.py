@@ -94,3 +94,56 @@ def test_stats_no_stream_json_on_real_tree(busy_cgroup: str) -> None:
     # The hybrid host's v2 tree has no memory controller: unavailable, not zero.
     if "memory" in doc["mode"]:
         assert rows["busy"]["mem_usage"] is None
+
+
+@pytest.mark.host
+async def test_freeze_and_thaw_through_the_stats_api(host_cgroup: str, tmp_path: Path) -> None:
+    """POST /v1/cgroups/freeze|thaw on a real cgroup, through cgroupfs.writer."""
+    from aiohttp import web
+
+    from agent.api.stats_client import StatsClient
+    from agent.api.stats_routes import add_stats_routes
+    from cgroupfs.paths import CgroupRoot
+    from collectors.store import Store
+
+    child = os.path.join(host_cgroup, "sleeper")
+    os.mkdir(child)
+    proc = subprocess.Popen(["sleep", "60"])
+    runner: web.AppRunner | None = None
+    try:
+        with open(os.path.join(child, "cgroup.procs"), "w") as f:
+            f.write(str(proc.pid))
+        root = CgroupRoot(host_cgroup)
+        store = Store()
+        from agent.statsview.fake import sample
+
+        store.publish([sample("sleeper", 0)])  # the API acts only on cgroups the store knows
+        app = web.Application()
+        add_stats_routes(app, store, root)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        sock = str(tmp_path / "agent.sock")
+        await web.UnixSite(runner, sock).start()
+
+        def frozen() -> bool:
+            with open(os.path.join(child, "cgroup.events")) as f:
+                return "frozen 1" in f.read()
+
+        async with StatsClient(sock) as c:
+            await c.freeze("sleeper")
+            for _ in range(100):
+                if frozen():
+                    break
+                time.sleep(0.02)
+            assert frozen()
+            await c.thaw("sleeper")
+            for _ in range(100):
+                if not frozen():
+                    break
+                time.sleep(0.02)
+            assert not frozen()
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+        proc.kill()
+        proc.wait()
