@@ -77,6 +77,7 @@ class Workload:
     stopped_by_user: bool = False
     restart_at: float | None = None  # monotonic time of a pending restart
     handled_run: int = 0  # last run whose exit the restart policy has seen
+    launch_pid: int | None = None  # the shim just launched, before it wrote a record
 
     @property
     def state(self) -> str:
@@ -256,6 +257,16 @@ class WorkloadManager:
                     )
                     self._write_status(w)
                 changed = True
+            if (
+                w.status.get("state") == "created"
+                and w.launch_pid is not None
+                and not procs.alive(w.launch_pid, None)
+                and not self._reload_status(w)
+            ):
+                # The shim exited without any record (killed before it could write one).
+                w.status.update(state="exited", error="the supervisor exited before starting it")
+                self._write_status(w)
+                changed = True
             if w.status.get("state") == "exited" and w.handled_run != w.status.get("run", 0):
                 self._on_exit(w)
                 changed = True
@@ -346,10 +357,11 @@ class WorkloadManager:
             os.unlink(os.path.join(w.wdir, STATUS))
         w.status = {"state": "created", "run": run}
         w.status_key = (0, 0, 0)
+        w.launch_pid = None
         if self._forks is not None:
-            await asyncio.to_thread(self._forks.spawn, w.wdir, run)
+            w.launch_pid = await asyncio.to_thread(self._forks.spawn, w.wdir, run)
         else:
-            await asyncio.to_thread(_spawn_process, w.wdir, run)
+            w.launch_pid = await asyncio.to_thread(_spawn_process, w.wdir, run)
         if not wait:
             return
         deadline = time.monotonic() + START_TIMEOUT_S
