@@ -214,3 +214,44 @@ def test_describe_mount() -> None:
 
     assert describe_mount(M()) == "hybrid v1/v2 (no cpu, memory)"
     assert describe_mount(None) == "cgroup v2"
+
+
+def test_choose_source_prefers_a_live_agent(agent_thread: str, tmp_path: Path) -> None:
+    from agent.tui.sources import choose_source
+    from cgroupfs.errors import CgroupError
+
+    src = choose_source(agent_thread, None, 1.0)
+    assert isinstance(src, AgentSource) and src.info.label == f"agent {agent_thread}"
+    # --root (or --standalone) means: sample this tree here, even with an agent running.
+    with pytest.raises(CgroupError, match="not a cgroup v2 directory"):
+        choose_source(agent_thread, str(tmp_path), 1.0)
+    with pytest.raises(CgroupError):
+        choose_source(str(tmp_path / "no.sock"), str(tmp_path), 1.0)
+
+
+async def test_live_view_attached_to_an_agent(agent_sock: tuple[str, Recorder, list[str]]) -> None:
+    """The TUI on a real AgentSource: header names the agent, rows, detail history, freeze."""
+    from agent.tui.app import PystatsApp
+    from agent.tui.host import HostStats
+
+    sock, rec, _ = agent_sock
+    app = PystatsApp(
+        AgentSource(StatsClient(sock), interval_s=1.0),
+        clock=lambda: T0,
+        host=lambda: HostStats(1.0, 1, 2, 2),
+        autorefresh=False,
+    )
+    async with app.run_test(size=(120, 34)) as pilot:
+        await pilot.pause()
+        assert str(app.query_one("#status").render()).startswith("agent")  # short form at 120
+        assert app.source.info.label == f"agent {sock}"
+        order = list(app.table.order)
+        assert "pystats.slice/web" in order and "system.slice/old.service" not in order
+        assert str(app.table.get_cell("pystats.slice/web", "name")) == "web"
+        app.table.move_cursor(row=order.index("pystats.slice/batch"))
+        await pilot.press("d")
+        await app.workers.wait_for_complete()
+        assert len(app.detail.query_one("#cpu-spark").data) == 30  # type: ignore[attr-defined]
+        await pilot.press("f", "y")
+        await app.workers.wait_for_complete()
+    assert rec.calls == [("pystats.slice/batch", True)]
