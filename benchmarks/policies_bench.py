@@ -314,6 +314,8 @@ def latency_cgrulesengd(parent: str, n: int) -> None:
     try:
         os.makedirs("/etc/cgconfig.d", exist_ok=True)  # libcgroup refuses to start without them
         os.makedirs("/etc/cgrules.d", exist_ok=True)
+        with open("/etc/cgconfig.conf", "a"):
+            pass
         with open("/etc/cgrules.conf", "w") as f:
             f.write(f"*:sleep * {target_rel}/\n")
         print(f"  cgrulesengd {binary}: /etc/cgrules.conf = '*:sleep * {target_rel}/'")
