@@ -220,6 +220,8 @@ import asyncio, logging, signal, sys
 from cgroupfs.paths import CgroupRoot
 from policies.engine import PolicyEngine
 logging.basicConfig(level=logging.WARNING)
+import os
+os.nice(int(sys.argv[3]))
 eng = PolicyEngine(CgroupRoot(sys.argv[1]), sys.argv[2], reconcile_s=3600)
 async def main():
     t = asyncio.create_task(eng.run())
@@ -242,14 +244,14 @@ asyncio.run(main())
 """
 
 
-def latency_pystats(parent: str, n: int) -> None:
+def latency_pystats(parent: str, n: int, nice: int = 0) -> None:
     root = os.path.join(parent, f"pystats-bench-{uuid.uuid4().hex[:6]}")
     os.mkdir(root)
     fd, pol_path = tempfile.mkstemp(suffix=".yaml")
     with os.fdopen(fd, "w") as f:
         f.write("groups:\n  - name: sleepers\n    match: [{comm: sleep, cmdline: '^sleep 30$'}]\n")
     eng = subprocess.Popen(
-        [sys.executable, "-c", ENGINE_CODE, root, pol_path],
+        [sys.executable, "-c", ENGINE_CODE, root, pol_path, str(nice)],
         stdout=subprocess.PIPE,
         text=True,
         cwd=REPO,
@@ -260,7 +262,7 @@ def latency_pystats(parent: str, n: int) -> None:
             print("  pystats: engine did not start")
             return
         lat, missed = measure_latency(os.path.join(root, "sleepers"), n, 5.0)
-        report("pystats PolicyEngine", lat, missed, n)
+        report(f"pystats PolicyEngine (nice {nice})", lat, missed, n)
     finally:
         eng.send_signal(signal.SIGTERM)
         out, _ = eng.communicate(timeout=30)
@@ -361,6 +363,7 @@ def main() -> int:
     lt = sub.add_parser("latency")
     lt.add_argument("--parent", required=True, help="a writable cgroup2 directory to work under")
     lt.add_argument("--n", type=int, default=200)
+    lt.add_argument("--nice", type=int, nargs="+", default=[0], help="engine niceness to try")
     lt.add_argument("--cgrulesengd", action="store_true", help="also measure cgrulesengd (VM only)")
     args = ap.parse_args()
     if args.what == "plan":
@@ -372,7 +375,8 @@ def main() -> int:
             f"placement latency, exec -> in the target cgroup, {args.n} execs each "
             f"(kernel {os.uname().release}):"
         )
-        latency_pystats(args.parent, args.n)
+        for nice in args.nice:
+            latency_pystats(args.parent, args.n, nice)
         if args.cgrulesengd:
             latency_cgrulesengd(args.parent, args.n)
     return 0
