@@ -18,7 +18,7 @@ from aiohttp import web
 
 from agent.statsview.history import Event, history_from_store, history_to_json
 from agent.statsview.jsonio import StatsDoc, doc_to_json
-from agent.statsview.rows import rows_from_store, visible
+from agent.statsview.rows import RowCache, visible
 from cgroupfs.errors import CgroupError, CgroupGone
 from cgroupfs.paths import CgroupRoot
 from collectors.store import Store
@@ -63,8 +63,10 @@ def add_stats_routes(
     mode = describe_mount(mount)
     root_path = root.path
 
+    cache = RowCache()
+
     async def stats(request: web.Request) -> web.Response:
-        rows = rows_from_store(store, names)
+        rows = cache.rows(store, names)
         if request.query.get("all", "") not in ("1", "true", "yes"):
             rows = visible(rows, show_all=False)
         doc = StatsDoc(rows, time.time(), "agent", root_path, mode, store.stats.ticks, interval_s)

@@ -167,6 +167,44 @@ def rows_from_store(
     return [row_from_entry(p, e, mapping.get(p)) for p, e in sorted(store.entries.items())]
 
 
+class RowCache:
+    """rows_from_store that rebuilds only the rows whose entry changed since the last call.
+
+    The collector publishes new sample objects for cgroups it re-read; idle ones it skipped
+    keep theirs, and their rows are reused (identity checks, no field comparisons).
+    """
+
+    def __init__(self) -> None:
+        self._prev: dict[str, tuple[object, object, bool, bool, str | None, StatsRow]] = {}
+
+    def rows(
+        self, store: Store, names: Mapping[str, str] | Callable[[], Mapping[str, str]] | None = None
+    ) -> list[StatsRow]:
+        mapping = names() if callable(names) else (names or {})
+        prev = self._prev
+        now: dict[str, tuple[object, object, bool, bool, str | None, StatsRow]] = {}
+        out = []
+        for p, e in sorted(store.entries.items()):
+            w = mapping.get(p)
+            stale = e.stale_ticks > 0
+            c = prev.get(p)
+            if (
+                c is not None
+                and c[0] is e.sample
+                and c[1] is e.rates
+                and c[2] == e.gone
+                and c[3] == stale
+                and c[4] == w
+            ):
+                row = c[5]
+            else:
+                row = row_from_entry(p, e, w)
+            now[p] = (e.sample, e.rates, e.gone, stale, w, row)
+            out.append(row)
+        self._prev = now
+        return out
+
+
 def visible(rows: Iterable[StatsRow], show_all: bool) -> list[StatsRow]:
     """docker stats hides stopped containers unless --all; we hide unpopulated / gone cgroups."""
     if show_all:

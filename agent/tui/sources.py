@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from agent.statsview.history import History, history_from_store
 from agent.statsview.jsonio import StatsDoc
-from agent.statsview.rows import rows_from_store
+from agent.statsview.rows import RowCache
 from cgroupfs.errors import CgroupError
 from collectors.store import Store
 
@@ -62,6 +62,7 @@ class StoreSource:
         self.interval_s = interval_s
         self._names = names
         self._clock = clock
+        self._cache = RowCache()
 
     async def start(self) -> None:
         return None
@@ -70,7 +71,7 @@ class StoreSource:
         return None
 
     async def fetch(self) -> StatsDoc:
-        rows = rows_from_store(self.store, self._names)
+        rows = self._cache.rows(self.store, self._names)
         info = self.info
         return StatsDoc(
             rows,

@@ -160,3 +160,24 @@ def test_cpu_max_unknown_vs_unlimited() -> None:
     assert limits_text(rows["system.slice"]).startswith("cpu.max max")
     assert rows["hybrid.slice"].cpu_max_quota_usec is None  # no cpu controller: unknown
     assert limits_text(rows["hybrid.slice"]).startswith("cpu.max -")
+
+
+def test_row_cache_rebuilds_only_changed_entries() -> None:
+    from agent.statsview.rows import RowCache
+
+    store = Store()
+    store.publish([sample("a", 0, cores=1.0, mem=MiB), sample("b", 0, cores=2.0, mem=MiB)])
+    cache = RowCache()
+    first = {r.path: r for r in cache.rows(store)}
+    # Only "a" is re-read: "b" keeps its sample. Its row changes once (it is now stale), then
+    # its row object is reused while nothing about it changes.
+    store.publish([sample("a", 1, cores=1.5, mem=MiB)])
+    second = {r.path: r for r in cache.rows(store)}
+    assert second["a"] is not first["a"] and second["a"].cpu_cores == 1.5
+    assert second["b"].stale == (store.entries["b"].stale_ticks > 0)
+    store.publish([sample("a", 2, cores=1.5, mem=MiB)])
+    assert {r.path: r for r in cache.rows(store)}["b"] is second["b"]
+    # A new workload name is a change too.
+    third = {r.path: r for r in cache.rows(store, {"b": "web"})}
+    assert third["b"] is not first["b"] and third["b"].name == "web"
+    assert cache.rows(store, {"b": "web"}) == rows_from_store(store, {"b": "web"})
