@@ -255,3 +255,28 @@ async def test_live_view_attached_to_an_agent(agent_sock: tuple[str, Recorder, l
         await pilot.press("f", "y")
         await app.workers.wait_for_complete()
     assert rec.calls == [("pystats.slice/batch", True)]
+
+
+async def test_stats_stream_prints_one_json_document_per_refresh() -> None:
+    import io
+
+    from agent.statsview.stats_cmd import run_stats
+    from agent.tui.sources import SourceInfo, StoreSource
+
+    class TwoTicks(StoreSource):
+        waits = 0
+
+        async def wait(self) -> None:
+            self.waits += 1
+            if self.waits == 2:
+                raise KeyboardInterrupt  # what Ctrl-C does to `pystats stats`
+
+    src = TwoTicks(demo_store(), SourceInfo("standalone", "t", "/", "v2", False))
+    out = io.StringIO()
+    with pytest.raises(KeyboardInterrupt):
+        await run_stats(src, stream=True, show_all=False, fmt="json", out=out)
+    docs = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert len(docs) == 2
+    for d in docs:
+        jsonschema.validate(d, schema())
+    assert "\033[2J" not in out.getvalue()  # no screen clearing when not a terminal
