@@ -5,11 +5,11 @@ thousands of small reads cost one thread hop (aiofiles would cost one per file: 
 following log files, not here). Reads go through cgroupfs' kept-fd reader (pread at offset 0).
 
 Cadence, per cgroup:
-- every tick: cpu.stat, memory.current/peak/swap.current, memory.events, pids.current, PSI
+- every tick: cpu.stat, memory.current, memory.swap.current, memory.events, pids.current, PSI
   (cpu/memory/io.pressure), cgroup.events;
 - every ``slow_every`` ticks, staggered by path so the cost is spread: memory.stat, io.stat,
-  cgroup.stat and the limits (cpu.max, cpu.weight, memory.max/high/low/min, memory.swap.max,
-  pids.max). The root's memory.stat (an expensive rstat flush) is never read more often than
+  cgroup.stat, memory.peak, cgroup.controllers and the limits (cpu.max, cpu.weight,
+  memory.max/high/low/min, memory.swap.max, pids.max). The root's memory.stat (an expensive rstat flush) is never read more often than
   every 10 ticks. A new cgroup reads everything at once;
 - memory.events.local: when first seen and whenever memory.events' oom_kill moves (OOM events);
 - idle cgroups (cgroup.events says populated 0: nothing in the subtree can use CPU) are read in
@@ -51,7 +51,6 @@ Parser = Callable[[bytes, str], Any]
 FAST: tuple[tuple[str, Parser, str], ...] = (
     ("cpu.stat", p.parse_cpu_stat, "cpu"),
     ("memory.current", p.parse_int, "memory_current"),
-    ("memory.peak", p.parse_int, "memory_peak"),
     ("memory.swap.current", p.parse_int, "swap_current"),
     ("memory.events", p.parse_memory_events, "memory_events"),
     ("pids.current", p.parse_int, "pids_current"),
@@ -68,6 +67,7 @@ SLOW: tuple[tuple[str, Parser, str], ...] = (
     ("memory.high", p.parse_limit, "memory_high"),
     ("memory.low", p.parse_int, "memory_low"),
     ("memory.min", p.parse_int, "memory_min"),
+    ("memory.peak", p.parse_int, "memory_peak"),  # a high-water mark: slow cadence loses nothing
     ("memory.swap.max", p.parse_limit, "swap_max"),
     ("pids.max", p.parse_limit, "pids_max"),
     ("cgroup.stat", p.parse_cgroup_stat, "stat"),
