@@ -9,8 +9,9 @@ Cadence, per cgroup:
   (cpu/memory/io.pressure), cgroup.events;
 - every ``slow_every`` ticks, staggered by path so the cost is spread: memory.stat, io.stat,
   cgroup.stat, memory.peak, cgroup.controllers and the limits (cpu.max, cpu.weight,
-  memory.max/high/low/min, memory.swap.max, pids.max). The root's memory.stat (an expensive rstat flush) is never read more often than
-  every 10 ticks. A new cgroup reads everything at once;
+  memory.max/high/low/min, memory.swap.max, pids.max). The root's memory.stat (an expensive
+  rstat flush) is never read more often than every 10 ticks. A new cgroup reads everything at
+  once;
 - memory.events.local: when first seen and whenever memory.events' oom_kill moves (OOM events);
 - idle cgroups (cgroup.events says populated 0: nothing in the subtree can use CPU) are read in
   full every ``idle_every`` ticks only; their store entry shows ``stale_ticks`` meanwhile.
