@@ -15,9 +15,10 @@ Cadence, per cgroup:
 - memory.events.local: when first seen and whenever memory.events' oom_kill moves (OOM events);
 - idle cgroups (cgroup.events says populated 0: nothing in the subtree can use CPU) are read in
   full every ``idle_every`` ticks only; their store entry shows ``stale_ticks`` meanwhile.
-Files a cgroup lacks (no controller, hybrid host) are remembered as absent and re-probed on the
-slow cadence; their fields stay None, never zero. Parsed values are reused when a file's bytes
-did not change, and a cgroup whose files all repeat keeps its previous rates object.
+Files of controllers not in a cgroup's cgroup.controllers (hybrid host: all of them) are not
+probed; other missing files are re-probed every 6th slow read. Their fields stay None, never
+zero. Parsed values are reused when a file's bytes did not change (and shared between cgroups
+whose files repeat the same bytes), and a cgroup whose files all repeat keeps its rates object.
 """
 
 from __future__ import annotations
