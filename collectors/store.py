@@ -106,6 +106,16 @@ class HistoryRing(Sequence[HistoryPoint]):
         for j in range(len(self._cpu)):
             yield self._point(self._tick_at(j))
 
+    def resize(self, cap: int, ticks: array[float]) -> None:
+        """Keep the newest ``cap`` points, on the store's new tick ring."""
+        k = min(cap, len(self._cpu))
+        order = [(self._last - k + 1 + j - self._first) % self._cap for j in range(k)]
+        self._cpu = array("f", (self._cpu[i] for i in order))
+        self._mem = array("I", (self._mem[i] for i in order))
+        self._first = self._last - k + 1
+        self._cap = cap
+        self._ticks = ticks
+
     def nbytes(self) -> int:
         return self._cpu.itemsize * len(self._cpu) + self._mem.itemsize * len(self._mem)
 
@@ -210,6 +220,18 @@ class Store:
         for reason, n in (errors or {}).items():
             st.errors[reason] = st.errors.get(reason, 0) + n
         self._wake()
+
+    def set_history_len(self, history_len: int) -> None:
+        """Change the points kept per cgroup (memory shedding); keeps the newest ones."""
+        n = max(1, history_len)
+        last = self.stats.ticks - 1
+        old, old_len = self._ticks, self.history_len
+        ticks: array[float] = array("d", [math.nan]) * n
+        for t in range(max(0, last - min(n, old_len) + 1), last + 1):
+            ticks[t % n] = old[t % old_len]
+        self._ticks, self.history_len = ticks, n
+        for e in self._entries.values():
+            e.history.resize(n, ticks)
 
     def record_oom(self, events: Iterable[OomEvent]) -> None:
         """OOM events seen between ticks (inotify on memory.events)."""

@@ -89,3 +89,20 @@ async def test_wait_tick_wakes_once_per_publish() -> None:
     await asyncio.sleep(0)
     st.publish([])
     assert await asyncio.wait_for(waiter, 1) == 1
+
+
+def test_set_history_len_keeps_newest_points() -> None:
+    st = Store(history_len=8)
+    for t in range(11):  # wrapped once
+        st.publish(
+            [(smp("a", float(t), mem=4096 * t), CgroupRates(cpu_cores=t / 10))], mono=float(t)
+        )
+    st.set_history_len(3)
+    assert [p.mono for p in st.history("a")] == [8.0, 9.0, 10.0]
+    assert [p.memory_current for p in st.history("a")] == [4096 * t for t in (8, 9, 10)]
+    for t in range(11, 14):
+        st.publish([(smp("a", float(t)), EMPTY_RATES)], mono=float(t))
+    assert [p.mono for p in st.history("a")] == [11.0, 12.0, 13.0]
+    st.set_history_len(6)  # growing keeps what there is and fills up
+    st.publish([(smp("a", 14.0), EMPTY_RATES)], mono=14.0)
+    assert [p.mono for p in st.history("a")] == [11.0, 12.0, 13.0, 14.0]
