@@ -89,7 +89,7 @@ def default_handler(args: argparse.Namespace) -> int:
         return _fail(str(e))
     from agent.tui.app import PystatsApp
 
-    PystatsApp(source).run()
+    PystatsApp(source, tune_gc=True).run()
     return 0
 
 

@@ -362,3 +362,25 @@ async def test_new_sort_shows_the_top_of_the_new_order() -> None:
         await pilot.press("r")
         await pilot.pause()
         assert app.table.cursor_row == 0 and app.table.scroll_y == 0
+
+
+async def test_gc_tuning_is_opt_in_and_freezes_after_the_first_fill() -> None:
+    import gc
+
+    before = gc.get_threshold()
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert gc.get_threshold() == before  # tests (the default) leave the interpreter alone
+    info = SourceInfo("standalone", "t", "/", "v2", False)
+    tuned = PystatsApp(
+        StoreSource(demo_store(), info), host=lambda: HOST, autorefresh=False, tune_gc=True
+    )
+    try:
+        async with tuned.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            assert gc.get_freeze_count() > 0
+            assert gc.get_threshold()[2] == 1_000_000
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
