@@ -4,7 +4,8 @@ Compares, in the same run:
 - ``prometheus_client``: ``generate_latest`` over the custom collector (the library's own path);
 - ``render (cold)``: the fast renderer, first scrape after a tick (snapshot + format + encode);
 - ``scrape (cached)``: a second scrape in the same tick (cached cgroup bytes + self-metrics);
-- ``HTTP GET``: a full aiohttp round trip on loopback after a new tick (cold render included).
+- ``curl GET``: a full HTTP round trip on loopback right after a tick, by a separate process,
+  rendered on demand or pre-rendered by ``Exporter.run``.
 
     .venv/bin/python -m benchmarks.exporter_bench [--sizes 1000 10000] [--repeat 3]
 """
@@ -17,7 +18,6 @@ import statistics
 import time
 from collections.abc import Callable
 
-from aiohttp import ClientSession
 from prometheus_client import CollectorRegistry, generate_latest
 
 from agent.exporter import AgentInfo, Exporter
@@ -65,6 +65,9 @@ def _sample(i: int, tick: int) -> tuple[CgroupSample, CgroupRates]:
     return s, CgroupRates(cpu_cores=0.1, working_set=900_000 + i)
 
 
+PROMETHEUS_ACCEPT = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
+
+
 def make_store(n: int) -> Store:
     store = Store(history_len=2)
     store.publish([_sample(i, 0) for i in range(n)], duration_s=0.01)
@@ -85,29 +88,53 @@ def _labels(n: int) -> Callable[[str], dict[str, str]]:
     return get
 
 
-def _time(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
+class Timer:
+    """Wall and thread-CPU time of repeated calls; CPU time is steadier on a loaded machine."""
+
+    def __init__(self) -> None:
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+
+    def __call__(self, fn: Callable[[], bytes]) -> bytes:
+        c0, t0 = time.thread_time(), time.perf_counter()
         out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
+        self.wall.append(time.perf_counter() - t0)
+        self.cpu.append(time.thread_time() - c0)
+        return out
+
+    def ms(self) -> str:
+        wall, cpu = statistics.median(self.wall) * 1e3, min(self.cpu) * 1e3
+        return f"{wall:8.1f} ms wall, {cpu:7.1f} ms CPU"
+
+
+async def _curl(url: str) -> float:
+    # A separate process, as Prometheus is: the client does not share our GIL.
+    proc = await asyncio.create_subprocess_exec(
+        "curl", "-s", "-o", "/dev/null", "-H", "Accept: " + PROMETHEUS_ACCEPT,
+        "-w", "%{time_total}", url, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await proc.communicate()
+    return float(out)
 
 
 async def _http(ex: Exporter, store: Store, repeat: int) -> tuple[float, float]:
-    """Median GET /metrics (text format) right after a tick, and again in the same tick."""
+    """Median GET /metrics by curl right after a tick: rendered on demand, and pre-rendered by
+    ``Exporter.run`` (Prometheus' OpenMetrics format, as it asks for)."""
     runner = await serve_metrics(ex, "127.0.0.1", 0)
     url = f"http://127.0.0.1:{bound_port(runner)}/metrics"
     cold, warm = [], []
     try:
-        async with ClientSession() as http:
-            for _ in range(repeat):
-                new_tick(store)
-                for times in (cold, warm):
-                    t0 = time.perf_counter()
-                    async with http.get(url) as resp:
-                        await resp.read()
-                    times.append(time.perf_counter() - t0)
+        for _ in range(repeat):
+            new_tick(store)
+            cold.append(await _curl(url))
+        task = asyncio.create_task(ex.run())
+        await asyncio.sleep(0)  # let it start waiting for ticks
+        for _ in range(repeat):
+            new_tick(store)
+            while ex._cache is None or ex._cache.tick != store.stats.ticks:
+                await asyncio.sleep(0.01)  # the pre-render in the worker thread
+            warm.append(await _curl(url))
+        task.cancel()
     finally:
         await runner.cleanup()
     return statistics.median(cold), statistics.median(warm)
@@ -118,35 +145,31 @@ def run(n: int, repeat: int) -> None:
     ex = Exporter(store, AgentInfo(version="bench", labels=_labels(n)))
     registry = CollectorRegistry()
     registry.register(StoreCollector(ex))
-
-    t_lib, lib = _time(lambda: generate_latest(registry), repeat)
-
-    def cold() -> bytes:
-        new_tick(store)  # outside the timing would be fairer, but it is ~the same per repeat
-        t0 = time.perf_counter()
-        out = ex.render()
-        cold.elapsed.append(time.perf_counter() - t0)  # type: ignore[attr-defined]
-        return out
-
-    cold.elapsed = []  # type: ignore[attr-defined]
-    _, ours = _time(cold, repeat)
-    t_cold = statistics.median(cold.elapsed)  # type: ignore[attr-defined]
-    t_cached, _ = _time(lambda: ex.render(), repeat)
-    new_tick(store)
-    t_om, om = _time(lambda: ex.render(openmetrics=True), 1)
+    lib_t, cold_t, warm_t, om_t = Timer(), Timer(), Timer(), Timer()
+    lib = ours = om = b""
+    for _ in range(repeat):  # interleaved, so that load changes hit both sides alike
+        new_tick(store)
+        ours = cold_t(ex.render)
+        warm_t(ex.render)
+        lib = lib_t(lambda: generate_latest(registry))
+        new_tick(store)
+        om = om_t(lambda: ex.render(openmetrics=True))
     t_http, t_http_warm = asyncio.run(_http(ex, store, repeat))
-    assert isinstance(ours, bytes) and isinstance(lib, bytes)
     lines = ours.count(b"\n")
-    print(f"\n{n} cgroups: {lines} lines, {len(ours) / 1e6:.1f} MB ours, "
-          f"{len(lib) / 1e6:.1f} MB prometheus_client")  # fmt: skip
-    print(f"  prometheus_client generate_latest : {t_lib * 1000:8.1f} ms")
-    print(f"  render, first scrape of a tick    : {t_cold * 1000:8.1f} ms "
-          f"({t_cold / lines * 1e6:.2f} µs/line, {t_lib / t_cold:.1f}x faster)")  # fmt: skip
-    print(f"  scrape again in the same tick     : {t_cached * 1000:8.1f} ms")
-    assert isinstance(om, bytes)
-    print(f"  OpenMetrics, first scrape of a tick: {t_om * 1000:7.1f} ms ({len(om) / 1e6:.1f} MB)")
-    print(f"  HTTP GET over loopback, new tick  : {t_http * 1000:8.1f} ms")
-    print(f"  HTTP GET over loopback, same tick : {t_http_warm * 1000:8.1f} ms")
+    speedup = min(lib_t.cpu) / min(cold_t.cpu)
+    print(
+        f"\n{n} cgroups: {lines} lines, {len(ours) / 1e6:.1f} MB text, "
+        f"{len(om) / 1e6:.1f} MB OpenMetrics, {len(lib) / 1e6:.1f} MB prometheus_client"
+    )
+    print(f"  prometheus_client generate_latest   : {lib_t.ms()}")
+    print(
+        f"  render, first scrape of a tick      : {cold_t.ms()} "
+        f"({min(cold_t.cpu) / lines * 1e6:.2f} µs/line CPU, {speedup:.1f}x faster)"
+    )
+    print(f"  OpenMetrics, first scrape of a tick : {om_t.ms()}")
+    print(f"  scrape again in the same tick       : {warm_t.ms()}")
+    print(f"  curl GET /metrics, render on demand : {t_http * 1e3:8.1f} ms wall")
+    print(f"  curl GET /metrics, pre-rendered     : {t_http_warm * 1e3:8.1f} ms wall")
 
 
 def main() -> None:

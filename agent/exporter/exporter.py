@@ -54,6 +54,7 @@ class _Rendered:
     seconds: float
     text: bytes | None = None
     openmetrics: bytes | None = None
+    served: bool = False  # a scrape used it
 
 
 class Exporter:
@@ -139,6 +140,7 @@ class Exporter:
             self._encode(r, openmetrics)
             r.seconds = time.perf_counter() - t0
             self._cache = r
+        r.served = True
         return self._encode(r, openmetrics), self._own(r, openmetrics)
 
     def render(self, openmetrics: bool = False) -> bytes:
@@ -153,6 +155,7 @@ class Exporter:
         want = r.openmetrics if openmetrics else r.text
         if want is None:  # the other format was rendered first in this tick
             want = await asyncio.to_thread(self._encode, r, openmetrics)
+        r.served = True
         return want, self._own(r, openmetrics)
 
     async def render_async(self, openmetrics: bool = False) -> bytes:
@@ -189,9 +192,18 @@ class Exporter:
             self._inflight = None
 
     async def run(self, on_error: Callable[[BaseException], None] | None = None) -> None:
-        """Pre-render after every tick (optional): scrapes then only copy cached bytes."""
+        """Pre-render after each tick while scrapes keep up (optional).
+
+        A tick is pre-rendered only when the previous payload was used by a scrape: when
+        Prometheus scrapes about as often as the collector ticks, scrapes then only copy cached
+        bytes; when it scrapes less often (15 s vs 1 s ticks), the first scrape after a tick
+        renders on demand and at most one pre-render per scrape is wasted, not one per tick.
+        """
         while True:
             await self.store.wait_tick()
+            c = self._cache
+            if c is not None and not c.served:
+                continue
             try:
                 await self._render_shared(self.prerender_openmetrics)
             except Exception as exc:  # keep pre-rendering; scrapes will surface the error

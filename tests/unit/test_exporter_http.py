@@ -85,19 +85,27 @@ async def test_routes_mount_on_an_existing_app_and_scrapes_share_one_render() ->
         await runner.cleanup()
 
 
-async def test_run_prerenders_after_each_tick() -> None:
+async def test_run_prerenders_while_scrapes_keep_up() -> None:
     store = fixed_store()
     ex = Exporter(store, fixed_info())
     task = asyncio.create_task(ex.run())
+    e = store.entries["workloads/web"]
+
+    async def tick() -> None:
+        store.publish([(e.sample, e.rates)])
+        for _ in range(20):  # the render runs in a worker thread
+            await asyncio.sleep(0.02)
+
     try:
         await asyncio.sleep(0)  # let run() start waiting for the tick
-        e = store.entries["workloads/web"]
-        store.publish([(e.sample, e.rates)])
-        for _ in range(200):
-            if ex._cache is not None and ex._cache.tick == store.stats.ticks:
-                break
-            await asyncio.sleep(0.01)
+        await tick()
         assert ex._cache is not None and ex._cache.tick == 2
         assert ex._cache.openmetrics is not None  # Prometheus' format is ready before a scrape
+        await tick()  # nobody scraped tick 2: tick 3 is not pre-rendered
+        assert ex._cache.tick == 2
+        await ex.render_async(openmetrics=True)  # a scrape renders tick 3 on demand ...
+        assert ex._cache.tick == 3
+        await tick()  # ... and, scrapes keeping up, tick 4 is pre-rendered
+        assert ex._cache.tick == 4 and not ex._cache.served
     finally:
         task.cancel()
