@@ -211,13 +211,4 @@ def test_promtool_check_metrics_is_clean(naming: str) -> None:
         [_promtool(), "check", "metrics"], input=ex.render(), capture_output=True, timeout=60
     )
     problems = (res.stdout + res.stderr).decode()
-    if naming == "cadvisor":
-        # cAdvisor's own names break two lint rules on purpose (compatibility first).
-        allowed = ("container_memory_rss", "container_memory_cache", "container_memory_swap",
-                   "container_memory_mapped_file", "container_last_seen",
-                   "container_spec_cpu_quota", "container_spec_cpu_period",
-                   "container_threads")  # fmt: skip
-        lines = [ln for ln in problems.splitlines() if ln and not ln.startswith(allowed)]
-        assert lines == [], problems
-    else:
-        assert res.returncode == 0 and problems.strip() == "", problems
+    assert res.returncode == 0 and problems.strip() == "", problems
