@@ -97,6 +97,7 @@ async def test_oom_kill_is_exactly_one_event_for_its_cgroup(vm_cgroup: str) -> N
             await task
         c.close()
     events = store.oom_events()
+    print("OOM events:", events)  # shows whether /dev/kmsg named the victim (-s)
     assert [(ev.cgroup, ev.count) for ev in events] == [("oom", 1)], events
     ev = events[0]
     assert ev.total == 1
