@@ -99,7 +99,6 @@ class PolicyEngine:
         self._current: Current | None = None
         self._names = procs._Names()
         self._wake: asyncio.Event | None = None
-        self._uses_parent = False
         # exec (kernel timestamp, CLOCK_MONOTONIC) -> moved, for each event placement
         self.placement_latency_ns: collections.deque[int] = collections.deque(maxlen=10000)
 
@@ -120,9 +119,6 @@ class PolicyEngine:
             return [str(e) for e in errors]
         self.policy = policy
         self.matcher = Matcher(policy, self.self_pids, self.protected)
-        self._uses_parent = any(
-            r.parent for g in policy.all_groups() for r in (*g.match, *g.exclude)
-        ) or any(r.parent for r in policy.exclude)
         self.stats["reloads"] += 1
         self.stats["policy_loaded"] = 1
         log.info("policy %s loaded: %d groups", self.policy_path, len(policy.all_groups()))
@@ -159,7 +155,7 @@ class PolicyEngine:
             if not os.path.isdir(self.root.path):
                 raise CgroupError(f"the policy root {self.root.path} does not exist")
             current = read_current(self.root, root_cg)
-            table = procs.snapshot()
+            table = procs.snapshot(fields=matcher.needs)
             actions = plan(policy, table, current, self.self_pids, matcher)
             result = apply(self.root, actions)
             self._current = read_current(self.root, root_cg) if actions else current
@@ -186,10 +182,12 @@ class PolicyEngine:
         matcher, current = self.matcher, self._current
         if matcher is None or current is None or pid in self.self_pids:
             return False
-        p = procs.read_proc(pid, self._names)
+        p = procs.read_proc(pid, self._names, fields=matcher.needs)
         if p is None:
             return False
-        parent = procs.read_proc(p.ppid, self._names) if self._uses_parent else None
+        parent = None
+        if matcher.uses_parent:
+            parent = procs.read_proc(p.ppid, self._names, fields=matcher.needs)
         rel = current.rel_of(p.cgroup)
         if rel is not None and self.policy is not None:
             g = next((g for g in self.policy.all_groups() if g.leaf == rel), None)

@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-from policies.procs import Proc
+from policies.procs import CMDLINE, EXE, IDS, Proc
 from policies.schema import Group, MatchRule, Policy
 
 _Glob = Callable[[str], re.Match[str] | None]
@@ -130,6 +130,17 @@ class Matcher:
         # the agent's own workloads/ subtree: a policy rule must not pull a workload out of it
         self.protected = tuple(p.rstrip("/") for p in protected if p.strip("/"))
         self.exclude = tuple(CompiledRule(r) for r in policy.exclude)
+        rules = [*policy.exclude, *(r for g in policy.all_groups() for r in (*g.match, *g.exclude))]
+        needs = set()
+        if any(r.uid or r.gid or r.user or r.group for r in rules):
+            needs.add(IDS)
+        if any(r.cmdline for r in rules):
+            needs.add(CMDLINE)
+        if any(r.exe for r in rules):
+            needs.add(EXE)
+        # the /proc fields the rules look at: the event path and reconciles read only these
+        self.needs = frozenset(needs)
+        self.uses_parent = any(r.parent for r in rules)
         self.order: tuple[tuple[Group, tuple[CompiledRule, ...], tuple[CompiledRule, ...]], ...]
         self.order = tuple(
             (g, tuple(CompiledRule(r) for r in g.match), tuple(CompiledRule(r) for r in g.exclude))

@@ -65,12 +65,21 @@ class _Names:
         return name
 
 
+_CHUNK = 65536
+# What read_proc can leave out when no rule needs it (stat and cgroup are always read).
+IDS, CMDLINE, EXE = "ids", "cmdline", "exe"
+ALL_FIELDS = frozenset({IDS, CMDLINE, EXE})
+
+
 def _read(path: str) -> bytes:
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        chunks = []
+        first = os.read(fd, _CHUNK)
+        if len(first) < _CHUNK // 2:  # /proc hands out a small file whole in one read
+            return first
+        chunks = [first]
         while True:
-            b = os.read(fd, 65536)
+            b = os.read(fd, _CHUNK)
             if not b:
                 break
             chunks.append(b)
@@ -108,21 +117,32 @@ def _ids(status: bytes) -> tuple[int, int]:
     return uid, gid
 
 
-def read_proc(pid: int, names: _Names | None = None, proc: str = _PROC) -> Proc | None:
-    """One process, or None if it is gone (or vanished while being read)."""
+def read_proc(
+    pid: int,
+    names: _Names | None = None,
+    proc: str = _PROC,
+    fields: frozenset[str] = ALL_FIELDS,
+) -> Proc | None:
+    """One process, or None if it is gone (or vanished while being read).
+
+    ``fields`` may leave out IDS (uid/gid/user/group read as -1/""), CMDLINE and EXE when no
+    rule needs them: the event path reads only what the policy matches on.
+    """
     names = names or _Names()
     base = f"{proc}/{pid}"
+    cmd: tuple[str, ...] = ()
+    exe = ""
+    uid = gid = -1
     try:
         comm, state, ppid, flags, start = parse_stat(_read(base + "/stat"))
         kthread = bool(flags & PF_KTHREAD)
-        uid, gid = _ids(_read(base + "/status"))
+        if IDS in fields:
+            uid, gid = _ids(_read(base + "/status"))
         cgroup = parse_cgroup(_read(base + "/cgroup"))
-        if kthread:
-            cmd: tuple[str, ...] = ()
-            exe = ""
-        else:
+        if not kthread and CMDLINE in fields:
             raw = _read(base + "/cmdline")
             cmd = tuple(a.decode("utf-8", "surrogateescape") for a in raw.split(b"\0")[:-1])
+        if not kthread and EXE in fields:
             try:
                 exe = os.readlink(base + "/exe")
             except OSError:  # zombie, or no permission
@@ -137,8 +157,8 @@ def read_proc(pid: int, names: _Names | None = None, proc: str = _PROC) -> Proc 
         cmdline=cmd,
         uid=uid,
         gid=gid,
-        user=names.user(uid),
-        group=names.group(gid),
+        user=names.user(uid) if uid >= 0 else "",
+        group=names.group(gid) if gid >= 0 else "",
         cgroup=cgroup,
         kthread=kthread,
         zombie=state == "Z",
@@ -150,12 +170,16 @@ def list_pids(proc: str = _PROC) -> list[int]:
     return [int(n) for n in os.listdir(proc) if n.isdigit()]
 
 
-def snapshot(pids: Iterable[int] | None = None, proc: str = _PROC) -> list[Proc]:
+def snapshot(
+    pids: Iterable[int] | None = None,
+    proc: str = _PROC,
+    fields: frozenset[str] = ALL_FIELDS,
+) -> list[Proc]:
     """Every process (or those in ``pids``) that still exists, in PID order."""
     names = _Names()
     out = []
     for pid in sorted(list_pids(proc) if pids is None else pids):
-        p = read_proc(pid, names, proc)
+        p = read_proc(pid, names, proc, fields)
         if p is not None:
             out.append(p)
     return out

@@ -182,3 +182,12 @@ def test_plan_never_removes_a_group_holding_an_excluded_process(host_cgroup: str
     finally:
         p.kill()
         p.wait()
+
+
+def test_read_proc_reads_only_what_is_asked(sleeper: subprocess.Popen[bytes], token: str) -> None:
+    full = procs.read_proc(sleeper.pid)
+    lean = procs.read_proc(sleeper.pid, fields=frozenset())
+    assert full is not None and lean is not None
+    assert full.cmdline == ("sleep", token) and full.exe.endswith("sleep") and full.uid == 0
+    assert (lean.cmdline, lean.exe, lean.uid, lean.user) == ((), "", -1, "")
+    assert (lean.comm, lean.cgroup, lean.start) == (full.comm, full.cgroup, full.start)

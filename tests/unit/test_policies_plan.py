@@ -3,6 +3,7 @@ documented placement order on hand-made cases."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 from hypothesis import given, settings
@@ -325,3 +326,16 @@ def test_protected_cgroups_are_never_moved() -> None:
     procs = [proc(10, "make", "/pystats/workloads/w1"), proc(11, "make", "/pystats/workloadsX")]
     matcher = Matcher(POLICY, protected=["/pystats/workloads"])
     assert targets(plan(POLICY, procs, Current(ROOT), matcher=matcher)) == {11: "build/_"}
+
+
+def test_matcher_needs_only_the_fields_its_rules_use() -> None:
+    from policies.procs import CMDLINE, EXE, IDS
+
+    assert Matcher(POLICY).needs == frozenset({IDS})  # build/cc has a uid rule
+    only_comm = Policy(groups=(Group("a", "a", match=(MatchRule(comm=("x",)),)),))
+    assert Matcher(only_comm).needs == frozenset()
+    both = Policy(
+        groups=(Group("a", "a", match=(MatchRule(exe=("/x",)),)),),
+        exclude=(MatchRule(cmdline=(re.compile("y"),)),),
+    )
+    assert Matcher(both).needs == frozenset({CMDLINE, EXE})
