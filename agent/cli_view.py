@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import Any
 
-DEFAULT_SOCKET = "/run/pystats/agent.sock"
+from agent.api.socketpath import SOCKET_HELP, default_socket
 
 STATS_DESCRIPTION = """\
 Print CPU, memory, block I/O and PIDs per cgroup, with docker stats' columns and formulas:
@@ -31,9 +31,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--root", help="cgroup root to show (default: the cgroup2 mount); implies standalone"
     )
-    p.add_argument(
-        "--socket", default=DEFAULT_SOCKET, help=f"agent socket (default {DEFAULT_SOCKET})"
-    )
+    p.add_argument("--socket", default=default_socket(), help=SOCKET_HELP)
     p.add_argument(
         "--standalone", action="store_true", help="never use an agent: sample cgroupfs here"
     )

@@ -12,12 +12,15 @@ import os
 import sys
 from typing import Any
 
-DEFAULT_SOCKET = "/run/pystats/agent.sock"
+from agent.api.socketpath import SOCKET_HELP
+
 EXIT_API_ERROR = 125
 
 
 def _socket_default() -> str:
-    return os.environ.get("PYSTATS_SOCKET", DEFAULT_SOCKET)
+    from agent.api.socketpath import default_socket
+
+    return default_socket()
 
 
 def _memory(text: str) -> str:
@@ -68,7 +71,7 @@ def _add_socket(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--socket",
         default=_socket_default(),
-        help="agent API socket (default $PYSTATS_SOCKET or " + DEFAULT_SOCKET + ")",
+        help=SOCKET_HELP,
     )
 
 

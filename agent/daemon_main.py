@@ -85,7 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return check(cfg)
     from agent.daemon import Agent
+    from cgroupfs.reader import raise_fd_limit
 
+    raise_fd_limit()  # the collector keeps fds open per cgroup file: as many as allowed
     try:
         return asyncio.run(Agent(cfg).run())
     except KeyboardInterrupt:

@@ -86,6 +86,7 @@ async def build_parts(agent: Agent, layout: AgentLayout) -> dict[str, Part]:
         labels=labels,
         workload_states=manager.states,
         placement_actions=getattr(engine, "action_counts", None),
+        footprint=monitor.values,
     )
     exporter = Exporter(agent.store, info, naming="both" if cfg.cadvisor_compat else "pystats")
 

@@ -15,7 +15,7 @@ def build() -> Dashboard:
     d = base_dashboard(
         UID,
         "pystats / Agent health",
-        "pystats agents: up, tick rate and duration, staleness, errors, exporter cost.",
+        "pystats agents: up, tick rate and duration, staleness, errors, footprint, exporter cost.",
         ["agent"],
     )
     d = d.with_row(row("Status"))
@@ -101,6 +101,29 @@ def build() -> Dashboard:
             unit="none",
             bars=True,
             description="Placement actions by policy and outcome.",
+        )
+    )
+    d = d.with_row(row("Footprint"))
+    d = d.with_panel(
+        timeseries_panel(
+            "Agent memory",
+            [
+                (f"pystats_agent_resident_memory_bytes{{{INSTANCE}}}", f"{I} RSS"),
+                (f"pystats_agent_memory_budget_bytes{{{INSTANCE}}}", f"{I} budget"),
+            ],
+            unit="bytes",
+            description="The agent's RSS against its memory_budget; over it, work is shed.",
+        )
+    )
+    d = d.with_panel(
+        timeseries_panel(
+            "Agent CPU and shedding",
+            [
+                (f"rate(pystats_agent_cpu_seconds_total{{{INSTANCE}}}[{R}])", f"{I} cores"),
+                (f"pystats_agent_shed_level{{{INSTANCE}}}", f"{I} shed level"),
+            ],
+            unit="none",
+            description="CPU the agent uses (cores), and the shed level (0 none, 1, 2).",
         )
     )
     d = d.with_row(row("Exporter"))

@@ -51,7 +51,7 @@ def vm_v2_root() -> str | None:
             have = set(f.read().split())
     except OSError:
         return None
-    return "/sys/fs/cgroup" if WANTED_CONTROLLERS <= have else None
+    return "/sys/fs/cgroup" if have >= WANTED_CONTROLLERS else None
 
 
 def require_host() -> str:

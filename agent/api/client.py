@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlencode
 
-DEFAULT_SOCKET = "/run/pystats/agent.sock"
+from agent.api.socketpath import DEFAULT_SOCKET
 
 
 class ApiError(Exception):

@@ -8,10 +8,9 @@ from typing import Any
 
 import aiohttp
 
+from agent.api.socketpath import DEFAULT_SOCKET
 from agent.statsview.history import History, history_from_json
 from agent.statsview.jsonio import StatsDoc, doc_from_json
-
-DEFAULT_SOCKET = "/run/pystats/agent.sock"
 
 
 class AgentError(Exception):

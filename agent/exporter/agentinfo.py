@@ -34,6 +34,38 @@ class AgentInfo:
     placement_actions: Callable[[], Mapping[tuple[str, str], int]] | None = None
     # workload name -> its current state, e.g. {"web": "running", "job": "exited"}
     workload_states: Callable[[], Mapping[str, str]] | None = None
+    # the agent's own footprint (agent.selfmon.SelfMonitor.values): key -> value
+    footprint: Callable[[], Mapping[str, float]] | None = None
+
+
+# footprint key -> (metric, type, help, unit)
+_FOOTPRINT: dict[str, tuple[str, str, str, str]] = {
+    "resident_memory_bytes": (
+        "pystats_agent_resident_memory_bytes",
+        "gauge",
+        "The agent's resident memory, as last checked against its budget.",
+        "bytes",
+    ),
+    "memory_budget_bytes": (
+        "pystats_agent_memory_budget_bytes",
+        "gauge",
+        "The configured memory budget (memory_budget); over it the agent sheds work.",
+        "bytes",
+    ),
+    "shed_level": (
+        "pystats_agent_shed_level",
+        "gauge",
+        "Work shed to stay in budget: 0 none, 1 slow files 4x rarer, 2 also history cut.",
+        "",
+    ),
+    "open_fds": ("pystats_agent_open_fds", "gauge", "File descriptors the agent holds.", ""),
+    "cpu_seconds_total": (
+        "pystats_agent_cpu_seconds",
+        "counter",
+        "CPU time (user + system) the agent has used.",
+        "seconds",
+    ),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +134,10 @@ def self_metrics(
             SelfMetric("pystats_workload_state", "gauge", "1 for each workload's current state."),
             [({"workload": w, "state": s}, 1) for w, s in sorted(info.workload_states().items())],
         )
+    if info.footprint is not None:
+        for key, value in info.footprint().items():
+            name, kind, help_, unit = _FOOTPRINT[key]
+            yield SelfMetric(name, kind, help_, unit), [({}, value)]
     if render_seconds is not None:
         yield (
             SelfMetric(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import signal
 from typing import NoReturn
 
@@ -90,6 +91,16 @@ def setup_namespaces(spec: WorkloadSpec) -> None:
         linux.loopback_up()
 
 
+def _reset_nofile() -> None:
+    """The agent raises its own soft fd limit for the collector; a workload gets the usual 1024
+    back (as systemd gives services), since select()-based programs break above it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(1024, hard) if hard != resource.RLIM_INFINITY else 1024
+    if soft > want:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
 def exec_workload(spec: WorkloadSpec, go_fd: int, err_fd: int) -> NoReturn:
     """Wait for the shim's go, set up, exec. Never returns."""
     try:
@@ -111,6 +122,7 @@ def exec_workload(spec: WorkloadSpec, go_fd: int, err_fd: int) -> NoReturn:
     # Python ignores SIGPIPE; the workload must get the default back (as subprocess does).
     for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
+    _reset_nofile()
     argv = spec.argv
     try:
         os.execvpe(argv[0], argv, spec.exec_env())

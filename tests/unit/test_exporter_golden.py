@@ -113,6 +113,13 @@ def fixed_info() -> AgentInfo:
         labels=lambda p: labels.get(p, {}),
         placement_actions=lambda: {("batch", "moved"): 4, ("batch", "failed"): 1},
         workload_states=lambda: {"web": "running", "job": "exited"},
+        footprint=lambda: {
+            "resident_memory_bytes": 52428800.0,
+            "memory_budget_bytes": 268435456.0,
+            "shed_level": 1.0,
+            "open_fds": 812.0,
+            "cpu_seconds_total": 12.5,
+        },
     )
 
 
@@ -158,6 +165,13 @@ def test_missing_values_emit_no_series() -> None:
     assert 'pystats_errors_total{reason="parse"} 2' in text
     assert 'pystats_errors_total{reason="gone"} 1' in text
     assert "pid=" not in text  # labels beyond workload/policy are never exported
+
+
+def test_agent_footprint_is_exported() -> None:
+    text = Exporter(fixed_store(), fixed_info()).render().decode()
+    assert "pystats_agent_shed_level 1.0" in text
+    assert "pystats_agent_resident_memory_bytes 52428800.0" in text
+    assert "# TYPE pystats_agent_cpu_seconds_total counter" in text
 
 
 def _series(families: object) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
