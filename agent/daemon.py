@@ -3,7 +3,8 @@
 Each part runs inside ``_guard``: an essential part (collector, API, exporter) that fails stops
 the whole agent cleanly (systemd restarts it; workloads keep running in their shims); an
 optional part (the policy engine) is logged and restarted with backoff. SIGTERM/SIGINT stop,
-SIGHUP reloads policies. Readiness and the watchdog go to systemd through sd_notify.
+SIGHUP re-reads the configuration (agent.reloadcfg says what applies live) and the policy.
+Readiness and the watchdog go to systemd through sd_notify.
 """
 
 from __future__ import annotations
@@ -45,8 +46,14 @@ class Health:
 
 
 class Agent:
-    def __init__(self, config: AgentConfig) -> None:
+    def __init__(
+        self, config: AgentConfig, reread: Callable[[], AgentConfig] | None = None
+    ) -> None:
+        """``reread``: loads the configuration again (file + flags) on SIGHUP; raises
+        ConfigError for an invalid file, which then changes nothing."""
         self.config = config
+        self.reread = reread
+        self.monitor: object | None = None
         self.health = Health()
         self._stop = asyncio.Event()
         self.layout: AgentLayout | None = None
@@ -126,6 +133,8 @@ class Agent:
             await asyncio.sleep(interval)
 
     def reload(self) -> None:
+        if self.reread is not None:
+            self._reload_config(self.reread)
         reload = getattr(self.engine, "reload", None)
         if reload is None:
             log.info("SIGHUP: no policy configured, nothing to reload")
@@ -137,6 +146,21 @@ class Agent:
                 log.error("  %s", e)
         else:
             log.info("SIGHUP: policy reloaded")
+
+    def _reload_config(self, reread: Callable[[], AgentConfig]) -> None:
+        from agent.config import ConfigError
+        from agent.reloadcfg import apply
+
+        try:
+            new = reread()
+        except ConfigError as e:
+            log.error("SIGHUP: configuration rejected, the previous one stays in force:")
+            for line in e.errors:
+                log.error("  %s", line)
+            return
+        for note in apply(self.config, new, self.engine, self.monitor):
+            log.info("SIGHUP: %s", note)
+        self.config = new
 
     async def _build_parts(
         self, layout: AgentLayout

@@ -9,6 +9,10 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agent.config import AgentConfig
 
 DESCRIPTION = """\
 The pystats agent: collects every cgroup's state, serves Prometheus /metrics, places processes
@@ -16,7 +20,9 @@ by policy, and launches and supervises workloads. Runs in the foreground; under 
 deploy/systemd/pystats-agent.service (Type=notify, Delegate=yes).
 
 Signals: SIGTERM/SIGINT stop cleanly (workloads keep running in their supervisors);
-SIGHUP reloads the policy (an invalid one is rejected, the previous one stays in force).
+SIGHUP re-reads this configuration and the policy: an invalid file is rejected and the previous
+one stays in force; log_level, policy, reconcile_interval and memory_budget apply at once, other
+changes are logged as waiting for a restart.
 Exit status: 0 clean stop, 1 a part failed, 2 invalid configuration or flags.
 """
 
@@ -46,24 +52,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _load(args: argparse.Namespace) -> AgentConfig:
+    """The config file with the flags over it; ConfigError lists every problem."""
     from agent.config import ConfigError, load_config, parse_duration
 
+    cfg = load_config(args.config)
+    overrides: dict[str, Any] = {
+        "root": args.root,
+        "collect_root": args.collect_root,
+        "state_dir": args.state_dir,
+        "socket": args.socket,
+        "metrics_listen": args.metrics_listen,
+        "policy": args.policy,
+        "log_level": args.log_level,
+    }
     try:
-        cfg = load_config(args.config)
-        overrides = {
-            "root": args.root,
-            "collect_root": args.collect_root,
-            "state_dir": args.state_dir,
-            "socket": args.socket,
-            "metrics_listen": args.metrics_listen,
-            "policy": args.policy,
-            "log_level": args.log_level,
-        }
         if args.interval is not None:
             overrides["interval_s"] = parse_duration(args.interval)
-        cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    except ValueError as e:
+        raise ConfigError([f"--interval: {e}"]) from None
+    return replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from agent.config import ConfigError
+
+    try:
+        cfg = _load(args)
     except ConfigError as e:
         for line in e.errors:
             print(line, file=sys.stderr)
@@ -89,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     raise_fd_limit()  # the collector keeps fds open per cgroup file: as many as allowed
     try:
-        return asyncio.run(Agent(cfg).run())
+        return asyncio.run(Agent(cfg, reread=lambda: _load(args)).run())
     except KeyboardInterrupt:
         return 0
     except Exception as e:  # start-up errors (root not usable...) are the user's to fix

@@ -81,6 +81,7 @@ async def build_parts(agent: Agent, layout: AgentLayout) -> dict[str, Part]:
     agent.engine = engine
 
     monitor = SelfMonitor(cfg.memory_budget, agent.store, collector, agent.health)
+    agent.monitor = monitor
     labels = _labeler(croot.path, layout, manager)
     info = AgentInfo(
         labels=labels,

@@ -140,6 +140,9 @@ def _run_scenario(env: Env, existing: int) -> None:
         assert r.returncode == 0, r.stderr
     r = env.cli("run", "-d", "--name", "short", "--", "sh", "-c", "sleep 8; exit 7")
     assert r.returncode == 0, r.stderr
+    # The agent raised its own fd limit for the collector; a workload gets the usual 1024.
+    r = env.cli("run", "-d", "--name", "nofile", "--", "sh", "-c", "ulimit -n")
+    assert r.returncode == 0, r.stderr
     with open(os.path.join(env.base, "workloads", "w1", "memory.max")) as f:
         assert f.read().strip() == str(64 * 1024 * 1024)
 
@@ -160,6 +163,9 @@ def _run_scenario(env: Env, existing: int) -> None:
     text = metrics()
     assert "pystats_cgroup_cpu_usage_seconds_total" in text
     assert "pystats_build_info" in text
+    assert "pystats_agent_resident_memory_bytes" in text
+    assert int(env.ps()["nofile"]["exit_code"]) == 0  # type: ignore[call-overload]
+    assert env.cli("logs", "nofile").stdout.strip() == "1024"
 
     # `pystats stats` through the agent shows the workloads by name.
     r = env.cli("stats", "--no-stream", "--format", "json", "--socket", env.socket)
