@@ -212,7 +212,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
                 "-" if mem is None else f"{mem // (1024 * 1024)}M",
                 "-" if lim.get("cpus") is None else f"{lim['cpus']:g}",
                 "-" if lim.get("pids") is None else str(lim["pids"]),
-                " ".join(r.get("argv") or [])[:40],
+                " ".join(" ".join(r.get("argv") or []).split())[:40],  # one line per workload
             )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]

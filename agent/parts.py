@@ -19,6 +19,7 @@ from agent.api.stats_routes import add_stats_routes
 from agent.exporter.agentinfo import AgentInfo
 from agent.exporter.exporter import Exporter
 from agent.exporter.http import add_metrics_routes
+from agent.oomlog import log_oom_kills
 from agent.rootsetup import AgentLayout
 from agent.selfmon import SelfMonitor
 from agent.workloads.manager import WorkloadManager
@@ -123,6 +124,7 @@ async def build_parts(agent: Agent, layout: AgentLayout) -> dict[str, Part]:
         "exporter": (exporter.run, True),
         "workloads": (manager.run, True),
         "selfmon": (monitor.run, False),
+        "oomlog": (lambda: log_oom_kills(agent.store, labels), False),
     }
     if engine is not None:
         parts["policies"] = (engine.run, False)

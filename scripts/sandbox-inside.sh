@@ -73,7 +73,7 @@ python3 - <<'PY'
 import urllib.request
 text = urllib.request.urlopen("http://127.0.0.1:9753/metrics", timeout=10).read().decode()
 for line in text.splitlines():
-    if ("oom_kills" in line or "cpu_usage_seconds" in line) and "workload=" in line:
+    if ('type="oom_kill"' in line or "cpu_usage_seconds" in line) and "workload=" in line:
         print(line)
 PY
 step "agent log"

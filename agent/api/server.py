@@ -236,7 +236,8 @@ async def serve_unix(
     os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
     if os.path.exists(path):
         os.unlink(path)  # a stale socket from a previous agent
-    runner = web.AppRunner(app, handle_signals=False)
+    # No access log: the live view polls every second and would flood the journal.
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     # Bind under a umask that leaves no window with a wider mode than asked for.
     old = os.umask(0o777)

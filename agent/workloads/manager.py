@@ -287,6 +287,9 @@ class WorkloadManager:
         code = st.get("exit_code")
         code = 255 if code is None else int(code)
         ran = (st.get("finished_at") or 0) - (st.get("started_at") or 0)
+        how = "OOM-killed, " if st.get("oom_killed") else ""
+        why = f" ({st['error']})" if st.get("error") else ""
+        log.info("workload %s exited: %sstatus %d after %.1f s%s", w.spec.name, how, code, ran, why)
         w.failures_in_row = 0 if ran >= STABLE_RUN_S else w.failures_in_row + 1
         if should_restart(w.policy, code, w.restarts, w.stopped_by_user):
             w.restarts += 1

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests import envcheck
+from tests.vm.promserver import PROMETHEUS, prom_api, prometheus_server, scraped_up
 
 pytestmark = pytest.mark.vm
 
@@ -166,6 +167,14 @@ def _run_scenario(env: Env, existing: int) -> None:
     assert "pystats_agent_resident_memory_bytes" in text
     assert int(env.ps()["nofile"]["exit_code"]) == 0  # type: ignore[call-overload]
     assert env.cli("logs", "nofile").stdout.strip() == "1024"
+
+    # A real Prometheus scrapes the agent and sees the workloads by name.
+    if os.access(PROMETHEUS, os.X_OK) or os.environ.get("PYSTATS_REQUIRE_ENV") == "1":
+        (env.tmp / "prom").mkdir()
+        with prometheus_server(env.tmp / "prom", env.port) as prom:
+            _wait("Prometheus to scrape the agent", lambda: scraped_up(prom))
+            q = 'pystats_workload_state{workload="w1",state="running"}'
+            _wait("w1 in Prometheus", lambda: prom_api(prom, "/api/v1/query", query=q)["result"])
 
     # `pystats stats` through the agent shows the workloads by name.
     r = env.cli("stats", "--no-stream", "--format", "json", "--socket", env.socket)

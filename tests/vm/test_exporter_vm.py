@@ -12,36 +12,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 from agent.exporter import AgentInfo, Exporter
 from agent.exporter.http import bound_port, serve_metrics
 from cgroupfs.paths import CgroupRoot
 from collectors.collector import Collector
 from collectors.store import Store
-from dashboards.queries import JSON_DIR, panel_queries, substitute, variable_queries
+from dashboards.queries import panel_queries, substitute, variable_queries
 from tests import envcheck
+from tests.vm.promserver import PROMETHEUS, prom_api, prometheus_server, scraped_up
 
 pytestmark = [pytest.mark.vm, pytest.mark.prometheus]
 
-ALERTS = JSON_DIR.parent / "alerts.yaml"
-PROMETHEUS = "/usr/bin/prometheus"
 WORKLOADS = {"burn": "burn", "hog": "hog", "oom": "oom", "io": "io"}
 VALUES = {"instance": ".+", "workload": ".*", "cgroup": ".+", "__rate_interval": "10s"}
 
@@ -84,14 +77,6 @@ def _spawn(cg: str, argv: list[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         ["sh", "-c", line, cg, *argv], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
     )
-
-
-def _api(base: str, path: str, **params: str) -> Any:
-    url = f"{base}{path}?{urllib.parse.urlencode(params)}" if params else base + path
-    with urllib.request.urlopen(url, timeout=30) as resp:
-        doc = json.load(resp)
-    assert doc["status"] == "success", doc
-    return doc["data"]
 
 
 def _wait(what: str, cond: Callable[[], bool], timeout: float, every: float = 1.0) -> None:
@@ -149,62 +134,6 @@ class AgentThread(threading.Thread):
         self.join(30)
 
 
-def _fast_rules(src: Path, dst: Path) -> None:
-    """The shipped rules with ``for: 0s`` and a ``Fast`` suffix: they fire within seconds."""
-    doc = yaml.safe_load(src.read_text())
-    for g in doc["groups"]:
-        g["name"] += "-fast"
-        for r in g["rules"]:
-            r["alert"] += "Fast"
-            r["for"] = "0s"
-    dst.write_text(yaml.safe_dump(doc))
-
-
-@contextlib.contextmanager
-def _prometheus(tmp: Path, target_port: int) -> Iterator[str]:
-    port = _free_port()
-    shutil.copy(ALERTS, tmp / "alerts.yaml")
-    _fast_rules(ALERTS, tmp / "alerts_fast.yaml")
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(tmp / "alerts.yaml"), str(tmp / "alerts_fast.yaml")],
-        "scrape_configs": [
-            {"job_name": "pystats", "static_configs": [{"targets": [f"127.0.0.1:{target_port}"]}]}
-        ],
-    }
-    (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
-    (tmp / "data").mkdir()
-    log = open(tmp / "prometheus.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [
-            PROMETHEUS,
-            f"--config.file={tmp / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tmp / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--web.enable-lifecycle",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait("Prometheus to be ready", lambda: _ready(base), timeout=90, every=0.5)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
-def _ready(base: str) -> bool:
-    with urllib.request.urlopen(base + "/-/ready", timeout=5) as resp:
-        return bool(resp.status == 200)
-
-
 # --- the test ----------------------------------------------------------------------------------
 @pytest.fixture
 def workload_root(vm_cgroup: str) -> Iterator[str]:
@@ -247,14 +176,14 @@ def test_dashboards_and_alerts_against_real_prometheus(workload_root: str, tmp_p
     try:
         assert agent.ready.wait(60) and agent.error is None, agent.error
         log("agent up")
-        with _prometheus(tmp_path, agent.port) as prom:
+        with prometheus_server(tmp_path, agent.port) as prom:
             log("prometheus ready")
             t_start = time.time()
             procs.append(_spawn(f"{root}/burn", [sys.executable, "-c", "while True: pass"]))
             procs.append(_spawn(f"{root}/io", ["sh", "-c", IO]))
             hog = _spawn(f"{root}/hog", [sys.executable, "-c", HOG, f"{root}/hog"])
             procs.append(hog)
-            _wait("Prometheus to scrape the agent", lambda: _up(prom), timeout=60)
+            _wait("Prometheus to scrape the agent", lambda: scraped_up(prom), timeout=60)
             log("first scrape")
             # Two OOM kills: the second one while Prometheus already has the counter.
             for _ in range(2):
@@ -267,7 +196,7 @@ def test_dashboards_and_alerts_against_real_prometheus(workload_root: str, tmp_p
             log("hog near its limit")
 
             def firing() -> set[tuple[str, str]]:
-                alerts = _api(prom, "/api/v1/alerts")["alerts"]
+                alerts = prom_api(prom, "/api/v1/alerts")["alerts"]
                 return {
                     (a["labels"]["alertname"], a["labels"].get("cgroup", ""))
                     for a in alerts
@@ -283,7 +212,7 @@ def test_dashboards_and_alerts_against_real_prometheus(workload_root: str, tmp_p
             time.sleep(12)  # a full $__rate_interval of data behind every rate()
 
             # Every rule of both files evaluated, without error.
-            groups = _api(prom, "/api/v1/rules")["groups"]
+            groups = prom_api(prom, "/api/v1/rules")["groups"]
             rules = [r for g in groups for r in g["rules"]]
             assert len(rules) == 10
             bad = [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"]
@@ -293,7 +222,7 @@ def test_dashboards_and_alerts_against_real_prometheus(workload_root: str, tmp_p
             empty = []
             for q in panel_queries():
                 expr = substitute(q.expr, VALUES)
-                res = _api(
+                res = prom_api(
                     prom, "/api/v1/query_range", query=expr,
                     start=f"{t_start:.3f}", end=f"{time.time():.3f}", step="2",
                 )  # fmt: skip
@@ -307,7 +236,7 @@ def test_dashboards_and_alerts_against_real_prometheus(workload_root: str, tmp_p
                 m = re.fullmatch(r"label_values\((.+), (\w+)\)", query)
                 assert m, query
                 match = substitute(m.group(1), VALUES)
-                values = _api(prom, f"/api/v1/label/{m.group(2)}/values", **{"match[]": match})
+                values = prom_api(prom, f"/api/v1/label/{m.group(2)}/values", **{"match[]": match})
                 assert values, f"{dash} ${name} has no values"
                 if name == "workload":
                     assert {"burn", "hog", "oom", "io"} <= set(values)
@@ -316,14 +245,14 @@ def test_dashboards_and_alerts_against_real_prometheus(workload_root: str, tmp_p
             # a scrape that timed out under emulation makes an instant query miss them).
             def instant(expr: str) -> dict[str, float]:
                 end = time.time()
-                res = _api(
+                res = prom_api(
                     prom, "/api/v1/query_range", query=expr,
                     start=f"{end - 30:.3f}", end=f"{end:.3f}", step="1",
                 )["result"]  # fmt: skip
                 return {r["metric"].get("cgroup", ""): float(r["values"][-1][1]) for r in res}
 
             health = instant("scrape_duration_seconds")
-            failed = _api(prom, "/api/v1/query", query="count_over_time((up == 0)[10m:1s])")
+            failed = prom_api(prom, "/api/v1/query", query="count_over_time((up == 0)[10m:1s])")
             log(f"last scrape took {health}; scrapes failed: {failed['result']}")
 
             kills = instant('pystats_cgroup_memory_events_total{type="oom_kill"}')
@@ -347,8 +276,3 @@ def test_dashboards_and_alerts_against_real_prometheus(workload_root: str, tmp_p
                 p.kill()
             p.wait()
         agent.stop()
-
-
-def _up(prom: str) -> bool:
-    res = _api(prom, "/api/v1/query", query='up{job="pystats"}')["result"]
-    return bool(res) and res[0]["value"][1] == "1"
