@@ -24,8 +24,10 @@ from pathlib import Path
 
 import pytest
 
+from agent.daemon import Health
 from agent.exporter import AgentInfo, Exporter
 from agent.exporter.http import bound_port, serve_metrics
+from agent.selfmon import SelfMonitor
 from cgroupfs.paths import CgroupRoot
 from collectors.collector import Collector
 from collectors.store import Store
@@ -159,8 +161,11 @@ def workload_root(vm_cgroup: str) -> Iterator[str]:
 def test_dashboards_and_alerts_against_real_prometheus(workload_root: str, tmp_path: Path) -> None:
     root = workload_root
     oom_runs = 0
+    # The agent's own footprint, as the daemon's self-monitor reports it (this process here).
+    monitor = SelfMonitor(256 << 20, Store(), None, Health())
     info = AgentInfo(
         version="e2e",
+        footprint=monitor.values,
         labels=lambda p: {"workload": WORKLOADS[p]} if p in WORKLOADS else {},
         placement_actions=lambda: {("tight", "moved"): 1 + oom_runs},
         workload_states=lambda: {"burn": "running", "hog": "running", "oom": "exited"},
