@@ -16,11 +16,13 @@ from aiohttp import web
 
 from agent.api.server import add_workload_routes, peer_check_middleware, serve_unix
 from agent.api.stats_routes import add_stats_routes
+from agent.events import EventLog, watch_workloads
 from agent.exporter.agentinfo import AgentInfo
 from agent.exporter.exporter import Exporter
 from agent.exporter.http import add_metrics_routes
 from agent.oomlog import log_oom_kills
 from agent.rootsetup import AgentLayout
+from agent.runtime.cgroups import workload_rel
 from agent.selfmon import SelfMonitor
 from agent.workloads.manager import WorkloadManager
 from collectors.collector import Collector
@@ -32,17 +34,21 @@ log = logging.getLogger("pystats.agent")
 Part = tuple[Callable[[], Awaitable[None]], bool]  # (run, essential)
 
 
-def _labeler(
-    collect_path: str, layout: AgentLayout, manager: WorkloadManager
-) -> Callable[[str], Mapping[str, str]]:
+def agent_prefix(collect_path: str, layout: AgentLayout) -> str | None:
+    """The agent's root as the store names cgroups ("" or "pystats/"), None when the agent's
+    root is outside the collected tree."""
+    rel = os.path.relpath(layout.root.path, collect_path)
+    if rel.startswith(".."):
+        return None
+    return "" if rel == "." else rel + "/"
+
+
+def _labeler(prefix: str | None, manager: WorkloadManager) -> Callable[[str], Mapping[str, str]]:
     """Metric labels for a collected cgroup: its workload or policy group, when it has one."""
-    agent_rel = os.path.relpath(layout.root.path, collect_path)
-    inside = not agent_rel.startswith("..")
-    prefix = "" if agent_rel == "." else agent_rel + "/"
     policies = f"{prefix}policies/"
 
     def labels(path: str) -> Mapping[str, str]:
-        if not inside or not path.startswith(prefix):
+        if prefix is None or not path.startswith(prefix):
             return {}
         rel = path[len(prefix) :]
         name = manager.labels_for_cgroup(rel)
@@ -83,7 +89,13 @@ async def build_parts(agent: Agent, layout: AgentLayout) -> dict[str, Part]:
 
     monitor = SelfMonitor(cfg.memory_budget, agent.store, collector, agent.health)
     agent.monitor = monitor
-    labels = _labeler(croot.path, layout, manager)
+    prefix = agent_prefix(croot.path, layout)
+    labels = _labeler(prefix, manager)
+    events = EventLog()
+
+    def workload_path(name: str) -> str:
+        return (prefix or "") + workload_rel(name)
+
     info = AgentInfo(
         labels=labels,
         workload_states=manager.states,
@@ -107,6 +119,7 @@ async def build_parts(agent: Agent, layout: AgentLayout) -> dict[str, Part]:
         mount=layout.mount,
         names=lambda: {p: n for p in agent.store.entries if (n := labels(p).get("workload"))},
         interval_s=cfg.interval_s,
+        events=events.events,
     )
     api_runner = await serve_unix(api, cfg.socket, mode=cfg.socket_mode, gid=gid)
     metrics = web.Application()
@@ -125,6 +138,7 @@ async def build_parts(agent: Agent, layout: AgentLayout) -> dict[str, Part]:
         "workloads": (manager.run, True),
         "selfmon": (monitor.run, False),
         "oomlog": (lambda: log_oom_kills(agent.store, labels), False),
+        "events": (lambda: watch_workloads(manager, events, workload_path), False),
     }
     if engine is not None:
         parts["policies"] = (engine.run, False)

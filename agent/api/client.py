@@ -20,7 +20,9 @@ class ApiError(Exception):
         self.status = status
 
 
-class _UnixConnection(http.client.HTTPConnection):
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """http.client over the agent's Unix socket."""
+
     def __init__(self, path: str, timeout: float | None) -> None:
         super().__init__("localhost", timeout=timeout)
         self._path = path
@@ -43,8 +45,8 @@ class WorkloadClient:
 
     def _open(
         self, method: str, path: str, body: Any = None, timeout: float | None = -1.0
-    ) -> tuple[_UnixConnection, http.client.HTTPResponse]:
-        conn = _UnixConnection(self.socket_path, self.timeout if timeout == -1.0 else timeout)
+    ) -> tuple[UnixHTTPConnection, http.client.HTTPResponse]:
+        conn = UnixHTTPConnection(self.socket_path, self.timeout if timeout == -1.0 else timeout)
         data = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": "application/json"} if data is not None else {}
         try:

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.api.client import UnixHTTPConnection
 from tests import envcheck
 from tests.vm.promserver import PROMETHEUS, prom_api, prometheus_server, scraped_up
 
@@ -180,6 +182,17 @@ def _run_scenario(env: Env, existing: int) -> None:
     r = env.cli("stats", "--no-stream", "--format", "json", "--socket", env.socket)
     assert r.returncode == 0, r.stderr
     assert "w1" in r.stdout and "w3" in r.stdout
+
+    # The detail pane's recent events for w1's cgroup include its launch (the agent's own event).
+    def history(cgroup: str) -> dict[str, object]:
+        conn = UnixHTTPConnection(env.socket, timeout=30)
+        conn.request("GET", "/v1/history?" + urllib.parse.urlencode({"cgroup": cgroup}))
+        resp = conn.getresponse()
+        assert resp.status == 200, resp.read()
+        return dict(json.loads(resp.read()))
+
+    w1_cgroup = os.path.relpath(os.path.join(env.base, "workloads", "w1"), "/sys/fs/cgroup")
+    assert "launch" in {e["kind"] for e in history(w1_cgroup)["events"]}  # type: ignore[attr-defined]
 
     # SIGHUP with a broken policy: rejected, the old one stays, nothing moves.
     good = env.policy.read_text()

@@ -1,0 +1,61 @@
+"""The agent's own events per cgroup (launches, exits, placements) for the live view's detail
+pane, beside the OOM kills the store keeps. Bounded: a few per cgroup, a few thousand cgroups."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from agent.statsview.history import Event
+
+
+class EventLog:
+    def __init__(self, per_cgroup: int = 20, max_cgroups: int = 4096) -> None:
+        self.per_cgroup = per_cgroup
+        self.max_cgroups = max_cgroups
+        self._by_path: OrderedDict[str, deque[Event]] = OrderedDict()
+
+    def add(self, path: str, kind: str, text: str, wall: float | None = None) -> None:
+        """``path``: the cgroup as the store names it (relative to the collect root)."""
+        q = self._by_path.get(path)
+        if q is None:
+            q = self._by_path[path] = deque(maxlen=self.per_cgroup)
+            if len(self._by_path) > self.max_cgroups:
+                self._by_path.popitem(last=False)  # the cgroup heard from least recently
+        else:
+            self._by_path.move_to_end(path)
+        q.append(Event(time.time() if wall is None else wall, kind, text))
+
+    def events(self, path: str) -> Iterable[Event]:
+        return tuple(self._by_path.get(path, ()))
+
+
+def workload_events(old: dict[str, Any] | None, new: dict[str, Any]) -> list[tuple[str, str]]:
+    """(kind, text) for what changed in one workload's record between two looks."""
+    state, run = new.get("state"), new.get("run")
+    if old is not None and (old.get("state"), old.get("run")) == (state, run):
+        return []
+    if state == "running" and (old is None or old.get("run") != run):
+        argv = " ".join(new.get("argv") or [])
+        again = f" (restart {new.get('restart_count')})" if new.get("restart_count") else ""
+        return [("launch", f"launched{again}: {argv[:60]}")]
+    if state == "exited":
+        code = new.get("exit_code")
+        oom = ", OOM-killed" if new.get("oom_killed") else ""
+        err = f" ({new['error']})" if new.get("error") else ""
+        return [("exit", f"exited with status {'?' if code is None else code}{oom}{err}")]
+    return []
+
+
+async def watch_workloads(manager: Any, log: EventLog, path_of: Callable[[str], str]) -> None:
+    """Turn the workload manager's state changes into events (it wakes us on each change)."""
+    seen: dict[str, dict[str, Any]] = {d["name"]: d for d in manager.listing(all_=True)}
+    while True:
+        await manager.wait_changed(5.0)
+        now: dict[str, dict[str, Any]] = {d["name"]: d for d in manager.listing(all_=True)}
+        for name, d in now.items():
+            for kind, text in workload_events(seen.get(name), d):
+                log.add(path_of(name), kind, text)
+        seen = now
