@@ -84,7 +84,7 @@ class Agent:
                 for name, (factory, essential) in parts.items():
                     tg.create_task(self._guard(name, factory, essential), name=name)
                 tg.create_task(self._watchdog(), name="watchdog")
-                sdnotify.notify("READY=1\nSTATUS=collecting")
+                tg.create_task(self._ready(), name="ready")
                 await self._stop.wait()
                 sdnotify.notify("STOPPING=1")
                 raise _Leave  # leave the TaskGroup, cancelling every part
@@ -120,6 +120,12 @@ class Agent:
                 log.exception("%s failed; restarting it in %.0f s", name, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 60.0)
+
+    async def _ready(self) -> None:
+        """READY once the first tick is in: `systemctl start` returns when /metrics has data."""
+        await self.store.wait_tick()
+        sdnotify.notify("READY=1\nSTATUS=collecting")
+        log.info("ready: first tick collected (%d cgroups)", self.store.stats.cgroups)
 
     async def _watchdog(self) -> None:
         interval = sdnotify.watchdog_interval_s()

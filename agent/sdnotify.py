@@ -17,7 +17,9 @@ def notify(message: str, env: dict[str, str] | None = None) -> bool:
         return False
     target = "\0" + address[1:] if address.startswith("@") else address
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+        flags = socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK
+        with socket.socket(socket.AF_UNIX, flags) as s:
+            # Never block the event loop on a receiver that stopped reading.
             s.connect(target)
             s.sendall(message.encode())
     except OSError:

@@ -66,7 +66,15 @@ class Env:
         self.config = tmp / "agent.yaml"
         self.log = tmp / "agent.log"
         self.agent: subprocess.Popen[bytes] | None = None
-        self.env = dict(os.environ, PYSTATS_SOCKET=self.socket)
+        # systemd's side of Type=notify and WatchdogSec=2s: the agent must say READY, then pet.
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.bind(str(tmp / "notify.sock"))
+        self.env = dict(
+            os.environ,
+            PYSTATS_SOCKET=self.socket,
+            NOTIFY_SOCKET=str(tmp / "notify.sock"),
+            WATCHDOG_USEC="2000000",
+        )
 
     def start_agent(self) -> subprocess.Popen[bytes]:
         with open(self.log, "ab") as log:
@@ -134,8 +142,20 @@ def test_agent_end_to_end(env: Env) -> None:
         existing.wait()
 
 
+def _notifications(sock: socket.socket, want: set[str], timeout: float = 60.0) -> list[str]:
+    got: list[str] = []
+    sock.settimeout(timeout)
+    while not want <= {m.split("=")[0] for m in got}:
+        got += sock.recv(4096).decode().splitlines()
+    return got
+
+
 def _run_scenario(env: Env, existing: int) -> None:
     agent = env.start_agent()
+    # READY=1 (after the first tick), then WATCHDOG=1 every second.
+    got = _notifications(env.notify, {"READY", "WATCHDOG"})
+    assert "READY=1" in got and "WATCHDOG=1" in got, got
+    env.notify.close()  # from now on the agent's notifications fail; it must not care
 
     # Workloads through the CLI, each in its own limited cgroup.
     for name in ("w1", "w2", "w3"):
