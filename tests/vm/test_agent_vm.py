@@ -27,7 +27,8 @@ from agent.api.client import UnixHTTPConnection
 from tests import envcheck
 from tests.vm.promserver import PROMETHEUS, prom_api, prometheus_server, scraped_up
 
-pytestmark = pytest.mark.vm
+# Many agent starts and CLI calls under TCG emulation: far longer than the 300 s default.
+pytestmark = [pytest.mark.vm, pytest.mark.timeout(900)]
 
 BIN = Path(sys.executable).parent
 MARKER = "pystats-e2e-marker"
