@@ -24,13 +24,16 @@ ALERTS = JSON_DIR.parent / "alerts.yaml"
 PROMETHEUS = "/usr/bin/prometheus"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def _wait(what: str, cond: Callable[[], bool], timeout: float, every: float = 1.0) -> None:
+def wait_for(
+    what: str, cond: Callable[[], object], timeout: float = 120.0, every: float = 0.25
+) -> None:
+    """Poll ``cond`` until true; OSError/ValueError/KeyError count as "not yet"."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError, ValueError, KeyError):
@@ -61,7 +64,7 @@ def _fast_rules(src: Path, dst: Path) -> None:
 
 @contextlib.contextmanager
 def prometheus_server(tmp: Path, target_port: int) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     shutil.copy(ALERTS, tmp / "alerts.yaml")
     _fast_rules(ALERTS, tmp / "alerts_fast.yaml")
     config = {
@@ -87,7 +90,7 @@ def prometheus_server(tmp: Path, target_port: int) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait("Prometheus to be ready", lambda: _ready(base), timeout=90, every=0.5)
+        wait_for("Prometheus to be ready", lambda: _ready(base), timeout=90, every=0.5)
         yield base
     finally:
         proc.terminate()

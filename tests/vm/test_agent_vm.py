@@ -18,38 +18,27 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from agent.api.client import UnixHTTPConnection
 from tests import envcheck
-from tests.vm.promserver import PROMETHEUS, prom_api, prometheus_server, scraped_up
+from tests.vm.promserver import (
+    PROMETHEUS,
+    free_port,
+    prom_api,
+    prometheus_server,
+    scraped_up,
+    wait_for,
+)
 
 # Many agent starts and CLI calls under TCG emulation: far longer than the 300 s default.
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(900)]
 
 BIN = Path(sys.executable).parent
 MARKER = "pystats-e2e-marker"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(what: str, cond: Callable[[], object], timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if cond():
-                return
-        except (OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def _cgroup_of(pid: int) -> str:
@@ -62,7 +51,7 @@ class Env:
         self.tmp = tmp
         self.base = base
         self.socket = str(tmp / "agent.sock")
-        self.port = _free_port()
+        self.port = free_port()
         self.policy = tmp / "policy.yaml"
         self.config = tmp / "agent.yaml"
         self.log = tmp / "agent.log"
@@ -86,7 +75,7 @@ class Env:
                 env=self.env,
                 start_new_session=True,
             )
-        _wait("the agent's API socket", lambda: self.cli("ps").returncode == 0)
+        wait_for("the agent's API socket", lambda: self.cli("ps").returncode == 0)
         return self.agent
 
     def cli(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
@@ -173,7 +162,7 @@ def _run_scenario(env: Env, existing: int) -> None:
     # The process that existed before the agent is placed by the policy, limit in force.
     placed = os.path.join(env.base, "policies", "placed")
     rel = "/" + os.path.relpath(placed, "/sys/fs/cgroup")
-    _wait("the existing process to be placed", lambda: _cgroup_of(existing).startswith(rel))
+    wait_for("the existing process to be placed", lambda: _cgroup_of(existing).startswith(rel))
     with open(os.path.join(placed, "memory.max")) as f:
         assert f.read().strip() == str(64 * 1024 * 1024)
 
@@ -183,7 +172,7 @@ def _run_scenario(env: Env, existing: int) -> None:
         with urllib.request.urlopen(url, timeout=10) as resp:
             return str(resp.read().decode())
 
-    _wait("w1 in /metrics", lambda: 'workload="w1"' in metrics())
+    wait_for("w1 in /metrics", lambda: 'workload="w1"' in metrics())
     text = metrics()
     assert "pystats_cgroup_cpu_usage_seconds_total" in text
     assert "pystats_build_info" in text
@@ -195,9 +184,9 @@ def _run_scenario(env: Env, existing: int) -> None:
     if os.access(PROMETHEUS, os.X_OK) or os.environ.get("PYSTATS_REQUIRE_ENV") == "1":
         (env.tmp / "prom").mkdir()
         with prometheus_server(env.tmp / "prom", env.port) as prom:
-            _wait("Prometheus to scrape the agent", lambda: scraped_up(prom))
+            wait_for("Prometheus to scrape the agent", lambda: scraped_up(prom))
             q = 'pystats_workload_state{workload="w1",state="running"}'
-            _wait("w1 in Prometheus", lambda: prom_api(prom, "/api/v1/query", query=q)["result"])
+            wait_for("w1 in Prometheus", lambda: prom_api(prom, "/api/v1/query", query=q)["result"])
 
     # `pystats stats` through the agent shows the workloads by name.
     r = env.cli("stats", "--no-stream", "--format", "json", "--socket", env.socket)
@@ -219,7 +208,7 @@ def _run_scenario(env: Env, existing: int) -> None:
     good = env.policy.read_text()
     env.policy.write_text(good.replace("memory.max: 64M", "memory.max: 64 parsecs"))
     agent.send_signal(signal.SIGHUP)
-    _wait("the rejection in the log", lambda: "rejected" in env.log_text(), timeout=60)
+    wait_for("the rejection in the log", lambda: "rejected" in env.log_text(), timeout=60)
     time.sleep(3)  # a reconcile or two under the broken file
     assert _cgroup_of(existing).startswith(rel)
     assert agent.poll() is None
@@ -238,7 +227,7 @@ def _run_scenario(env: Env, existing: int) -> None:
     agent = env.start_agent()
     ps = env.ps()
     assert {ps[n]["state"] for n in ("w1", "w2", "w3")} == {"running"}
-    _wait("short's exit code", lambda: env.ps()["short"]["exit_code"] == 7, timeout=60)
+    wait_for("short's exit code", lambda: env.ps()["short"]["exit_code"] == 7, timeout=60)
 
     # SIGTERM: a clean stop, exit status 0, workloads still running.
     agent.terminate()

@@ -14,12 +14,11 @@ import asyncio
 import contextlib
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,7 +32,13 @@ from collectors.collector import Collector
 from collectors.store import Store
 from dashboards.queries import panel_queries, substitute, variable_queries
 from tests import envcheck
-from tests.vm.promserver import PROMETHEUS, prom_api, prometheus_server, scraped_up
+from tests.vm.promserver import (
+    PROMETHEUS,
+    prom_api,
+    prometheus_server,
+    scraped_up,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.vm, pytest.mark.prometheus]
 
@@ -67,28 +72,12 @@ def _write(path: str, value: str) -> None:
         f.write(value)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _spawn(cg: str, argv: list[str]) -> subprocess.Popen[bytes]:
     # The shell joins the cgroup before exec, so the workload never runs outside it.
     line = 'echo $$ > "$0/cgroup.procs" && exec "$@"'
     return subprocess.Popen(
         ["sh", "-c", line, cg, *argv], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
     )
-
-
-def _wait(what: str, cond: Callable[[], bool], timeout: float, every: float = 1.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            if cond():
-                return
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 class AgentThread(threading.Thread):
@@ -188,7 +177,7 @@ def test_dashboards_and_alerts_against_real_prometheus(workload_root: str, tmp_p
             procs.append(_spawn(f"{root}/io", ["sh", "-c", IO]))
             hog = _spawn(f"{root}/hog", [sys.executable, "-c", HOG, f"{root}/hog"])
             procs.append(hog)
-            _wait("Prometheus to scrape the agent", lambda: scraped_up(prom), timeout=60)
+            wait_for("Prometheus to scrape the agent", lambda: scraped_up(prom), timeout=60)
             log("first scrape")
             # Two OOM kills: the second one while Prometheus already has the counter.
             for _ in range(2):
@@ -209,7 +198,7 @@ def test_dashboards_and_alerts_against_real_prometheus(workload_root: str, tmp_p
                 }
 
             want = {("PystatsOOMKillFast", "oom"), ("PystatsMemoryNearLimitFast", "hog")}
-            _wait("OOM-kill and memory-near-limit alerts", lambda: want <= firing(), timeout=90)
+            wait_for("OOM-kill and memory-near-limit alerts", lambda: want <= firing(), timeout=90)
             log("alerts firing")
             now_firing = {name for name, _ in firing()}
             assert "PystatsAgentDownFast" not in now_firing
