@@ -3,8 +3,13 @@ cgroups, error reasons, idle sampling, OOM events from local counters."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
+
 from cgroupfs.errors import CgroupGone
 from collectors.rates import HostInfo
+from collectors.sample import CgroupSample
 from collectors.sampler import Sampler
 from collectors.tree import Tree
 
@@ -250,3 +255,18 @@ def test_files_of_controllers_not_enabled_are_never_probed() -> None:
     assert {"cpu.stat", "cpu.pressure", "memory.pressure"} <= h_files  # core files still read
     m_files = {f for rel, f in r.reads if rel == "m"}
     assert "memory.current" in m_files and "pids.current" not in m_files
+
+
+def test_built_samples_are_plain_frozen_cgroup_samples() -> None:
+    r = FakeReader()
+    full_v2(r, "a", 2, usage=42)
+    s = Sampler(r, HOST)
+    sample = s.sample_batch(r.walk(), 0).samples[0][0]
+    assert type(sample) is CgroupSample
+    # Same values as the dataclass's own constructor gives, field by field.
+    same = CgroupSample(**{f.name: getattr(sample, f.name) for f in dataclasses.fields(sample)})
+    assert sample == same
+    assert sample.cpu is not None and sample.cpu.usage_usec == 42 and sample.path == "a"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        sample.path = "b"  # type: ignore[misc]
+    assert dataclasses.replace(sample, final=True).final
