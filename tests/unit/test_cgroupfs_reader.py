@@ -196,3 +196,32 @@ def test_read_file_and_procs(tree: Path) -> None:
     assert read_procs(root, "c") == ()
     with pytest.raises(CgroupGone):
         read_procs(root, "nope")
+
+
+def test_file_outgrowing_its_fitted_buffer_is_read_whole(tree: Path) -> None:
+    # After the first read the buffer is sized to the content (plus room); a file that then
+    # grows far past it must still come back whole, through read and read_files.
+    with KeptReader(CgroupRoot(str(tree))) as reader:
+        assert reader.read("a", "cpu.stat") == b"usage_usec 1\n"
+        big = b"".join(b"key%d %d\n" % (i, i) for i in range(2000))
+        _write_in_place(tree / "a" / "cpu.stat", big)
+        assert reader.read("a", "cpu.stat") == big
+        _write_in_place(tree / "a" / "cpu.stat", b"usage_usec 2\n")
+        assert reader.read_files("a", ["cpu.stat"]) == [b"usage_usec 2\n"]
+        _write_in_place(tree / "a" / "cpu.stat", big + big)
+        assert reader.read_files("a", ["cpu.stat"]) == [big + big]
+
+
+def test_read_files_in_order_with_absent_and_gone(tree: Path) -> None:
+    root = CgroupRoot(str(tree))
+    with KeptReader(root) as reader:
+        ino = os.stat(tree / "a").st_ino
+        got = reader.read_files("a", ["cpu.stat", "memory.max", "cgroup.procs"], ino)
+        assert got == [b"usage_usec 1\n", None, b""]
+        assert reader.read_files("a", ["cpu.stat", "cgroup.procs"], ino) == got[::2]
+        assert reader.open_fd_count() == 3
+        shutil.rmtree(tree / "c")
+        with pytest.raises(CgroupGone):
+            reader.read_files("c", ["cpu.stat"])
+        with pytest.raises(CgroupGone, match="replaced"):
+            reader.read_files("a", ["cpu.stat"], ino + 1)
