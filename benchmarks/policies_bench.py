@@ -3,6 +3,7 @@
     .venv/bin/python -m benchmarks.policies_bench plan            # synthetic 1,000 / 5,000
     .venv/bin/python -m benchmarks.policies_bench scan [--spawn 1000 5000]   # real /proc read
     .venv/bin/python -m benchmarks.policies_bench latency --parent P [--n 200] [--cgrulesengd]
+    .venv/bin/python -m benchmarks.policies_bench event --parent P [--n 2000] [--engine-src D]
 
 Latency is measured the same way for every placer: the bench spawns `sleep` processes one at a
 time; the exec timestamp is the kernel's (the proc connector's exec event, CLOCK_MONOTONIC);
@@ -133,6 +134,76 @@ def bench_scan(spawn: list[int], repeat: int) -> None:
             time.sleep(0.5)
 
 
+# -- event path CPU cost -------------------------------------------------------------------------
+
+EVENT_CODE = """
+import os, statistics, struct, subprocess, sys, time
+from cgroupfs import writer
+from cgroupfs.paths import CgroupRoot
+from policies import connector
+from policies.engine import PolicyEngine
+root_path, pol_path, n, label = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+eng = PolicyEngine(CgroupRoot(root_path), pol_path, use_connector=False)
+assert eng.reload() == [] and eng.reconcile() == []
+p = subprocess.Popen(["sleep", "30"])
+try:
+    ev = struct.pack("=IIQ", connector.PROC_EVENT_EXEC, 0, time.monotonic_ns())
+    ev += struct.pack("=II", p.pid, p.pid)
+    cn = struct.pack("=IIIIHH", connector.CN_IDX_PROC, connector.CN_VAL_PROC, 0, 0, len(ev), 0)
+    d = struct.pack("=IHHII", 16 + len(cn) + len(ev), 3, 0, 0, 0) + cn + ev
+    if hasattr(eng, "on_event"):  # this tree: what the event thread runs per datagram
+        handle = lambda: connector.scan(d, len(d), eng.on_event)
+    else:  # before: what the asyncio reader callback ran
+        handle = lambda: eng.handle_events(connector.parse(d))
+    root = CgroupRoot(root_path)
+    cpu, wall = [], []
+    for _ in range(n):
+        writer.move_pid(root, "default", p.pid)
+        t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
+        handle()
+        cpu.append(time.thread_time_ns() - c0)
+        wall.append(time.perf_counter_ns() - t0)
+    assert eng.stats["event_moves"] == n, eng.stats
+    cpu.sort()
+    print(f"  {label}exec event -> moved, n={n}: CPU median {statistics.median(cpu) / 1e3:.1f} us"
+          f"  p90 {cpu[int(n * 0.9)] / 1e3:.1f} us; wall median"
+          f" {statistics.median(wall) / 1e3:.1f} us", flush=True)
+finally:
+    p.kill()
+    p.wait()
+"""
+
+
+def bench_event(parent: str, n: int, src: str = REPO, label: str = "") -> None:
+    """CPU time of the event path for one exec event (datagram parse, /proc reads, match,
+    cgroup.procs write), the process moved back to default between events (not timed)."""
+    root = os.path.join(parent, f"pystats-bench-{uuid.uuid4().hex[:6]}")
+    os.mkdir(root)
+    fd, pol_path = tempfile.mkstemp(suffix=".yaml")
+    with os.fdopen(fd, "w") as f:
+        f.write("groups:\n  - name: sleepers\n    match: [{comm: sleep, cmdline: '^sleep 30$'}]\n")
+    try:
+        subprocess.run(
+            [sys.executable, "-c", EVENT_CODE, root, pol_path, str(n), label],
+            cwd=src,
+            env=dict(os.environ, PYTHONPATH=src),
+            check=False,
+        )
+    finally:
+        os.unlink(pol_path)
+        _remove_tree(root)
+
+
+def _remove_tree(root: str) -> None:
+    for d in sorted((dp for dp, _d, _f in os.walk(root)), key=len, reverse=True):
+        for _ in range(50):
+            try:
+                os.rmdir(d)
+                break
+            except OSError:
+                time.sleep(0.05)
+
+
 # -- placement latency --------------------------------------------------------------------------
 
 IN_MODIFY = 0x2
@@ -223,13 +294,41 @@ def report(name: str, lat: list[float], missed: int, n: int) -> None:
 
 
 ENGINE_CODE = """
-import asyncio, logging, signal, sys
+import asyncio, logging, signal, sys, time
 from cgroupfs.paths import CgroupRoot
 from policies.engine import PolicyEngine
 logging.basicConfig(level=logging.WARNING)
 import os
 os.nice(int(sys.argv[3]))
-eng = PolicyEngine(CgroupRoot(sys.argv[1]), sys.argv[2], reconcile_s=3600)
+en = sys.argv[4]
+kw = {} if en == "default" else {"event_nice": None if en == "off" else int(en)}
+eng = PolicyEngine(CgroupRoot(sys.argv[1]), sys.argv[2], reconcile_s=3600, **kw)
+# split of the engine-side time for exec events: exec -> handler entered (kernel delivery,
+# wake-up, scheduling), and the handler's own work (read /proc, match, move)
+split = []
+def timed(handler, exec_ts):
+    def wrapper(*a):
+        t0 = time.monotonic_ns()
+        handler(*a)
+        ts = exec_ts(*a)
+        if ts:
+            split.append((t0 - ts, time.monotonic_ns() - t0))
+    return wrapper
+from cgroupfs import writer
+moves = []  # the cgroup.procs write alone (the kernel's migration)
+def _timed_move(*a, _move=writer.move_pid, **k):
+    t0 = time.monotonic_ns()
+    try:
+        return _move(*a, **k)
+    finally:
+        moves.append(time.monotonic_ns() - t0)
+writer.move_pid = _timed_move
+if hasattr(eng, "on_event"):  # this tree: the event thread's callback
+    eng.on_event = timed(eng.on_event, lambda w, p, ts: ts if w == 2 else 0)
+else:  # before: the asyncio reader's callback
+    eng.handle_events = timed(
+        eng.handle_events, lambda evs: next((e.timestamp_ns for e in evs if e.kind == "exec"), 0)
+    )
 async def main():
     t = asyncio.create_task(eng.run())
     loop = asyncio.get_running_loop()
@@ -247,21 +346,32 @@ async def main():
               f" p99 {pick(0.99):.2f} ms;", {k: v for k, v in eng.stats.items() if v}, flush=True)
     else:
         print({k: v for k, v in eng.stats.items() if v}, flush=True)
+    if split:
+        cols = [[x[0] for x in split], [x[1] for x in split], moves]
+        for what, v in zip(("exec -> handler entered", "handler work", "of which move_pid"), cols):
+            v = sorted(v)
+            print(f"      {what}: p50 {v[len(v) // 2] / 1e6:.2f} ms"
+                  f" p99 {v[min(len(v) - 1, int(len(v) * 0.99))] / 1e6:.2f} ms", flush=True)
 asyncio.run(main())
 """
 
 
-def latency_pystats(parent: str, n: int, nice: int = 0) -> None:
+def latency_pystats(
+    parent: str, n: int, nice: int = 0, src: str = REPO, label: str = "", event_nice: str = ""
+) -> None:
+    """``src``: the directory the engine's packages are imported from (another revision's);
+    ``event_nice``: "" for the engine's default, "off" to leave the event thread's, or a value."""
     root = os.path.join(parent, f"pystats-bench-{uuid.uuid4().hex[:6]}")
     os.mkdir(root)
     fd, pol_path = tempfile.mkstemp(suffix=".yaml")
     with os.fdopen(fd, "w") as f:
         f.write("groups:\n  - name: sleepers\n    match: [{comm: sleep, cmdline: '^sleep 30$'}]\n")
     eng = subprocess.Popen(
-        [sys.executable, "-c", ENGINE_CODE, root, pol_path, str(nice)],
+        [sys.executable, "-c", ENGINE_CODE, root, pol_path, str(nice), event_nice or "default"],
         stdout=subprocess.PIPE,
         text=True,
-        cwd=REPO,
+        cwd=src,
+        env=dict(os.environ, PYTHONPATH=src),
     )
     try:
         assert eng.stdout is not None
@@ -269,22 +379,19 @@ def latency_pystats(parent: str, n: int, nice: int = 0) -> None:
             print("  pystats: engine did not start")
             return
         lat, missed = measure_latency(os.path.join(root, "sleepers"), n, 5.0)
-        report(f"pystats PolicyEngine (nice {nice})", lat, missed, n)
+        thread = f", event thread nice {event_nice}" if event_nice else ""
+        report(f"{label}pystats PolicyEngine (nice {nice}{thread})", lat, missed, n)
     finally:
         eng.send_signal(signal.SIGTERM)
         out, _ = eng.communicate(timeout=30)
         print(f"    engine stats: {out.strip()}")
         os.unlink(pol_path)
-        for d in sorted((dp for dp, _d, _f in os.walk(root)), key=len, reverse=True):
-            for _ in range(50):
-                try:
-                    os.rmdir(d)
-                    break
-                except OSError:
-                    time.sleep(0.05)
+        _remove_tree(root)
 
 
-def latency_cgrulesengd(parent: str, n: int) -> None:
+def latency_cgrulesengd(
+    parent: str, n: int, forms: tuple[str, ...] = ("*", "cpu", "memory", "pids")
+) -> None:
     binary = shutil.which("cgrulesengd")
     if binary is None:
         print("  cgrulesengd: not installed (apt-get install cgroup-tools)")
@@ -328,7 +435,7 @@ def latency_cgrulesengd(parent: str, n: int) -> None:
         os.makedirs("/etc/cgrules.d", exist_ok=True)
         with open("/etc/cgconfig.conf", "a"):
             pass
-        for ctrl in ("*", "cpu", "memory", "pids"):
+        for ctrl in forms:
             rule = f"*:sleep {ctrl} {target_rel}/"
             with open("/etc/cgrules.conf", "w") as f:
                 f.write(rule + "\n")
@@ -376,25 +483,48 @@ def main() -> int:
     s = sub.add_parser("scan")
     s.add_argument("--spawn", type=int, nargs="*", default=[])
     s.add_argument("--repeat", type=int, default=3)
+    ev = sub.add_parser("event")
+    ev.add_argument("--parent", required=True, help="a writable cgroup2 directory to work under")
+    ev.add_argument("--n", type=int, default=2000)
+    ev.add_argument("--engine-src", default=REPO, help="import the engine from here instead")
+    ev.add_argument("--label", default="", help="prefix for the output line")
     lt = sub.add_parser("latency")
     lt.add_argument("--parent", required=True, help="a writable cgroup2 directory to work under")
     lt.add_argument("--n", type=int, default=200)
     lt.add_argument("--nice", type=int, nargs="+", default=[0], help="engine niceness to try")
     lt.add_argument("--cgrulesengd", action="store_true", help="also measure cgrulesengd (VM only)")
+    lt.add_argument(
+        "--cgre-forms",
+        nargs="+",
+        default=["*", "cpu", "memory", "pids"],
+        help="cgrulesengd controller forms to try",
+    )
+    lt.add_argument("--engine-src", default=REPO, help="import the engine from here instead")
+    lt.add_argument(
+        "--event-nice",
+        nargs="+",
+        default=[""],
+        help="event thread nice values to try ('off': leave it; default: the engine's)",
+    )
+    lt.add_argument("--no-pystats", action="store_true", help="measure cgrulesengd only")
+    lt.add_argument("--label", default="", help="prefix for the engine's lines")
     args = ap.parse_args()
     if args.what == "plan":
         bench_plan(args.sizes, args.repeat)
     elif args.what == "scan":
         bench_scan(args.spawn, args.repeat)
+    elif args.what == "event":
+        bench_event(args.parent, args.n, args.engine_src, args.label)
     else:
         print(
             f"placement latency, exec -> in the target cgroup, {args.n} execs each "
             f"(kernel {os.uname().release}):"
         )
-        for nice in args.nice:
-            latency_pystats(args.parent, args.n, nice)
+        for nice in [] if args.no_pystats else args.nice:
+            for en in args.event_nice:
+                latency_pystats(args.parent, args.n, nice, args.engine_src, args.label, en)
         if args.cgrulesengd:
-            latency_cgrulesengd(args.parent, args.n)
+            latency_cgrulesengd(args.parent, args.n, tuple(args.cgre_forms))
     return 0
 
 

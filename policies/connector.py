@@ -1,4 +1,9 @@
-"""The netlink proc connector: fork, exec, uid and gid events from the kernel, as asyncio.
+"""The netlink proc connector: fork, exec, uid and gid events from the kernel.
+
+``ConnectorThread`` receives them in a dedicated thread (blocking recv into one reused buffer,
+no event loop in between) and hands each process event to a callback there: the engine's event
+path runs off the asyncio loop, so a busy loop does not delay a placement, and the thread may
+run at a higher priority than the rest of the daemon.
 
 socket(AF_NETLINK, SOCK_DGRAM, NETLINK_CONNECTOR), bound to the CN_IDX_PROC multicast group, then
 PROC_CN_MCAST_LISTEN. Needs CAP_NET_ADMIN and a kernel with CONFIG_PROC_EVENTS; inside a PID or
@@ -14,13 +19,17 @@ Layout (include/uapi/linux/connector.h, cn_proc.h):
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import errno
+import logging
 import os
 import socket
 import struct
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
 
 NETLINK_CONNECTOR = 11
 CN_IDX_PROC = 1
@@ -43,6 +52,11 @@ _HEAD = _NLMSGHDR.size + _CN_MSG.size
 _FORK = struct.Struct("=IIII")  # parent pid, parent tgid, child pid, child tgid
 _EXEC = struct.Struct("=II")  # pid, tgid
 _ID = struct.Struct("=IIII")  # pid, tgid, real id, effective id
+
+# nlmsghdr + cn_msg + proc_event head in one unpack: (len, type, flags, seq, pid, idx, val, seq,
+# ack, len, flags, what, cpu, timestamp)
+_ALL_HEAD = struct.Struct("=IHHIIIIIIHHIIQ")
+_U32 = struct.Struct("=I")
 
 NAMES = {PROC_EVENT_FORK: "fork", PROC_EVENT_EXEC: "exec", PROC_EVENT_UID: "uid"}
 NAMES[PROC_EVENT_GID] = "gid"
@@ -108,12 +122,46 @@ def _event(data: bytes, start: int, end: int) -> ProcEvent | None:
     return None
 
 
+OnEvent = Callable[[int, int, int], None]
+
+
+def scan(data: bytes | bytearray | memoryview, n: int, on_event: OnEvent) -> int:
+    """``parse`` without the objects, for the hot path: calls ``on_event(what, tgid,
+    timestamp_ns)`` for each fork (of a process, not a thread), exec, uid and gid event in the
+    first ``n`` bytes of ``data``; returns how many. Malformed input is skipped, never raised."""
+    count = 0
+    off = 0
+    while off + _ALL_HEAD.size <= n:
+        length, _t, _f, _s, _p, idx, val, _s2, _a, _l, _f2, what, _cpu, ts = _ALL_HEAD.unpack_from(
+            data, off
+        )
+        if length < _HEAD:
+            break
+        end = min(n, off + length)
+        body = off + _ALL_HEAD.size
+        if idx == CN_IDX_PROC and val == CN_VAL_PROC:
+            if what == PROC_EVENT_EXEC and body + _EXEC.size <= end:
+                on_event(what, _U32.unpack_from(data, body + 4)[0], ts)
+                count += 1
+            elif what == PROC_EVENT_FORK and body + _FORK.size <= end:
+                _pp, _pt, cpid, ctgid = _FORK.unpack_from(data, body)
+                if cpid == ctgid:
+                    on_event(what, ctgid, ts)
+                    count += 1
+            elif what in (PROC_EVENT_UID, PROC_EVENT_GID) and body + _ID.size <= end:
+                on_event(what, _U32.unpack_from(data, body + 4)[0], ts)
+                count += 1
+        off += (length + 3) & ~3
+    return count
+
+
 class ConnectorUnavailable(Exception):
     """The proc connector cannot be used here; the message says why."""
 
 
 class ProcConnector:
-    """A subscribed proc-connector socket; ``start(loop, callback)`` delivers events."""
+    """A subscribed proc-connector socket (non-blocking): ``read_ready()`` for a caller's own
+    loop, or ``ConnectorThread(conn, callback)`` to have events delivered in a thread."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -154,25 +202,95 @@ class ProcConnector:
             self.received += 1
             out.extend(parse(data))
 
-    def start(
-        self, loop: asyncio.AbstractEventLoop, callback: Callable[[list[ProcEvent]], None]
-    ) -> None:
-        """Call ``callback(events)`` from the event loop whenever datagrams arrive."""
-
-        def ready() -> None:
-            try:
-                events = self.read_ready()
-            except OSError:
-                return
-            if events:
-                callback(events)
-
-        loop.add_reader(self.sock.fileno(), ready)
-
-    def stop(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        if loop is not None:
-            with contextlib.suppress(ValueError, OSError):
-                loop.remove_reader(self.sock.fileno())
+    def stop(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.send(listen_message(PROC_CN_MCAST_IGNORE))
         self.sock.close()
+
+
+class ConnectorThread:
+    """Owns ``conn`` from ``start()``: a daemon thread blocks in recv and calls ``on_event(what,
+    tgid, timestamp_ns)`` (see ``scan``) in that thread for every process event, in order.
+
+    ``nice``: the thread's nice value (Linux applies setpriority to one thread by its TID),
+    set when permitted: lowering it needs CAP_SYS_NICE (root); otherwise the thread keeps the
+    process's and says so in the log. ``stop()`` returns within ``poll_s`` plus the callback in
+    progress; the socket is closed by the thread itself, so no other thread can ever receive
+    from a reused descriptor. ``on_error`` (in the thread) when the socket fails for good.
+    """
+
+    def __init__(
+        self,
+        conn: ProcConnector,
+        on_event: OnEvent,
+        *,
+        nice: int | None = None,
+        poll_s: float = 0.25,
+        on_error: Callable[[OSError], None] | None = None,
+    ) -> None:
+        self.conn = conn
+        self.on_event = on_event
+        self.nice = nice
+        self.poll_s = poll_s
+        self.on_error = on_error
+        self.niced = False  # whether ``nice`` was applied
+        self._stopping = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pystats-proc-events", daemon=True)
+
+    def start(self) -> None:
+        # blocking recv, woken at least every poll_s to notice stop(): SO_RCVTIMEO makes the
+        # kernel return EAGAIN, so each datagram costs one recv and no poll/select
+        sec = int(self.poll_s)
+        usec = int((self.poll_s - sec) * 1e6)
+        self.conn.sock.setsockopt(
+            socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("=qq", sec, usec)
+        )
+        self.conn.sock.setblocking(True)
+        self._thread.start()
+        self._ready.wait(2.0)  # so that ``niced`` is known on return
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stopping.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _set_nice(self) -> None:
+        if self.nice is None:
+            return
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
+            self.niced = True
+        except OSError as e:
+            log.info("proc events thread keeps the process's priority (nice %d: %s)", self.nice, e)
+
+    def _run(self) -> None:
+        self._set_nice()
+        self._ready.set()
+        conn, on_event, stopping = self.conn, self.on_event, self._stopping
+        buf = bytearray(65536)
+        recv_into = conn.sock.recv_into
+        try:
+            while not stopping.is_set():
+                try:
+                    n = recv_into(buf)
+                except (BlockingIOError, InterruptedError):
+                    continue  # SO_RCVTIMEO expired: look at the stop flag
+                except OSError as e:
+                    if e.errno == errno.ENOBUFS:  # the kernel dropped events
+                        conn.lost += 1
+                        continue
+                    log.error("proc connector failed: %s; new processes wait for reconciles", e)
+                    if self.on_error is not None:
+                        self.on_error(e)
+                    return
+                conn.received += 1
+                try:
+                    scan(buf, n, on_event)
+                except Exception:  # a bug in the callback must not end event placement
+                    log.exception("proc event handling failed")
+        finally:
+            conn.stop()

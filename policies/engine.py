@@ -1,8 +1,10 @@
 """The policy engine: the last good policy, kept in force by events and periodic reconciles.
 
-- New processes: the proc connector's exec/uid/gid events place one process at once, in the
-  event loop (a handful of small reads and one write). A fork needs nothing: the child is
-  already in its parent's cgroup, which is what "children follow their parent" asks.
+- New processes: the proc connector's exec/uid/gid events place one process at once, in a
+  dedicated thread (connector.ConnectorThread: blocking recv, then a handful of small /proc
+  reads, the match and one write, without passing through the asyncio loop), at nice
+  ``event_nice`` when the daemon may raise its priority (root). A fork needs nothing: the child
+  is already in its parent's cgroup, which is what "children follow their parent" asks.
 - A full reconcile (snapshot /proc, read the tree, plan, apply) runs at start, after every
   successful reload, and every ``reconcile_s`` seconds as the safety net; where the connector is
   unavailable (no CAP_NET_ADMIN, no CONFIG_PROC_EVENTS) the log says so and reconciles are all
@@ -22,15 +24,22 @@ import collections
 import contextlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Collection
+from dataclasses import dataclass
 
 from cgroupfs import writer
 from cgroupfs.errors import CgroupError
 from cgroupfs.paths import CgroupRoot
 from policies import procs
 from policies.apply import apply, read_current
-from policies.connector import ConnectorUnavailable, ProcConnector, ProcEvent
+from policies.connector import (
+    PROC_EVENT_FORK,
+    ConnectorThread,
+    ConnectorUnavailable,
+    ProcConnector,
+)
 from policies.match import Matcher
 from policies.plan import Current, plan
 from policies.schema import Policy
@@ -64,13 +73,50 @@ STAT_KEYS = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class _Rules:
+    """What the event thread needs of the policy in force, swapped in one assignment."""
+
+    policy: Policy
+    matcher: Matcher
+    sticky_leaves: frozenset[str]
+
+
+class _ResolvedRoot(CgroupRoot):
+    """The engine's root for the event path: remembers each cgroup path it resolved.
+
+    CgroupRoot.resolve() runs os.path.realpath on every call (tens of µs of Python per move,
+    milliseconds under emulation) to refuse a symlink out of the root. cgroup2 has no symlinks,
+    so the answer for a path beneath the root cannot change while it exists; the memory is
+    still dropped on every reconcile and reload.
+    """
+
+    __slots__ = ("_resolved",)
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self._resolved: dict[tuple[str, bool], str] = {}
+
+    def resolve(self, rel: str, *, strict: bool = True) -> str:
+        key = (rel, strict)
+        path = self._resolved.get(key)
+        if path is None:
+            path = super().resolve(rel, strict=strict)
+            self._resolved[key] = path
+        return path
+
+    def forget(self) -> None:
+        self._resolved = {}
+
+
 class PolicyEngine:
     """Keeps the policy in ``policy_path`` in force beneath ``root`` (a cgroup dedicated to it).
 
     ``self_pids``: PIDs never moved (the agent's own PID is always added). ``protected``: cgroup
     paths as /proc/PID/cgroup shows them (e.g. "/pystats/workloads") whose processes are never
     moved. ``reconcile_s``: the full-pass period; ``watch_s``: how often the file's mtime is
-    checked; ``use_connector``: False to rely on reconciles only (tests, benchmarks).
+    checked; ``use_connector``: False to rely on reconciles only (tests, benchmarks);
+    ``event_nice``: the nice value of the event thread, applied when permitted (None: leave it).
     """
 
     def __init__(
@@ -83,16 +129,22 @@ class PolicyEngine:
         protected: Collection[str] = (),
         watch_s: float = 2.0,
         use_connector: bool = True,
+        event_nice: int | None = -10,
     ) -> None:
         self.root = root
         self.policy_path = policy_path
         self.reconcile_s = reconcile_s
         self.watch_s = watch_s
         self.use_connector = use_connector
+        self.event_nice = event_nice
         self.self_pids = frozenset(self_pids) | {os.getpid()}
         self.protected = tuple(protected)
         self.policy: Policy | None = None
         self.matcher: Matcher | None = None
+        self._rules: _Rules | None = None  # policy + matcher for the event thread, one read
+        self._event_root = _ResolvedRoot(root.path)
+        # counters written by both the event thread and reconciles (pids_gone, errors)
+        self._stats_lock = threading.Lock()
         self.stats: dict[str, float] = dict.fromkeys(STAT_KEYS, 0)
         self._mtime: tuple[int, int, int] | None = None
         self._root_cgroup: str | None = None
@@ -119,6 +171,9 @@ class PolicyEngine:
             return [str(e) for e in errors]
         self.policy = policy
         self.matcher = Matcher(policy, self.self_pids, self.protected)
+        sticky = frozenset(g.leaf for g in policy.all_groups() if g.sticky)
+        self._rules = _Rules(policy, self.matcher, sticky)
+        self._event_root.forget()
         self.stats["reloads"] += 1
         self.stats["policy_loaded"] = 1
         log.info("policy %s loaded: %d groups", self.policy_path, len(policy.all_groups()))
@@ -159,29 +214,36 @@ class PolicyEngine:
             actions = plan(policy, table, current, self.self_pids, matcher)
             result = apply(self.root, actions)
             self._current = read_current(self.root, root_cg) if actions else current
+            self._event_root.forget()
         except (CgroupError, OSError) as e:
             self.stats["reconcile_errors"] += 1
             log.error("reconcile failed: %s", e)
             return [str(e)]
-        for k, v in result.counts.items():
-            self.stats[k] = self.stats.get(k, 0) + v
+        with self._stats_lock:
+            for k, v in result.counts.items():
+                self.stats[k] = self.stats.get(k, 0) + v
         self.stats["reconciles"] += 1
         self.stats["reconcile_seconds_last"] = time.monotonic() - t0
         return result.errors
 
     # -- events --------------------------------------------------------------------------------
 
-    def handle_events(self, events: list[ProcEvent]) -> None:
-        for ev in events:
-            self.stats["events"] += 1
-            if ev.kind in ("exec", "uid", "gid") and self.place_one(ev.pid) and ev.timestamp_ns:
-                self.placement_latency_ns.append(time.monotonic_ns() - ev.timestamp_ns)
+    def on_event(self, what: int, pid: int, timestamp_ns: int) -> None:
+        """One proc-connector event (the event thread's callback; see connector.scan)."""
+        self.stats["events"] += 1  # written by this thread only
+        if what != PROC_EVENT_FORK and self.place_one(pid) and timestamp_ns:
+            self.placement_latency_ns.append(time.monotonic_ns() - timestamp_ns)
+
+    def _count(self, key: str) -> None:
+        with self._stats_lock:
+            self.stats[key] += 1
 
     def place_one(self, pid: int) -> bool:
         """Place one process by the rules now (event path). True if it was moved."""
-        matcher, current = self.matcher, self._current
-        if matcher is None or current is None or pid in self.self_pids:
+        rules, current = self._rules, self._current
+        if rules is None or current is None or pid in self.self_pids:
             return False
+        matcher = rules.matcher
         p = procs.read_proc(pid, self._names, fields=matcher.needs)
         if p is None:
             return False
@@ -189,39 +251,42 @@ class PolicyEngine:
         if matcher.uses_parent:
             parent = procs.read_proc(p.ppid, self._names, fields=matcher.needs)
         rel = current.rel_of(p.cgroup)
-        if rel is not None and self.policy is not None:
-            g = next((g for g in self.policy.all_groups() if g.leaf == rel), None)
-            if g is not None and g.sticky:
-                return False
+        if rel is not None and rel in rules.sticky_leaves:
+            return False
         d = matcher.decide(p, parent)
         if d.group is None or d.group.leaf == rel:
             return False
         try:
-            moved = writer.move_pid(self.root, d.group.leaf, pid, retries=2)
+            moved = writer.move_pid(self._event_root, d.group.leaf, pid, retries=2)
         except CgroupError as e:
-            self.stats["errors"] += 1
+            self._count("errors")
             log.warning("moving %d (%s) to %s: %s", pid, p.comm, d.group.leaf, e)
             return False
         if moved:
-            self.stats["event_moves"] += 1
+            self.stats["event_moves"] += 1  # written by this thread only
             log.debug("placed %d (%s) in %s: %s", pid, p.comm, d.group.leaf, d.reason)
         else:
-            self.stats["pids_gone"] += 1
+            self._count("pids_gone")
         return moved
 
     # -- main loop -----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self.reload()
-        conn: ProcConnector | None = None
+        events: ConnectorThread | None = None
         if self.use_connector:
             try:
                 conn = ProcConnector.open()
-                conn.start(loop, self.handle_events)
+                events = ConnectorThread(
+                    conn, self.on_event, nice=self.event_nice, on_error=self._connector_failed
+                )
+                events.start()
                 self.stats["connector_active"] = 1
-                log.info("proc connector: new processes are placed on exec")
+                log.info(
+                    "proc connector: new processes are placed on exec (event thread%s)",
+                    f" at nice {self.event_nice}" if events.niced else "",
+                )
             except ConnectorUnavailable as e:
                 log.warning(
                     "%s; falling back to a full reconcile every %.0f s", e, self.reconcile_s
@@ -241,5 +306,8 @@ class PolicyEngine:
                     self.reload()  # sets _wake on success; errors are logged
         finally:
             self.stats["connector_active"] = 0
-            if conn is not None:
-                conn.stop(loop)
+            if events is not None:
+                events.stop()
+
+    def _connector_failed(self, _e: OSError) -> None:
+        self.stats["connector_active"] = 0  # the thread logged it; reconciles go on

@@ -35,6 +35,7 @@ class CompiledRule:
         "cgroup",
         "cmdline",
         "comm",
+        "described",
         "exe",
         "gid",
         "group",
@@ -46,6 +47,7 @@ class CompiledRule:
 
     def __init__(self, rule: MatchRule) -> None:
         self.rule = rule
+        self.described = rule.describe()  # once: decide() quotes it for every placement
         self.comm = _globs(rule.comm)
         self.exe = _globs(rule.exe)
         self.parent = _globs(rule.parent)
@@ -178,7 +180,7 @@ class Matcher:
                     else:
                         return Decision(
                             g,
-                            f"group {g.path}: rule at line {r.rule.line} ({r.rule.describe()})",
+                            f"group {g.path}: rule at line {r.rule.line} ({r.described})",
                             r.rule,
                         )
                     break

@@ -9,6 +9,7 @@ import logging
 import os
 import random
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 
@@ -192,3 +193,66 @@ def test_read_proc_reads_only_what_is_asked(sleeper: subprocess.Popen[bytes], to
     assert full.cmdline == ("sleep", token) and full.exe.endswith("sleep") and full.uid == 0
     assert (lean.cmdline, lean.exe, lean.uid, lean.user) == ((), "", -1, "")
     assert (lean.comm, lean.cgroup, lean.start) == (full.comm, full.cgroup, full.start)
+
+
+def _event_thread() -> threading.Thread | None:
+    return next((t for t in threading.enumerate() if t.name == "pystats-proc-events"), None)
+
+
+async def test_event_thread_places_only_what_it_may(
+    host_cgroup: str, token: str, tmp_path: str
+) -> None:
+    """The event thread: exec'd processes in a protected cgroup or excluded are left where
+    they are; a matching one is placed; the thread runs at the engine's nice (root may raise
+    it) and is gone once the engine stops."""
+    path = os.path.join(tmp_path, "policy.yaml")
+    with open(path, "w") as f:
+        f.write(
+            f"exclude:\n  - cmdline: ['^sleep {token}1$']\n"
+            f"groups:\n  - name: sleepers\n    match: [{{cmdline: ['^sleep {token}[0-9]?$']}}]\n"
+        )
+    root_cg = procs.hierarchy_path(host_cgroup)
+    keep = os.path.join(host_cgroup, "keep")  # not under the engine's root: someone else's
+    os.mkdir(keep)
+    eng_root = os.path.join(host_cgroup, "policies")
+    os.mkdir(eng_root)
+    eng = PolicyEngine(
+        CgroupRoot(eng_root),
+        path,
+        reconcile_s=3600,
+        protected=(f"{root_cg}/keep",),
+        event_nice=-5,
+    )
+    task = asyncio.create_task(eng.run())
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        assert await _wait_for(lambda: eng.stats["reconciles"] >= 1)
+        if not eng.stats["connector_active"]:
+            pytest.skip("proc connector unavailable on this host")
+        thread = _event_thread()
+        assert thread is not None and thread.native_id is not None
+        assert os.getpriority(os.PRIO_PROCESS, thread.native_id) == -5  # root here
+        # in a protected cgroup when it execs (the shell moves itself there first)
+        protected = subprocess.Popen(
+            ["sh", "-c", f"echo $$ > {keep}/cgroup.procs && exec sleep {token}2"]
+        )
+        started.append(protected)
+        excluded = subprocess.Popen(["sleep", f"{token}1"])
+        started.append(excluded)
+        await asyncio.sleep(0.2)
+        # one thread handles events in order: once this one is placed, the others were seen
+        placed = subprocess.Popen(["sleep", token])
+        started.append(placed)
+        target = f"{root_cg}/policies/sleepers"
+        assert await _wait_for(lambda: _cgroup_of(placed.pid) == target)
+        assert _cgroup_of(protected.pid) == f"{root_cg}/keep"
+        assert _cgroup_of(excluded.pid) == _cgroup_of(os.getpid())
+        assert eng.stats["event_moves"] == 1 and eng.stats["moves"] == 0
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for p in started:
+            p.kill()
+            p.wait()
+    assert _event_thread() is None and eng.stats["connector_active"] == 0
