@@ -26,7 +26,7 @@ from __future__ import annotations
 import errno as errno_
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Protocol
 
@@ -44,6 +44,7 @@ _Cached = tuple[bytes, Any, bool]  # (content, parsed value, shared between cgro
 
 class Reader(Protocol):
     def read(self, rel: str, filename: str, inode: int) -> bytes | None: ...
+    def read_files(self, rel: str, filenames: Sequence[str], inode: int) -> list[bytes | None]: ...
     def forget(self, rel: str) -> None: ...
 
 
@@ -159,7 +160,9 @@ class _State:
         "absent",
         "cache",
         "fast",
+        "fast_names",
         "inode",
+        "last",
         "last_full",
         "phase",
         "populated",
@@ -179,6 +182,9 @@ class _State:
         self.absent: set[str] = set()  # files found missing (re-probed on the slow cadence)
         self.cache: dict[str, _Cached] = {}  # file -> (bytes, parsed, shared)
         self.fast = _FAST_I  # the every-tick files this cgroup has
+        self.fast_names = tuple(f[0] for f in _FAST_I)
+        # Their bytes at the last read once all were repeats (shared objects), else None.
+        self.last: list[bytes | None] | None = None
         # The next sample's values in field order; slow-cadence values stay until re-read.
         self.row: list[Any] = [None] * len(_FIELDS)
         self.row[0], self.row[1], self.row[I_FINAL] = rel, inode, False
@@ -337,6 +343,31 @@ class Sampler:
             s = self._shared[key] = (c[0], c[1], True)
         return s
 
+    def _update_fast(self, st: _State, datas: list[bytes | None]) -> bool:
+        """Put the every-tick files' values in ``st.row``, parsing only bytes that changed;
+        True when every file repeated its last bytes. Once they all repeat, ``st.last`` holds
+        the (shared) bytes so that the next tick compares the whole list at once."""
+        row, cache, shared = st.row, st.cache, self._shared
+        same = True
+        for (name, parser, i), data in zip(st.fast, datas, strict=True):
+            c = cache.get(name)
+            if c is not None and c[0] == data:
+                if not c[2]:
+                    c = cache[name] = self._intern(name, c)
+                row[i] = c[1]
+                continue
+            same = False
+            if data is None:
+                row[i] = None
+                continue
+            c = shared.get((name, data))
+            if c is None:
+                c = (data, parser(data, name), False)
+            cache[name] = c
+            row[i] = c[1]
+        st.last = [cache[name][0] for name in st.fast_names] if same else None
+        return same
+
     def _sample_one(
         self, st: _State, tick: int, out: BatchResult, system_delta_usec: float | None
     ) -> None:
@@ -373,34 +404,17 @@ class Sampler:
                 if item[0] not in st.absent:
                     fast.append(item)
             st.fast = tuple(fast)
+            st.fast_names = tuple(item[0] for item in fast)
+            st.last = None  # bytes may have changed: the next fast read compares per file
             for name, parser, i in _SLOW_I:
                 row[i] = get(st, name, parser, out)[0]
         else:
-            # The hot loop: one pread per file, parse only when the bytes changed.
-            read = self.reader.read
-            cache = st.cache
-            ino = st.inode
-            n = 0
-            shared = self._shared
-            for name, parser, i in st.fast:
-                data = read(rel, name, ino)
-                n += 1
-                c = cache.get(name)
-                if c is not None and c[0] == data:
-                    if not c[2]:
-                        c = cache[name] = self._intern(name, c)
-                    row[i] = c[1]
-                    continue
-                same = False
-                if data is None:
-                    row[i] = None
-                    continue
-                c = shared.get((name, data))
-                if c is None:
-                    c = (data, parser(data, name), False)
-                cache[name] = c
-                row[i] = c[1]
-            out.files_read += n
+            # The hot path: one pread per file (one reader call per cgroup). When every file
+            # repeats the bytes of the last read, the row already holds their parsed values.
+            datas = self.reader.read_files(rel, st.fast_names, st.inode)
+            out.files_read += len(datas)
+            if datas != st.last:
+                same = self._update_fast(st, datas)
         if expensive:
             for name, parser, i, imono in _EXPENSIVE_I:
                 v = get(st, name, parser, out, keep=False)[0]

@@ -4,6 +4,7 @@ cgroups, error reasons, idle sampling, OOM events from local counters."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import pytest
 
@@ -44,6 +45,9 @@ class FakeReader:
         if err is not None:
             raise err
         return self.files.get((rel, filename))
+
+    def read_files(self, rel: str, filenames: Sequence[str], inode: int) -> list[bytes | None]:
+        return [self.read(rel, name, inode) for name in filenames]
 
     def forget(self, rel: str) -> None:
         self.forgotten.append(rel)
@@ -270,3 +274,21 @@ def test_built_samples_are_plain_frozen_cgroup_samples() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         sample.path = "b"  # type: ignore[misc]
     assert dataclasses.replace(sample, final=True).final
+
+
+def test_fast_files_changing_after_a_run_of_repeats_are_parsed_again() -> None:
+    r = FakeReader()
+    full_v2(r, "a", 2, usage=5)
+    s = Sampler(r, HOST, slow_every=1000)  # only the first read is a slow one
+    for t in range(4):  # repeats: the whole list of bytes is compared at once
+        sample, rates = s.sample_batch(r.walk(), t).samples[0]
+    assert sample.cpu is not None and sample.cpu.usage_usec == 5 and rates.cpu_cores == 0.0
+    r.files[("a", "cpu.stat")] = CPU % 2_000_005
+    sample, rates = s.sample_batch(r.walk(), 4).samples[0]
+    assert sample.cpu is not None and sample.cpu.usage_usec == 2_000_005
+    assert rates.cpu_cores is not None and rates.cpu_cores > 0
+    r.files[("a", "cgroup.events")] = b"populated 0\nfrozen 0\n"
+    sample, _ = s.sample_batch(r.walk(), 5).samples[0]
+    assert sample.events is not None and sample.events.populated is False and sample.final
+    del r.files[("a", "cpu.pressure")]  # a file vanishing reads as None, never stale
+    assert s.sample_batch(r.walk(), 6, dirty=frozenset({"a"})).samples[0][0].cpu_pressure is None
