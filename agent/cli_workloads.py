@@ -8,13 +8,16 @@ Only argparse is imported at start-up; the handlers import the small http.client
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 from agent.api.socketpath import SOCKET_HELP
 
 EXIT_API_ERROR = 125
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what `cat` reports when its reader is gone
 
 
 def _socket_default() -> str:
@@ -60,6 +63,15 @@ def _restart(text: str) -> str:
     return text
 
 
+def _userns_base(text: str) -> int:
+    from agent.runtime.spec import SpecError, parse_userns_base
+
+    try:
+        return parse_userns_base(text)
+    except SpecError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("invalid --userns-base ")) from None
+
+
 def _env(text: str) -> str:
     key, sep, _ = text.partition("=")
     if not sep or not key or not (key[0].isalpha() or key[0] == "_"):
@@ -80,7 +92,12 @@ def register(sub: Any) -> None:
         "run",
         help="launch an isolated workload with limits",
         description="Launch CMD in new mount, PID, network, UTS and IPC namespaces, in its own "
-        "cgroup with the limits in force before its first instruction.",
+        "cgroup with the limits in force before its first instruction. With --userns it also "
+        "gets a user namespace that owns the others: root inside is an unprivileged host uid and "
+        "gid (BASE, default 100000; ids 0-65535 inside map to BASE..BASE+65535 on the host), so "
+        "host files it can see but does not own are as out of reach as for any other user. "
+        "Host files outside the range appear owned by nobody (65534); chown a --rootfs into the "
+        "range (e.g. chown -R 100000:100000 DIR) for the workload to own it.",
     )
     p.add_argument("--name", help="workload name (default: generated)")
     p.add_argument("--cpus", type=_cpus, help="CPU limit in cores, e.g. 0.5")
@@ -92,6 +109,17 @@ def register(sub: Any) -> None:
     p.add_argument("--rootfs", help="directory to pivot_root into (default: the host's /)")
     p.add_argument("--hostname", help="hostname inside (default: the name)")
     p.add_argument("--net", choices=("none", "host"), default="none", help="default none")
+    p.add_argument(
+        "--userns",
+        action="store_true",
+        help="run in a new user namespace, root inside mapped to host uid/gid BASE",
+    )
+    p.add_argument(
+        "--userns-base",
+        type=_userns_base,
+        metavar="BASE",
+        help="first host uid/gid of the 65536-id range (default 100000; implies --userns)",
+    )
     p.add_argument("--env", "-e", action="append", type=_env, default=[], help="KEY=VALUE")
     p.add_argument("--workdir", "-w", help="working directory inside")
     p.add_argument("-d", "--detach", action="store_true", help="print the name and return")
@@ -162,7 +190,29 @@ def run_body(args: argparse.Namespace) -> dict[str, Any]:
         body["rootfs"] = os.path.abspath(args.rootfs)
     if args.env:
         body["env"] = list(args.env)
+    if args.userns or args.userns_base is not None:
+        body["userns"] = True
+    if args.userns_base is not None:
+        body["userns_base"] = args.userns_base
     return body
+
+
+def _copy_out(chunks: Iterable[bytes]) -> bool:
+    """Copy a log stream to stdout; False when the reader went away (`pystats logs -f W | head`)."""
+    out = sys.stdout.buffer
+    try:
+        for chunk in chunks:
+            out.write(chunk)
+            out.flush()
+    except BrokenPipeError:
+        # As `cat` would, but quietly: no traceback, and no second error when Python flushes
+        # stdout at exit.
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        return False
+    return True
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -183,11 +233,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.detach:
         print(name)
         return 0
-    out = sys.stdout.buffer
     try:
-        for chunk in client.logs(name, follow=True):
-            out.write(chunk)
-            out.flush()
+        if not _copy_out(client.logs(name, follow=True)):
+            return EXIT_BROKEN_PIPE
         final = client.inspect(name)
     except ApiError as e:
         _err(str(e))
@@ -242,11 +290,8 @@ def _simple(args: argparse.Namespace, action: str) -> int:
         elif action == "rm":
             client.rm(args.name, force=args.force)
             print(args.name)
-        elif action == "logs":
-            out = sys.stdout.buffer
-            for chunk in client.logs(args.name, follow=args.follow):
-                out.write(chunk)
-                out.flush()
+        elif action == "logs" and not _copy_out(client.logs(args.name, follow=args.follow)):
+            return EXIT_BROKEN_PIPE
     except ApiError as e:
         _err(str(e))
         return 1

@@ -27,7 +27,14 @@ from typing import Any
 import aiofiles
 from aiohttp import web
 
-from agent.runtime.spec import SpecError, WorkloadSpec, parse_env, parse_limits
+from agent.runtime.spec import (
+    USERNS_DEFAULT_BASE,
+    SpecError,
+    WorkloadSpec,
+    parse_env,
+    parse_limits,
+    parse_userns_base,
+)
 from agent.workloads.manager import WorkloadError, WorkloadManager
 
 CREATE_FIELDS = frozenset(
@@ -43,6 +50,8 @@ CREATE_FIELDS = frozenset(
         "cpus",
         "pids",
         "restart",
+        "userns",
+        "userns_base",
     }
 )
 MANAGER_KEY: web.AppKey[WorkloadManager] = web.AppKey("workload_manager", WorkloadManager)
@@ -93,6 +102,14 @@ def spec_from_body(body: Any) -> WorkloadSpec:
         env = parse_env([str(e) for e in env])
     if not isinstance(env, dict):
         raise SpecError("env must be an object or a list of KEY=VALUE")
+    use_userns = body.get("userns", False)
+    if not isinstance(use_userns, bool):
+        raise SpecError("userns must be true or false")
+    base = USERNS_DEFAULT_BASE
+    if body.get("userns_base") is not None:
+        if not use_userns:
+            raise SpecError("userns_base is given but userns is not true")
+        base = parse_userns_base(body["userns_base"])
     return WorkloadSpec(
         name=str(body.get("name") or ""),
         argv=argv,
@@ -103,6 +120,8 @@ def spec_from_body(body: Any) -> WorkloadSpec:
         rootfs=body.get("rootfs"),
         limits=parse_limits(body.get("memory"), body.get("cpus"), body.get("pids")),
         restart=str(body.get("restart") or "no"),
+        userns=use_userns,
+        userns_base=base,
     )
 
 
@@ -121,6 +140,17 @@ async def _follow(
 ) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
     await resp.prepare(request)
+    try:
+        await _send_logs(resp, manager, name, follow)
+        await resp.write_eof()
+    except ConnectionResetError:
+        pass  # the reader went away (Ctrl-C on `pystats logs -f`, `| head`): not an error
+    return resp
+
+
+async def _send_logs(
+    resp: web.StreamResponse, manager: WorkloadManager, name: str, follow: bool
+) -> None:
     files = manager.log_files(name)
     # Everything already on disk, oldest first; the live file is followed afterwards.
     for path in files[:-1]:
@@ -128,8 +158,7 @@ async def _follow(
             while chunk := await f.read(65536):
                 await resp.write(chunk)
     if not files:
-        await resp.write_eof()
-        return resp
+        return
     live = files[-1]
     f = await aiofiles.open(live, "rb")
     try:
@@ -159,8 +188,6 @@ async def _follow(
             await manager.wait_changed(0.05)
     finally:
         await f.close()
-    await resp.write_eof()
-    return resp
 
 
 def add_workload_routes(app: web.Application, manager: WorkloadManager) -> None:

@@ -14,6 +14,7 @@ the shim's error pipe, which closes unseen on a successful exec (O_CLOEXEC).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import resource
 import signal
@@ -29,7 +30,7 @@ EXIT_NOT_FOUND = 127
 _DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 
 
-def _fail(err_fd: int, code: int, msg: str) -> NoReturn:
+def fail(err_fd: int, code: int, msg: str) -> NoReturn:
     line = f"pystats: {msg}\n".encode()
     for fd in (2, err_fd):
         with contextlib.suppress(OSError):
@@ -60,12 +61,18 @@ def _mount_proc_sys(prefix: str, new_net: bool) -> None:
         linux.mount("sysfs", prefix + "/sys", "sysfs", flags | linux.MS_RDONLY)
 
 
-def _enter_rootfs(rootfs: str, new_net: bool) -> None:
-    # pivot_root needs the new root to be a mount point: bind it onto itself.
-    linux.mount(rootfs, rootfs, None, linux.MS_BIND | linux.MS_REC)
+def prepare_rootfs(rootfs: str) -> None:
+    """Create the rootfs's /proc mount point if it lacks one (done as host root: inside a user
+    namespace the rootfs's owner is usually unmapped and the directory could not be made)."""
     proc = os.path.join(rootfs, "proc")
     if not os.path.isdir(proc):
         os.mkdir(proc, 0o555)
+
+
+def _enter_rootfs(rootfs: str, new_net: bool) -> None:
+    # pivot_root needs the new root to be a mount point: bind it onto itself.
+    linux.mount(rootfs, rootfs, None, linux.MS_BIND | linux.MS_REC)
+    prepare_rootfs(rootfs)
     _mount_proc_sys(rootfs, new_net)
     _setup_dev(rootfs)
     os.chdir(rootfs)
@@ -75,11 +82,18 @@ def _enter_rootfs(rootfs: str, new_net: bool) -> None:
     os.chdir("/")
 
 
-def setup_namespaces(spec: WorkloadSpec) -> None:
+def namespace_flags(spec: WorkloadSpec) -> int:
+    """The namespaces this process makes for itself (the PID namespace is made by its parent)."""
     flags = linux.CLONE_NEWNS | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC
     if spec.net == "none":
         flags |= linux.CLONE_NEWNET
-    linux.unshare(flags)
+    return flags
+
+
+def setup_namespaces(spec: WorkloadSpec, *, unshared: bool = False) -> None:
+    """Unshare (unless the user-namespace helper already did), then mounts, hostname, lo."""
+    if not unshared:
+        linux.unshare(namespace_flags(spec))
     # Nothing we mount may propagate back to the host.
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
     if spec.rootfs:
@@ -101,24 +115,44 @@ def _reset_nofile() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
-def exec_workload(spec: WorkloadSpec, go_fd: int, err_fd: int) -> NoReturn:
-    """Wait for the shim's go, set up, exec. Never returns."""
+def _hint(spec: WorkloadSpec, e: OSError) -> str:
+    """Why a setup step fails inside a user namespace, where it would work for host root."""
+    if not spec.userns:
+        return ""
+    if e.errno == errno.EPERM:
+        return (
+            " (inside a user namespace the kernel refuses a new /proc or /sys while parts of the"
+            " host's are hidden by over-mounts)"
+        )
+    if e.errno == errno.EACCES:
+        return (
+            f" (the user namespace's root is host uid {spec.userns_base}: it needs search"
+            " permission on the path)"
+        )
+    return ""
+
+
+def exec_workload(
+    spec: WorkloadSpec, go_fd: int, err_fd: int, *, unshared: bool = False
+) -> NoReturn:
+    """Wait for the shim's go, set up, exec. Never returns. ``unshared``: the namespaces exist
+    already (the user-namespace helper made them, owned by the new user namespace)."""
     try:
         go = os.read(go_fd, 1)
     except OSError:
         go = b""
     os.close(go_fd)
     if go != b"g":
-        _fail(err_fd, EXIT_SETUP, "the supervisor could not place the workload in its cgroup")
+        fail(err_fd, EXIT_SETUP, "the supervisor could not place the workload in its cgroup")
     try:
-        setup_namespaces(spec)
+        setup_namespaces(spec, unshared=unshared)
     except OSError as e:
-        _fail(err_fd, EXIT_SETUP, f"runtime setup failed: {e.strerror or e}")
+        fail(err_fd, EXIT_SETUP, f"runtime setup failed: {e.strerror or e}{_hint(spec, e)}")
     workdir = spec.workdir or "/"
     try:
         os.chdir(workdir)
     except OSError as e:
-        _fail(err_fd, EXIT_CANNOT_EXEC, f"cannot use workdir {workdir!r}: {e.strerror}")
+        fail(err_fd, EXIT_CANNOT_EXEC, f"cannot use workdir {workdir!r}: {e.strerror}")
     # Python ignores SIGPIPE; the workload must get the default back (as subprocess does).
     for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
@@ -127,8 +161,8 @@ def exec_workload(spec: WorkloadSpec, go_fd: int, err_fd: int) -> NoReturn:
     try:
         os.execvpe(argv[0], argv, spec.exec_env())
     except FileNotFoundError:
-        _fail(err_fd, EXIT_NOT_FOUND, f"command not found: {argv[0]!r}")
+        fail(err_fd, EXIT_NOT_FOUND, f"command not found: {argv[0]!r}")
     except PermissionError:
-        _fail(err_fd, EXIT_CANNOT_EXEC, f"permission denied: {argv[0]!r} is not executable")
+        fail(err_fd, EXIT_CANNOT_EXEC, f"permission denied: {argv[0]!r} is not executable")
     except OSError as e:
-        _fail(err_fd, EXIT_CANNOT_EXEC, f"cannot execute {argv[0]!r}: {e.strerror}")
+        fail(err_fd, EXIT_CANNOT_EXEC, f"cannot execute {argv[0]!r}: {e.strerror}")

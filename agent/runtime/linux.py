@@ -1,4 +1,4 @@
-"""The Linux calls Python 3.11 lacks: unshare, mount, umount2, pivot_root, sethostname.
+"""The Linux calls Python 3.11 lacks: unshare, mount, umount2, pivot_root, sethostname, prctl.
 
 Called through libc with ctypes (os.unshare arrives only in 3.12). Each raises OSError with the
 errno and the call named, so a failed setup step says which one failed.
@@ -31,6 +31,8 @@ MS_REC: Final = 0x4000
 MS_PRIVATE: Final = 0x40000
 MNT_DETACH: Final = 0x2
 
+PR_SET_CHILD_SUBREAPER: Final = 36
+
 _SYS_PIVOT_ROOT: Final = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203}
 
 SIOCGIFFLAGS: Final = 0x8913
@@ -49,6 +51,13 @@ _libc.mount.argtypes = [
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.unshare.argtypes = [ctypes.c_int]
 _libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+_libc.prctl.argtypes = [
+    ctypes.c_int,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+]
 
 
 def _check(rc: int, what: str) -> None:
@@ -84,6 +93,11 @@ def pivot_root(new_root: str, put_old: str) -> None:
 def sethostname(name: str) -> None:
     raw = name.encode()
     _check(_libc.sethostname(raw, len(raw)), "sethostname")
+
+
+def set_child_subreaper() -> None:
+    """Orphaned descendants are re-parented to this process instead of init."""
+    _check(_libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl(PR_SET_CHILD_SUBREAPER)")
 
 
 def loopback_up() -> None:

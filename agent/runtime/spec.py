@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import stat
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -19,6 +20,13 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 NET_MODES = ("none", "host")
+# --userns: root inside is mapped to host ids BASE..BASE+SIZE-1 (uid and gid alike). 100000 is
+# the first range shadow-utils hands out in /etc/subuid, and 65536 ids cover every id a
+# distribution image uses (nobody is 65534).
+USERNS_DEFAULT_BASE = 100_000
+USERNS_SIZE = 65_536
+USERNS_MAX_ID = 4_294_967_294  # (uid_t)-1 is "no id" to the kernel
+USERNS_MAX_BASE = USERNS_MAX_ID - USERNS_SIZE + 1
 
 
 class SpecError(ValueError):
@@ -43,6 +51,8 @@ class WorkloadSpec:
     rootfs: str | None = None
     limits: Limits = field(default_factory=Limits)
     restart: str = "no"
+    userns: bool = False
+    userns_base: int = USERNS_DEFAULT_BASE
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,7 +74,15 @@ class WorkloadSpec:
                 pids=lim.get("pids"),
             ),
             restart=str(d.get("restart", "no")),
+            userns=bool(d.get("userns", False)),
+            userns_base=int(d.get("userns_base", USERNS_DEFAULT_BASE)),
         )
+
+    def id_map(self) -> str | None:
+        """The uid_map/gid_map line written for this workload, None without --userns."""
+        if not self.userns:
+            return None
+        return f"0 {self.userns_base} {USERNS_SIZE}"
 
     def exec_env(self) -> dict[str, str]:
         """The workload's environment: a clean one, as docker gives, plus the user's."""
@@ -128,6 +146,48 @@ def parse_env(items: list[str]) -> dict[str, str]:
     return env
 
 
+def parse_userns_base(value: object) -> int:
+    """--userns-base: an integer (or its decimal string) such that the whole range is valid
+    host ids and does not hold host root (0 inside must not be 0 outside)."""
+    text = str(value).strip() if isinstance(value, (str, int)) else ""
+    if isinstance(value, bool) or not text.isdigit():
+        raise SpecError(
+            f"invalid --userns-base {value!r}: expected an integer from 1 to {USERNS_MAX_BASE}"
+        )
+    base = int(text)
+    if not 1 <= base <= USERNS_MAX_BASE:
+        raise SpecError(
+            f"invalid --userns-base {base}: the range {base}..{base + USERNS_SIZE - 1} must lie "
+            f"within host ids 1..{USERNS_MAX_ID}"
+        )
+    return base
+
+
+def _userns_reachable(rootfs: str, base: int) -> None:
+    """With --userns the workload's root is an unprivileged host uid: every directory down to
+    the rootfs must be searchable by it, or the runtime fails late with a bare EACCES."""
+    end = base + USERNS_SIZE
+    path = "/"
+    for part in [p for p in rootfs.split("/") if p]:
+        path = os.path.join(path, part)
+        try:
+            st = os.stat(path)
+        except OSError as e:
+            raise SpecError(f"--rootfs {rootfs!r}: cannot stat {path}: {e.strerror}") from None
+        if base <= st.st_uid < end:
+            ok = bool(st.st_mode & stat.S_IXUSR)
+        elif base <= st.st_gid < end:
+            ok = bool(st.st_mode & stat.S_IXGRP)
+        else:
+            ok = bool(st.st_mode & stat.S_IXOTH)
+        if not ok:
+            raise SpecError(
+                f"--rootfs {rootfs!r} is not reachable from the user namespace: {path} has mode "
+                f"{stat.S_IMODE(st.st_mode):04o} and its owner is outside host ids {base}.."
+                f"{end - 1}; chmod o+x it, or chown the rootfs into that range"
+            )
+
+
 def check_spec(spec: WorkloadSpec) -> None:
     """Checks that need no cgroup: argv, net mode, paths, hostname."""
     validate_name(spec.name)
@@ -154,3 +214,7 @@ def check_spec(spec: WorkloadSpec) -> None:
     for key in spec.env:
         if not ENV_KEY_RE.match(key):
             raise SpecError(f"invalid environment variable name {key!r}")
+    if spec.userns:
+        parse_userns_base(spec.userns_base)
+        if spec.rootfs is not None:
+            _userns_reachable(spec.rootfs, spec.userns_base)

@@ -25,7 +25,7 @@ import sys
 import time
 from typing import Any
 
-from agent.runtime import cgroups, linux
+from agent.runtime import cgroups, linux, userns
 from agent.runtime.init import EXIT_SETUP, exec_workload
 from agent.runtime.spec import WorkloadSpec
 from agent.supervisor import procs, state
@@ -99,20 +99,24 @@ def _supervise(wdir: str, run: int) -> int:
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
-    linux.unshare(linux.CLONE_NEWPID)
-    pid = os.fork()
-    if pid == 0:
-        try:
-            null = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(null, 0)
-            os.dup2(out_w, 1)
-            os.dup2(out_w, 2)
-            for fd in (null, out_r, out_w, go_w, err_r):
-                os.close(fd)
-            os.closerange(3, go_r)
-            exec_workload(spec, go_r, err_w)
-        finally:
-            os._exit(EXIT_SETUP)
+    started, error = True, ""
+    if spec.userns:
+        pid, started, error = _fork_in_userns(spec, out_r, out_w, go_r, go_w, err_r, err_w)
+    else:
+        linux.unshare(linux.CLONE_NEWPID)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                null = os.open(os.devnull, os.O_RDONLY)
+                os.dup2(null, 0)
+                os.dup2(out_w, 1)
+                os.dup2(out_w, 2)
+                for fd in (null, out_r, out_w, go_w, err_r):
+                    os.close(fd)
+                os.closerange(3, go_r)
+                exec_workload(spec, go_r, err_w)
+            finally:
+                os._exit(EXIT_SETUP)
     for fd in (out_w, go_r, err_w):
         os.close(fd)
 
@@ -130,16 +134,16 @@ def _supervise(wdir: str, run: int) -> int:
         "oom_killed": False,
         "error": None,
     }
-    error = ""
-    try:
-        placed = cgroups.move_to(root, rel, pid)
-    except Exception as e:
-        placed = False
-        error = f"could not move the workload into {rel}: {e}"
+    placed = False
+    if started:
+        try:
+            placed = cgroups.move_to(root, rel, pid)
+        except Exception as e:
+            error = f"could not move the workload into {rel}: {e}"
     if placed:
         state.write_json_atomic(status_path(wdir), record)
         os.write(go_w, b"g")
-    else:
+    elif started:
         error = error or f"could not move the workload into {rel}: it vanished"
     os.close(go_w)
 
@@ -156,6 +160,67 @@ def _supervise(wdir: str, run: int) -> int:
     )
     state.write_json_atomic(status_path(wdir), record)
     return 0
+
+
+def _fork_in_userns(
+    spec: WorkloadSpec, out_r: int, out_w: int, go_r: int, go_w: int, err_r: int, err_w: int
+) -> tuple[int, bool, str]:
+    """Start the workload through the user-namespace helper (agent.runtime.userns).
+
+    Returns (pid, started, error). Started: ``pid`` is the workload, now a child of this shim,
+    waiting for its go. Not started: ``pid`` is the helper, not yet reaped, which has failed or
+    will fail (its message comes on the error pipe) and ``error`` says what the shim saw.
+    """
+    sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
+    ctl_r, ctl_w = os.pipe2(os.O_CLOEXEC)
+    # The helper exits once it has forked the workload; the workload must come to us, not init.
+    linux.set_child_subreaper()
+    helper = os.fork()
+    if helper == 0:
+        try:
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            os.dup2(out_w, 1)
+            os.dup2(out_w, 2)
+            for fd in (null, out_r, out_w, go_w, err_r, sync_r, ctl_w):
+                os.close(fd)
+            _close_other_fds({go_r, err_w, sync_w, ctl_r})
+            userns.run_helper(spec, sync_w, ctl_r, go_r, err_w)
+        finally:
+            os._exit(EXIT_SETUP)
+    os.close(sync_w)
+    os.close(ctl_r)
+    try:
+        if os.read(sync_r, 1) != userns.SYNC_UNSHARED:
+            return helper, False, ""  # it said why on the error pipe
+        line = spec.id_map()
+        assert line is not None
+        try:
+            userns.write_id_maps(helper, line)
+        except OSError as e:
+            return helper, False, f"could not map the user namespace's ids: {e.strerror}"
+        os.write(ctl_w, userns.CTL_MAPPED)
+        data = b""
+        while chunk := os.read(sync_r, 64):  # EOF: the helper has exited
+            data += chunk
+    finally:
+        os.close(sync_r)
+        os.close(ctl_w)
+    text = data.decode(errors="replace").strip()
+    if not text.isdigit():
+        return helper, False, ""
+    os.waitpid(helper, 0)  # once reaped, its orphan (the workload) is ours
+    return int(text), True, ""
+
+
+def _close_other_fds(keep: set[int]) -> None:
+    """Close every fd from 3 up except ``keep`` (the helper must hold nothing of the shim's)."""
+    low = 3
+    for fd in sorted(keep):
+        if fd >= low:
+            os.closerange(low, fd)
+            low = fd + 1
+    os.closerange(low, max(os.sysconf("SC_OPEN_MAX"), 1 << 16))
 
 
 def _pump(pid: int, out_r: int, err_r: int, log: RotatingLog, error: str) -> dict[str, Any]:

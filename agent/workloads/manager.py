@@ -26,7 +26,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.runtime import cgroups
+from agent.runtime import cgroups, userns
 from agent.runtime.spec import SpecError, WorkloadSpec, check_spec, validate_name
 from agent.supervisor import procs, state
 from agent.supervisor.forkserver import ForkServerClient
@@ -320,6 +320,8 @@ class WorkloadManager:
             policy = parse_restart(spec.restart)
         except SpecError as e:
             raise WorkloadError(str(e)) from None
+        if spec.userns and (why := userns.unavailable()):
+            raise WorkloadError(f"--userns: {why}")
         if spec.name in self._workloads:
             raise Conflict(f"a workload named {spec.name!r} already exists (pystats rm it first)")
         wdir = os.path.join(self.wl_dir, spec.name)
@@ -402,6 +404,7 @@ class WorkloadManager:
             "hostname": w.spec.hostname or name,
             "net": w.spec.net,
             "rootfs": w.spec.rootfs,
+            "userns": _userns_info(w.spec),
             "limits": {
                 "memory_bytes": w.spec.limits.memory_bytes,
                 "cpus": w.spec.limits.cpus,
@@ -489,6 +492,12 @@ class WorkloadManager:
         shutil.rmtree(w.wdir, ignore_errors=True)
         async with self._changed:
             self._changed.notify_all()
+
+
+def _userns_info(spec: WorkloadSpec) -> dict[str, str] | None:
+    """The id maps as /proc/PID/uid_map shows them: "ID-inside ID-on-host COUNT"."""
+    line = spec.id_map()
+    return None if line is None else {"uid_map": line, "gid_map": line}
 
 
 def _shim_log_tail(wdir: str) -> str:
