@@ -141,7 +141,7 @@ async def _follow(
     resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
     await resp.prepare(request)
     try:
-        await _send_logs(resp, manager, name, follow)
+        await _send_logs(request, resp, manager, name, follow)
         await resp.write_eof()
     except ConnectionResetError:
         pass  # the reader went away (Ctrl-C on `pystats logs -f`, `| head`): not an error
@@ -149,7 +149,11 @@ async def _follow(
 
 
 async def _send_logs(
-    resp: web.StreamResponse, manager: WorkloadManager, name: str, follow: bool
+    request: web.Request,
+    resp: web.StreamResponse,
+    manager: WorkloadManager,
+    name: str,
+    follow: bool,
 ) -> None:
     files = manager.log_files(name)
     # Everything already on disk, oldest first; the live file is followed afterwards.
@@ -185,6 +189,8 @@ async def _send_logs(
                 while chunk := await f.read(65536):
                     await resp.write(chunk)
                 break
+            if request.transport is None or request.transport.is_closing():
+                return  # a follower of a quiet workload left: no write would tell us
             await manager.wait_changed(0.05)
     finally:
         await f.close()
