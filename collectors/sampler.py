@@ -383,7 +383,7 @@ class Sampler:
         mono = time.monotonic()
         row[I_MONO] = mono
         row[I_WALL] = time.time()
-        same = not slow
+        same = True  # every value the rates depend on is the very object of the last read
         if slow:
             if st.slow_reads % ABSENT_REPROBE == 0:
                 st.absent.clear()
@@ -398,16 +398,18 @@ class Sampler:
                         st.absent.add(name)
             fast = []
             for item in _FAST_I:
-                v, unchanged = get(st, item[0], item[1], out)
+                v = get(st, item[0], item[1], out)[0]
+                same = same and v is row[item[2]]  # unchanged bytes give the cached object
                 row[item[2]] = v
-                same = same and unchanged
                 if item[0] not in st.absent:
                     fast.append(item)
             st.fast = tuple(fast)
             st.fast_names = tuple(item[0] for item in fast)
             st.last = None  # bytes may have changed: the next fast read compares per file
             for name, parser, i in _SLOW_I:
-                row[i] = get(st, name, parser, out)[0]
+                v = get(st, name, parser, out)[0]
+                same = same and v is row[i]
+                row[i] = v
         else:
             # The hot path: one pread per file (one reader call per cgroup). When every file
             # repeats the bytes of the last read, the row already holds their parsed values.
@@ -419,7 +421,11 @@ class Sampler:
             for name, parser, i, imono in _EXPENSIVE_I:
                 v = get(st, name, parser, out, keep=False)[0]
                 row[i] = v
-                row[imono] = mono if v is not None else None
+                if v is not None:
+                    row[imono] = mono
+                    same = False  # a new read time: io rates move to it
+                else:
+                    row[imono] = None
         # OOM: the local counter is re-read when first seen and when the hierarchical one moves.
         me = row[I_MEMEV]
         if me is not None and (

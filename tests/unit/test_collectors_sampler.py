@@ -292,3 +292,23 @@ def test_fast_files_changing_after_a_run_of_repeats_are_parsed_again() -> None:
     assert sample.events is not None and sample.events.populated is False and sample.final
     del r.files[("a", "cpu.pressure")]  # a file vanishing reads as None, never stale
     assert s.sample_batch(r.walk(), 6, dirty=frozenset({"a"})).samples[0][0].cpu_pressure is None
+
+
+def test_rates_are_reused_only_while_every_input_repeats_slow_files_included() -> None:
+    r = FakeReader()
+    full_v2(r, "a", 2, usage=1_000_000)
+    r.files[("a", "cpu.max")] = b"max 100000\n"
+    del r.files[("a", "memory.stat")]  # a memory.stat read (new read time) is always a change
+    s = Sampler(r, HOST, slow_every=1)  # every read is a slow one
+    rates = [s.sample_batch(r.walk(), t).samples[0][1] for t in range(4)]
+    assert rates[3] is rates[2]  # nothing moved for two reads: the same rates object
+    r.files[("a", "cpu.max")] = b"50000 100000\n"  # a slow-cadence file changes
+    r.files[("a", "cpu.stat")] = CPU % 1_500_000
+    moved = s.sample_batch(r.walk(), 4).samples[0][1]
+    assert moved is not rates[3] and moved.cpu_quota_percent is not None
+    again = s.sample_batch(r.walk(), 5).samples[0][1]
+    assert again is not moved and again.cpu_cores == 0.0  # recomputed once more, then reused
+    assert s.sample_batch(r.walk(), 6).samples[0][1] is again
+    del r.files[("a", "memory.current")]  # a file vanishing is a change, never a reuse
+    gone = s.sample_batch(r.walk(), 7).samples[0][1]
+    assert gone is not again and gone.memory_used is None
