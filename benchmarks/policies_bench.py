@@ -2,17 +2,23 @@
 
     .venv/bin/python -m benchmarks.policies_bench plan            # synthetic 1,000 / 5,000
     .venv/bin/python -m benchmarks.policies_bench scan [--spawn 1000 5000]   # real /proc read
-    .venv/bin/python -m benchmarks.policies_bench latency --parent P [--n 200] [--cgrulesengd]
+    .venv/bin/python -m benchmarks.policies_bench latency --parent P [--n 200] [--rounds 4]
+        [--base-src DIR] [--event-nice off -10] [--cgrulesengd [--cgre-forms cpu pids]]
     .venv/bin/python -m benchmarks.policies_bench event --parent P [--n 2000] [--engine-src D]
+    (in the test VM: benchmarks/policies_vm.py)
 
 Latency is measured the same way for every placer: the bench spawns `sleep` processes one at a
 time; the exec timestamp is the kernel's (the proc connector's exec event, CLOCK_MONOTONIC);
 the arrival is when inotify reports the target's cgroup.events changing to "populated 1"
-(plus the wake-up of this process, the same for both placers). The placer runs in its own
-process: pystats' PolicyEngine (proc connector -> read /proc -> write cgroup.procs), or
-libcgroup's cgrulesengd with `*:sleep * <target>` in /etc/cgrules.conf (only inside the test
+(plus the wake-up of this process, the same for every placer). Each placer runs in its own
+process, in blocks interleaved with the others' (A B C A B C ...) so that a change of load on
+a shared machine is spread over all of them: pystats' PolicyEngine (proc connector -> read
+/proc -> write cgroup.procs; also the engine of another revision, --base-src), or libcgroup's
+cgrulesengd with `*:sleep <controller> <target>/` in /etc/cgrules.conf (only inside the test
 VM, where /etc is overlaid by the bench; never on a hybrid host, whose v1 hierarchies belong
-to the machine).
+to the machine). For the engine, its own split is printed too: exec -> its handler entered
+(delivery and wake-up), the handler's work, and of that the cgroup.procs write (the kernel's
+migration).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import json
 import os
 import select
 import shutil
@@ -294,7 +301,7 @@ def report(name: str, lat: list[float], missed: int, n: int) -> None:
 
 
 ENGINE_CODE = """
-import asyncio, logging, signal, sys, time
+import asyncio, json, logging, signal, sys, time
 from cgroupfs.paths import CgroupRoot
 from policies.engine import PolicyEngine
 logging.basicConfig(level=logging.WARNING)
@@ -339,137 +346,215 @@ async def main():
     print("ready", flush=True)
     await stop.wait()
     t.cancel()
-    lat = sorted(eng.placement_latency_ns)
-    if lat:
-        pick = lambda q: lat[min(len(lat) - 1, int(len(lat) * q))] / 1e6
-        print(f"engine-side exec->moved: n={len(lat)} p50 {pick(0.5):.2f} ms"
-              f" p99 {pick(0.99):.2f} ms;", {k: v for k, v in eng.stats.items() if v}, flush=True)
-    else:
-        print({k: v for k, v in eng.stats.items() if v}, flush=True)
-    if split:
-        cols = [[x[0] for x in split], [x[1] for x in split], moves]
-        for what, v in zip(("exec -> handler entered", "handler work", "of which move_pid"), cols):
-            v = sorted(v)
-            print(f"      {what}: p50 {v[len(v) // 2] / 1e6:.2f} ms"
-                  f" p99 {v[min(len(v) - 1, int(len(v) * 0.99))] / 1e6:.2f} ms", flush=True)
+    print(json.dumps({"engine": list(eng.placement_latency_ns),
+                      "delivery": [x[0] for x in split], "work": [x[1] for x in split],
+                      "move": moves, "stats": {k: v for k, v in eng.stats.items() if v}}),
+          flush=True)
 asyncio.run(main())
 """
 
 
-def latency_pystats(
-    parent: str, n: int, nice: int = 0, src: str = REPO, label: str = "", event_nice: str = ""
-) -> None:
-    """``src``: the directory the engine's packages are imported from (another revision's);
-    ``event_nice``: "" for the engine's default, "off" to leave the event thread's, or a value."""
-    root = os.path.join(parent, f"pystats-bench-{uuid.uuid4().hex[:6]}")
-    os.mkdir(root)
-    fd, pol_path = tempfile.mkstemp(suffix=".yaml")
-    with os.fdopen(fd, "w") as f:
-        f.write("groups:\n  - name: sleepers\n    match: [{comm: sleep, cmdline: '^sleep 30$'}]\n")
-    eng = subprocess.Popen(
-        [sys.executable, "-c", ENGINE_CODE, root, pol_path, str(nice), event_nice or "default"],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=src,
-        env=dict(os.environ, PYTHONPATH=src),
-    )
-    try:
-        assert eng.stdout is not None
-        if eng.stdout.readline().strip() != "ready":
-            print("  pystats: engine did not start")
-            return
-        lat, missed = measure_latency(os.path.join(root, "sleepers"), n, 5.0)
+def _pct(v: list[float], q: float) -> float:
+    v = sorted(v)
+    return v[min(len(v) - 1, int(len(v) * q))]
+
+
+class Placer:
+    """One placer measured in blocks: start() -> the target cgroup (None: unusable), stop()."""
+
+    name = ""
+    failed = False  # placed nothing in its first block: not measured again
+
+    def start(self) -> str | None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def details(self) -> str:
+        return ""
+
+
+class PystatsPlacer(Placer):
+    """pystats' PolicyEngine in its own process; ``src`` is where its packages are imported
+    from (another revision's); ``event_nice``: "" for the engine's default, "off", or a value."""
+
+    def __init__(self, parent: str, nice: int, src: str, label: str, event_nice: str) -> None:
+        self.parent, self.nice, self.src, self.event_nice = parent, nice, src, event_nice
         thread = f", event thread nice {event_nice}" if event_nice else ""
-        report(f"{label}pystats PolicyEngine (nice {nice}{thread})", lat, missed, n)
-    finally:
-        eng.send_signal(signal.SIGTERM)
-        out, _ = eng.communicate(timeout=30)
-        print(f"    engine stats: {out.strip()}")
-        os.unlink(pol_path)
-        _remove_tree(root)
+        self.name = f"{label}pystats PolicyEngine (nice {nice}{thread})"
+        self.pooled: dict[str, list[float]] = {"engine": [], "delivery": [], "work": [], "move": []}
+        self.stats: dict[str, float] = {}
 
-
-def latency_cgrulesengd(
-    parent: str, n: int, forms: tuple[str, ...] = ("*", "cpu", "memory", "pids")
-) -> None:
-    binary = shutil.which("cgrulesengd")
-    if binary is None:
-        print("  cgrulesengd: not installed (apt-get install cgroup-tools)")
-        return
-    if os.environ.get("PYSTATS_IN_VM") != "1":
-        print(
-            "  cgrulesengd: refused outside the test VM (it would act on this host's v1 "
-            "hierarchies and needs /etc/cgrules.conf)"
+    def start(self) -> str | None:
+        self.root = os.path.join(self.parent, f"pystats-bench-{uuid.uuid4().hex[:6]}")
+        os.mkdir(self.root)
+        fd, self.pol_path = tempfile.mkstemp(suffix=".yaml")
+        with os.fdopen(fd, "w") as f:
+            f.write(
+                "groups:\n  - name: sleepers\n    match: [{comm: sleep, cmdline: '^sleep 30$'}]\n"
+            )
+        argv = [self.root, self.pol_path, str(self.nice), self.event_nice or "default"]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", ENGINE_CODE, *argv],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=self.src,
+            env=dict(os.environ, PYTHONPATH=self.src),
         )
-        return
-    mount = "/sys/fs/cgroup"
-    rel = os.path.relpath(parent, mount)
-    target_rel = (
-        f"{rel}/cgre-{uuid.uuid4().hex[:6]}" if rel != "." else f"cgre-{uuid.uuid4().hex[:6]}"
-    )
-    target = os.path.join(mount, target_rel)
-    os.mkdir(target)
-    # /etc is read-only in the VM: overlay it with a tmpfs upper layer holding cgrules.conf
-    up = tempfile.mkdtemp(prefix="etc-")
-    subprocess.run(["mount", "-t", "tmpfs", "none", up], check=True)
-    os.makedirs(f"{up}/u")
-    os.makedirs(f"{up}/w")
-    subprocess.run(
-        [
-            "mount",
-            "-t",
-            "overlay",
-            "overlay",
-            "-o",
-            f"lowerdir=/etc,upperdir={up}/u,workdir={up}/w",
-            "/etc",
-        ],
-        check=True,
-    )
-    daemon = None
-    # a pure v2 mount: let the target have the controllers libcgroup may look for
-    with contextlib.suppress(OSError), open(f"{mount}/cgroup.subtree_control", "w") as f:
-        f.write("+cpu +memory +pids")
-    try:
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "ready":
+            print(f"  {self.name}: engine did not start")
+            self.stop()
+            return None
+        return os.path.join(self.root, "sleepers")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        out, _ = self.proc.communicate(timeout=60)
+        try:
+            got = json.loads(out.strip().splitlines()[-1])
+            for k, v in self.pooled.items():
+                v.extend(x / 1e6 for x in got[k])
+            for k, n in got["stats"].items():
+                self.stats[k] = self.stats.get(k, 0) + n
+        except (ValueError, IndexError, KeyError):
+            print(f"    engine output: {out.strip()[-500:]}")
+        os.unlink(self.pol_path)
+        _remove_tree(self.root)
+
+    def details(self) -> str:
+        p = self.pooled
+        if not p["engine"]:
+            return f"    engine stats: {self.stats}"
+        parts = [
+            f"engine-side exec->moved p50 {_pct(p['engine'], 0.5):.2f} / p99 "
+            f"{_pct(p['engine'], 0.99):.2f} ms"
+        ]
+        for k, what in (("delivery", "exec->handler"), ("work", "handler"), ("move", "move_pid")):
+            if p[k]:
+                parts.append(f"{what} {_pct(p[k], 0.5):.2f} / {_pct(p[k], 0.99):.2f}")
+        moved = int(self.stats.get("event_moves", 0))
+        return "    " + "; ".join(parts) + f" ms; event_moves {moved}"
+
+
+class CgrulesEnv:
+    """/etc overlaid with a tmpfs (read-only in the VM) holding what libcgroup needs, and a
+    target cgroup directly under the mount (libcgroup's paths are mount-relative)."""
+
+    def __init__(self, parent: str) -> None:
+        self.mount = "/sys/fs/cgroup"
+        rel = os.path.relpath(parent, self.mount)
+        name = f"cgre-{uuid.uuid4().hex[:6]}"
+        self.target_rel = f"{rel}/{name}" if rel != "." else name
+        self.target = os.path.join(self.mount, self.target_rel)
+
+    def __enter__(self) -> CgrulesEnv:
+        os.mkdir(self.target)
+        self.up = tempfile.mkdtemp(prefix="etc-")
+        subprocess.run(["mount", "-t", "tmpfs", "none", self.up], check=True)
+        os.makedirs(f"{self.up}/u")
+        os.makedirs(f"{self.up}/w")
+        opts = f"lowerdir=/etc,upperdir={self.up}/u,workdir={self.up}/w"
+        subprocess.run(["mount", "-t", "overlay", "overlay", "-o", opts, "/etc"], check=True)
+        # a pure v2 mount: let the target have the controllers libcgroup may look for
+        with contextlib.suppress(OSError), open(f"{self.mount}/cgroup.subtree_control", "w") as f:
+            f.write("+cpu +memory +pids")
         os.makedirs("/etc/cgconfig.d", exist_ok=True)  # libcgroup refuses to start without them
         os.makedirs("/etc/cgrules.d", exist_ok=True)
         with open("/etc/cgconfig.conf", "a"):
             pass
-        for ctrl in forms:
-            rule = f"*:sleep {ctrl} {target_rel}/"
-            with open("/etc/cgrules.conf", "w") as f:
-                f.write(rule + "\n")
-            logpath = os.path.join(tempfile.gettempdir(), "cgrulesengd.log")
-            with open(logpath, "w+") as log:
-                daemon = subprocess.Popen(
-                    [binary, "-n", "-v", "-v", "-f", "-"], stdout=log, stderr=subprocess.STDOUT
-                )
-                time.sleep(2.0)
-                if daemon.poll() is not None:
-                    log.seek(0)
-                    print(f"  cgrulesengd exited with {daemon.returncode}:\n" + log.read()[-3000:])
-                    return
-                lat, missed = measure_latency(target, n, 2.0, give_up_after=10)
-                report(f"cgrulesengd, rule '{rule}'", lat, missed, n)
-                daemon.terminate()
-                daemon.wait(10)
-                log.seek(0)
-                lines = log.read().splitlines()
-            if not lat:
-                shown = [*lines[:8], "...", *lines[-4:]] if len(lines) > 12 else lines
-                print("    cgrulesengd log:\n      " + "\n      ".join(shown))
-    finally:
-        if daemon is not None and daemon.poll() is None:
-            daemon.terminate()
-            daemon.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         subprocess.run(["umount", "/etc"], check=False)
-        subprocess.run(["umount", up], check=False)
-        for _ in range(50):
+        subprocess.run(["umount", self.up], check=False)
+        _remove_tree(self.target)
+
+
+class CgrulesPlacer(Placer):
+    """libcgroup's cgrulesengd with the rule `*:sleep <controllers> <target>/`, at its default
+    verbosity (logging every event would slow it); -v -v only to show why it placed nothing."""
+
+    def __init__(self, binary: str, env: CgrulesEnv, form: str) -> None:
+        self.binary, self.env = binary, env
+        self.rule = f"*:sleep {form} {env.target_rel}/"
+        self.name = f"cgrulesengd, rule '{self.rule}'"
+
+    def start(self, verbose: bool = False) -> str | None:
+        with open("/etc/cgrules.conf", "w") as f:
+            f.write(self.rule + "\n")
+        self.log = open(os.path.join(tempfile.gettempdir(), "cgrulesengd.log"), "w+")  # noqa: SIM115
+        args = [self.binary, "-n", *(["-v", "-v"] if verbose else []), "-f", "-"]
+        self.daemon = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        time.sleep(2.0)
+        if self.daemon.poll() is not None:
+            self.log.seek(0)
+            print(f"  cgrulesengd exited with {self.daemon.returncode}:\n{self.log.read()[-3000:]}")
+            self.log.close()
+            return None
+        return self.env.target
+
+    def stop(self) -> None:
+        if self.daemon.poll() is None:
+            self.daemon.terminate()
+            self.daemon.wait(10)
+        self.log.close()
+
+    def explain_failure(self) -> None:
+        if self.start(verbose=True) is None:
+            return
+        measure_latency(self.env.target, 3, 2.0)
+        self.stop()
+        with open(self.log.name) as f:
+            lines = f.read().splitlines()
+        shown = [*lines[:8], "...", *lines[-4:]] if len(lines) > 12 else lines
+        print("    cgrulesengd -v -v log:\n      " + "\n      ".join(shown))
+
+
+def run_rounds(placers: list[Placer], n: int, rounds: int) -> None:
+    """Each placer places ``n`` execs in ``rounds`` interleaved blocks (A B C A B C ...), so
+    that a change in the machine's load during the run is shared out between them."""
+    block = -(-n // rounds)
+    results: dict[str, tuple[list[float], list[int]]] = {p.name: ([], [0]) for p in placers}
+    for r in range(rounds):
+        for pl in placers:
+            count = min(block, n - r * block)
+            if pl.failed or count <= 0:
+                continue
+            target = pl.start()
+            if target is None:
+                pl.failed = True
+                continue
             try:
-                os.rmdir(target)
-                break
-            except OSError:
-                time.sleep(0.05)
+                lat, missed = measure_latency(target, count, 2.0, give_up_after=10)
+            finally:
+                pl.stop()
+            results[pl.name][0].extend(lat)
+            results[pl.name][1][0] += missed
+            if r == 0 and not lat:
+                pl.failed = True
+        print(f"  (round {r + 1}/{rounds} done)", flush=True)
+    for pl in placers:
+        lat, misses = results[pl.name]
+        report(pl.name, lat, misses[0], n)
+        if pl.details():
+            print(pl.details())
+        if pl.failed and isinstance(pl, CgrulesPlacer):
+            pl.explain_failure()
+
+
+def cgrules_binary() -> str | None:
+    binary = shutil.which("cgrulesengd")
+    if binary is None:
+        print("  cgrulesengd: not installed (apt-get install cgroup-tools)")
+    elif os.environ.get("PYSTATS_IN_VM") != "1":
+        print(
+            "  cgrulesengd: refused outside the test VM (it would act on this host's v1 "
+            "hierarchies and needs /etc/cgrules.conf)"
+        )
+        return None
+    return binary
 
 
 def main() -> int:
@@ -499,7 +584,9 @@ def main() -> int:
         default=["*", "cpu", "memory", "pids"],
         help="cgrulesengd controller forms to try",
     )
-    lt.add_argument("--engine-src", default=REPO, help="import the engine from here instead")
+    lt.add_argument("--rounds", type=int, default=1, help="interleaved blocks per placer")
+    lt.add_argument("--base-src", help="also time the engine imported from this directory")
+    lt.add_argument("--base-label", default="before: ", help="prefix for that engine's lines")
     lt.add_argument(
         "--event-nice",
         nargs="+",
@@ -517,14 +604,24 @@ def main() -> int:
         bench_event(args.parent, args.n, args.engine_src, args.label)
     else:
         print(
-            f"placement latency, exec -> in the target cgroup, {args.n} execs each "
-            f"(kernel {os.uname().release}):"
+            f"placement latency, exec -> in the target cgroup, {args.n} execs each in "
+            f"{args.rounds} interleaved rounds (kernel {os.uname().release}):",
+            flush=True,
         )
+        placers: list[Placer] = []
+        if args.base_src:
+            for nice in args.nice:
+                placers.append(PystatsPlacer(args.parent, nice, args.base_src, args.base_label, ""))
         for nice in [] if args.no_pystats else args.nice:
             for en in args.event_nice:
-                latency_pystats(args.parent, args.n, nice, args.engine_src, args.label, en)
-        if args.cgrulesengd:
-            latency_cgrulesengd(args.parent, args.n, tuple(args.cgre_forms))
+                placers.append(PystatsPlacer(args.parent, nice, REPO, args.label, en))
+        binary = cgrules_binary() if args.cgrulesengd else None
+        if binary is None:
+            run_rounds(placers, args.n, args.rounds)
+        else:
+            with CgrulesEnv(args.parent) as env:
+                placers += [CgrulesPlacer(binary, env, f) for f in args.cgre_forms]
+                run_rounds(placers, args.n, args.rounds)
     return 0
 
 

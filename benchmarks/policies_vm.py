@@ -3,9 +3,10 @@
     flock /tmp/pystats-vm.lock .venv/bin/python -m benchmarks.policies_vm [--n 200]
         [--base REV] [--nice 0 ...] [--cgre-forms cpu ...]
 
-One boot measures, in this order: the engine of git revision REV (exported into the VM's
-writable results folder, so that the same harness times the code before a change), the engine
-of the working tree, and cgrulesengd. The guest's output is printed; nothing stays behind.
+One boot measures, in interleaved rounds: the engine of git revision REV (exported into the
+VM's writable results folder, so that the same harness times the code before a change), the
+engine of the working tree (copied there too, with this harness, when the run starts), and
+cgrulesengd. The guest's output is printed; nothing stays behind.
 """
 
 from __future__ import annotations
@@ -46,9 +47,21 @@ def export(rev: str, dest: str) -> None:
     subprocess.run(["tar", "-x", "-C", dest], input=archive, check=True)
 
 
+def snapshot(dest: str, tree: str = REPO) -> None:
+    """The working tree's engine and this harness (policies/, cgroupfs/, benchmarks/) into
+    ``dest``: the guest reads the host's files live, so edits made during a run stay out."""
+    for pkg in ("policies", "cgroupfs", "benchmarks"):
+        shutil.copytree(
+            os.path.join(tree, pkg),
+            os.path.join(dest, pkg),
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+        )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=4, help="interleaved blocks per placer")
     ap.add_argument("--base", help="also time the engine of this git revision, first")
     ap.add_argument("--nice", type=int, nargs="+", default=[0])
     ap.add_argument("--cgre-forms", nargs="*", default=None, help="cgrulesengd controller forms")
@@ -60,30 +73,35 @@ def main() -> int:
         help="remount cgroup2 with favordynmods first (cheaper migrations, for both placers)",
     )
     ap.add_argument("--no-current", action="store_true", help="skip the working tree's engine")
+    ap.add_argument(
+        "--tree",
+        default=REPO,
+        help="take policies/, cgroupfs/, benchmarks/ from this copy (made before waiting for "
+        "the VM lock) instead of the working tree",
+    )
     args = ap.parse_args()
     out = tempfile.mkdtemp(prefix="pystats-vm-")
     os.chmod(out, 0o755)
     try:
-        bench = f"python -m benchmarks.policies_bench latency --parent /sys/fs/cgroup --n {args.n}"
-        bench += " --nice " + " ".join(str(n) for n in args.nice)
-        steps = []
+        snapshot(os.path.join(out, "cur"), args.tree)
+        cmd = f"cd {out}/cur && python -m benchmarks.policies_bench latency"
+        cmd += f" --parent /sys/fs/cgroup --n {args.n} --rounds {args.rounds}"
+        cmd += " --nice " + " ".join(str(n) for n in args.nice)
         if args.base:
             export(args.base, os.path.join(out, "base"))
-            label = shlex.quote(f"{args.base} ")
-            steps.append(f"{bench} --engine-src {out}/base --label {label}")
-        now = bench + (" --no-pystats" if args.no_current else "")
+            cmd += f" --base-src {out}/base --base-label " + shlex.quote(f"{args.base}: ")
+        if args.no_current:
+            cmd += " --no-pystats"
         if args.event_nice:
-            now += " --event-nice " + " ".join(shlex.quote(e) for e in args.event_nice)
+            cmd += " --event-nice " + " ".join(shlex.quote(e) for e in args.event_nice)
         if not args.no_cgrulesengd:
-            now += " --cgrulesengd"
+            cmd += " --cgrulesengd"
             if args.cgre_forms is not None:
-                now += " --cgre-forms " + " ".join(shlex.quote(f) for f in args.cgre_forms)
-        if not (args.no_current and args.no_cgrulesengd):
-            steps.append(now)
+                cmd += " --cgre-forms " + " ".join(shlex.quote(f) for f in args.cgre_forms)
         prelude = "nproc; uname -r; grep cgroup2 /proc/mounts; "
         if args.favordynmods:
             prelude += "mount -o remount,favordynmods /sys/fs/cgroup && grep cgroup2 /proc/mounts; "
-        return _boot()(prelude + " && ".join(steps), out)
+        return _boot()(prelude + cmd, out)
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
