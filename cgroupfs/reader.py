@@ -17,10 +17,12 @@ Paths from the walk are read with ``strict=False`` name checks: existing cgroups
 from __future__ import annotations
 
 import errno
+import operator
 import os
 import resource
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
+from typing import cast
 
 from cgroupfs.errors import CgroupGone, UnsafePath
 from cgroupfs.parsers import parse_procs
@@ -31,6 +33,7 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_CLOEXEC
 INITIAL_READ_SIZE = 4096  # most files fit; memory.stat ~1.5 KB; io.stat and PSI grow it
 MAX_READ_SIZE = 16 << 20  # a cgroup file never legitimately gets near this
+_ZEROS = (0,) * 64  # the offset argument of each pread in a plan (at most 64 files)
 
 
 def _fit(length: int) -> int:
@@ -53,13 +56,16 @@ def _pread_all(fd: int, size: int) -> tuple[bytes, int]:
 class _Kept:
     """The fds of one cgroup: its directory and each file read so far."""
 
-    __slots__ = ("absent", "dir_fd", "files", "inode")
+    __slots__ = ("absent", "dir_fd", "files", "inode", "plans")
 
     def __init__(self, dir_fd: int, inode: int) -> None:
         self.dir_fd = dir_fd
         self.inode = inode
         self.files: dict[str, tuple[int, int]] = {}  # filename -> (fd, read size)
         self.absent: dict[str, float] = {}  # filename -> monotonic time it was found missing
+        # read_files: filenames -> their (fds, sizes) once every one of them has a kept fd,
+        # so that the preads run in one C-level map. Cleared when any size changes.
+        self.plans: dict[tuple[str, ...], tuple[list[int], list[int]]] = {}
 
 
 def _default_max_fds() -> int:
@@ -209,6 +215,7 @@ class KeptReader:
             if len(data) == size:  # the buffer was full: the file may be longer
                 data, size = _pread_all(fd, size * 4)
                 kept.files[filename] = (fd, size)
+                kept.plans.clear()
         except OSError as e:
             if e.errno in _GONE_ERRNOS:
                 raise self._gone(rel, "removed") from None
@@ -216,34 +223,38 @@ class KeptReader:
         return data
 
     def read_files(
-        self, rel: str, filenames: Sequence[str], inode: int | None = None
+        self, rel: str, filenames: tuple[str, ...], inode: int | None = None
     ) -> list[bytes | None]:
-        """``read`` of each of ``filenames`` of one cgroup, in order (None: absent file): one
-        lookup of the cgroup's fds for all of them, then one pread each. This is the
-        collector's hot path, so it repeats ``read``'s body instead of calling it.
+        """``read`` of each of ``filenames`` of one cgroup, in order (None: absent file).
+
+        The collector's hot path: once every file has a kept fd, the preads run as one
+        ``map`` over the cgroup's fds for this tuple of names (no Python code per file).
         Raises CgroupGone when the cgroup vanished (its fds are then closed)."""
         kept = self._cgroups.get(rel)
         if kept is None or (inode is not None and kept.inode != inode):
             kept = self._cgroup(rel, inode)
-        files = kept.files
-        pread = os.pread
-        out: list[bytes | None] = []
-        for filename in filenames:
-            entry = files.get(filename)
-            if entry is None:
-                out.append(self._read_new(rel, kept, filename))
-                continue
-            fd, size = entry
+        plan = kept.plans.get(filenames)
+        if plan is not None:
+            fds, sizes = plan
             try:
-                data = pread(fd, size, 0)
-                if len(data) == size:
-                    data, size = _pread_all(fd, size * 4)
-                    files[filename] = (fd, size)
+                datas = list(map(os.pread, fds, sizes, _ZEROS))
             except OSError as e:
                 if e.errno in _GONE_ERRNOS:
                     raise self._gone(rel, "removed") from None
                 raise
-            out.append(data)
+            if not any(map(operator.eq, map(len, datas), sizes)):
+                return cast("list[bytes | None]", datas)
+            # a buffer was full: the slow way below grows it (and drops the plan)
+        return self._read_files_slow(rel, kept, filenames)
+
+    def _read_files_slow(
+        self, rel: str, kept: _Kept, filenames: tuple[str, ...]
+    ) -> list[bytes | None]:
+        out = [self.read(rel, name, kept.inode) for name in filenames]
+        files = kept.files
+        if len(filenames) <= len(_ZEROS) and all(name in files for name in filenames):
+            entries = [files[name] for name in filenames]
+            kept.plans[filenames] = ([e[0] for e in entries], [e[1] for e in entries])
         return out
 
     def _read_new(self, rel: str, kept: _Kept, filename: str) -> bytes | None:
@@ -272,6 +283,7 @@ class KeptReader:
             raise
         if self._fd_count < self.max_fds:
             kept.files[filename] = (fd, min(size, _fit(len(data))))
+            kept.plans.clear()
             self._fd_count += 1
         else:
             os.close(fd)

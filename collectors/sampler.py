@@ -26,7 +26,7 @@ from __future__ import annotations
 import errno as errno_
 import time
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Protocol
 
@@ -44,7 +44,9 @@ _Cached = tuple[bytes, Any, bool]  # (content, parsed value, shared between cgro
 
 class Reader(Protocol):
     def read(self, rel: str, filename: str, inode: int) -> bytes | None: ...
-    def read_files(self, rel: str, filenames: Sequence[str], inode: int) -> list[bytes | None]: ...
+    def read_files(
+        self, rel: str, filenames: tuple[str, ...], inode: int
+    ) -> list[bytes | None]: ...
     def forget(self, rel: str) -> None: ...
 
 

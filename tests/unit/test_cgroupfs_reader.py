@@ -207,21 +207,36 @@ def test_file_outgrowing_its_fitted_buffer_is_read_whole(tree: Path) -> None:
         _write_in_place(tree / "a" / "cpu.stat", big)
         assert reader.read("a", "cpu.stat") == big
         _write_in_place(tree / "a" / "cpu.stat", b"usage_usec 2\n")
-        assert reader.read_files("a", ["cpu.stat"]) == [b"usage_usec 2\n"]
+        assert reader.read_files("a", ("cpu.stat",)) == [b"usage_usec 2\n"]
         _write_in_place(tree / "a" / "cpu.stat", big + big)
-        assert reader.read_files("a", ["cpu.stat"]) == [big + big]
+        assert reader.read_files("a", ("cpu.stat",)) == [big + big]
 
 
 def test_read_files_in_order_with_absent_and_gone(tree: Path) -> None:
     root = CgroupRoot(str(tree))
     with KeptReader(root) as reader:
         ino = os.stat(tree / "a").st_ino
-        got = reader.read_files("a", ["cpu.stat", "memory.max", "cgroup.procs"], ino)
+        got = reader.read_files("a", ("cpu.stat", "memory.max", "cgroup.procs"), ino)
         assert got == [b"usage_usec 1\n", None, b""]
-        assert reader.read_files("a", ["cpu.stat", "cgroup.procs"], ino) == got[::2]
+        assert reader.read_files("a", ("cpu.stat", "cgroup.procs"), ino) == got[::2]
         assert reader.open_fd_count() == 3
         shutil.rmtree(tree / "c")
         with pytest.raises(CgroupGone):
-            reader.read_files("c", ["cpu.stat"])
+            reader.read_files("c", ("cpu.stat",))
         with pytest.raises(CgroupGone, match="replaced"):
-            reader.read_files("a", ["cpu.stat"], ino + 1)
+            reader.read_files("a", ("cpu.stat",), ino + 1)
+
+
+def test_read_files_repeated_reads_see_changes_and_growth(tree: Path) -> None:
+    names = ("cpu.stat", "cgroup.procs")
+    with KeptReader(CgroupRoot(str(tree))) as reader:
+        assert reader.read_files("a", names) == [b"usage_usec 1\n", b""]
+        assert reader.read_files("a", names) == [b"usage_usec 1\n", b""]  # by the kept fds
+        _write_in_place(tree / "a" / "cpu.stat", b"usage_usec 22\n")
+        _write_in_place(tree / "a" / "cgroup.procs", b"1\n2\n")
+        assert reader.read_files("a", names) == [b"usage_usec 22\n", b"1\n2\n"]
+        big = b"9" * 10_000 + b"\n"  # fills the fitted buffer: read again whole
+        _write_in_place(tree / "a" / "cgroup.procs", big)
+        assert reader.read_files("a", names) == [b"usage_usec 22\n", big]
+        assert reader.read_files("a", names) == [b"usage_usec 22\n", big]
+        assert reader.open_fd_count() == 3

@@ -4,7 +4,6 @@ cgroups, error reasons, idle sampling, OOM events from local counters."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 
 import pytest
 
@@ -46,7 +45,7 @@ class FakeReader:
             raise err
         return self.files.get((rel, filename))
 
-    def read_files(self, rel: str, filenames: Sequence[str], inode: int) -> list[bytes | None]:
+    def read_files(self, rel: str, filenames: tuple[str, ...], inode: int) -> list[bytes | None]:
         return [self.read(rel, name, inode) for name in filenames]
 
     def forget(self, rel: str) -> None:
