@@ -129,23 +129,25 @@ _CONTROLLED_FILES = tuple(
 )
 
 
-def _build_by_setters(row: list[Any]) -> CgroupSample:
+def _build_by_setters(*row: Any) -> CgroupSample:
     s: CgroupSample = _NEW(CgroupSample)
     for setter, v in zip(_SETTERS, row, strict=True):
         setter(s, v)
     return s
 
 
-def _draft_builder() -> Callable[[list[Any]], CgroupSample]:
+def _draft_builder() -> Callable[..., CgroupSample]:
+    """build(*row): the sample of a row of values in field order (see above)."""
     draft = type("_Draft", (), {"__slots__": CgroupSample.__slots__})
-    body = "".join(f"    s.{n} = row[{i}]\n" for i, n in enumerate(_FIELDS))
-    src = f"def build(row):\n    s = Draft()\n{body}    s.__class__ = Sample\n    return s\n"
+    body = "".join(f"    s.{n} = {n}\n" for n in _FIELDS)
+    head = f"def build({', '.join(_FIELDS)}):\n    s = Draft()\n"
+    src = f"{head}{body}    s.__class__ = Sample\n    return s\n"
     ns: dict[str, Any] = {"Draft": draft, "Sample": CgroupSample}
     exec(compile(src, "<sampler._build>", "exec"), ns)
-    build: Callable[[list[Any]], CgroupSample] = ns["build"]
+    build: Callable[..., CgroupSample] = ns["build"]
     probe = [None] * len(_FIELDS)
     try:
-        if type(build(probe)) is not CgroupSample:
+        if type(build(*probe)) is not CgroupSample:
             return _build_by_setters
     except TypeError:  # an interpreter that refuses the __class__ assignment
         return _build_by_setters
@@ -161,6 +163,7 @@ class _State:
     __slots__ = (
         "absent",
         "cache",
+        "ctrl",
         "fast",
         "fast_names",
         "inode",
@@ -183,6 +186,7 @@ class _State:
         self.phase = zlib.crc32(rel.encode()) % max(1, slow_every)
         self.absent: set[str] = set()  # files found missing (re-probed on the slow cadence)
         self.cache: dict[str, _Cached] = {}  # file -> (bytes, parsed, shared)
+        self.ctrl: frozenset[str] | None = None  # cgroup.controllers at the last slow read
         self.fast = _FAST_I  # the every-tick files this cgroup has
         self.fast_names = tuple(f[0] for f in _FAST_I)
         # Their bytes at the last read once all were repeats (shared objects), else None.
@@ -387,17 +391,20 @@ class Sampler:
         row[I_WALL] = time.time()
         same = True  # every value the rates depend on is the very object of the last read
         if slow:
-            if st.slow_reads % ABSENT_REPROBE == 0:
+            reprobe = st.slow_reads % ABSENT_REPROBE == 0
+            if reprobe:
                 st.absent.clear()
             st.slow_reads += 1
             # Controllers enabled for this cgroup (its parent's subtree_control): the files of
             # the others do not exist, so they are not even probed (a missing file costs an
-            # openat plus a check that the cgroup itself still exists).
+            # openat plus a check that the cgroup itself still exists). The same parsed object
+            # as last time, with nothing cleared since, has its files in ``absent`` already.
             ctrl = get(st, "cgroup.controllers", p.parse_controllers, out)[0]
-            if ctrl is not None:
+            if ctrl is not None and (reprobe or ctrl is not st.ctrl):
                 for name, controller in _CONTROLLED_FILES:
                     if controller not in ctrl:
                         st.absent.add(name)
+            st.ctrl = ctrl
             fast = []
             for item in _FAST_I:
                 v = get(st, item[0], item[1], out)[0]
@@ -439,7 +446,7 @@ class Sampler:
             row[I_LOCAL] = get(st, LOCAL_EVENTS, p.parse_memory_events, out)[0]
         ev = row[I_EVENTS]
         populated = None if ev is None else ev.populated
-        sample = _build(row)
+        sample = _build(*row)
         if st.populated is True and populated is False:
             _SET_FINAL(sample, True)  # the sample that saw it empty (not carried over)
         if same and st.same_streak and st.rates is not None:

@@ -10,7 +10,7 @@ import pytest
 from cgroupfs.errors import CgroupGone
 from collectors.rates import HostInfo
 from collectors.sample import CgroupSample
-from collectors.sampler import Sampler
+from collectors.sampler import Sampler, _build_by_setters
 from collectors.tree import Tree
 
 HOST = HostInfo(cpus=2, mem_bytes=1 << 30)
@@ -273,6 +273,8 @@ def test_built_samples_are_plain_frozen_cgroup_samples() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         sample.path = "b"  # type: ignore[misc]
     assert dataclasses.replace(sample, final=True).final
+    row = [getattr(sample, f.name) for f in dataclasses.fields(sample)]
+    assert _build_by_setters(*row) == sample  # the fallback builds the same
 
 
 def test_fast_files_changing_after_a_run_of_repeats_are_parsed_again() -> None:
