@@ -163,8 +163,7 @@ class Matcher:
                 return f"in protected cgroup {prefix} (e.g. the agent's workloads): never moved"
         for r in self.exclude:
             if r.matches(p, parent):
-                rule = r.rule
-                return f"excluded by the exclude rule at line {rule.line} ({rule.describe()})"
+                return f"excluded by the exclude rule at line {r.rule.line} ({r.described})"
         return None
 
     def decide(self, p: Proc, parent: Proc | None) -> Decision:
