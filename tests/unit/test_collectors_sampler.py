@@ -313,3 +313,16 @@ def test_rates_are_reused_only_while_every_input_repeats_slow_files_included() -
     del r.files[("a", "memory.current")]  # a file vanishing is a change, never a reuse
     gone = s.sample_batch(r.walk(), 7).samples[0][1]
     assert gone is not again and gone.memory_used is None
+
+
+def test_files_of_a_controller_turned_off_read_none_not_stale() -> None:
+    r = FakeReader()
+    full_v2(r, "m", 4)
+    r.files[("m", "cgroup.controllers")] = b"cpu memory\n"
+    s = Sampler(r, HOST, slow_every=1)
+    first = s.sample_batch(r.walk(), 0).samples[0][0]
+    assert first.memory_current == 8192 and first.memory_max is not None
+    r.files[("m", "cgroup.controllers")] = b"cpu\n"  # memory disabled in the parent
+    later = s.sample_batch(r.walk(), 1).samples[0][0]
+    assert later.memory_current is None and later.memory_max is None
+    assert later.memory_events is None and later.cpu is not None
