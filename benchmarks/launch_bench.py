@@ -9,6 +9,8 @@ busybox rootfs with the same namespaces (mnt, pid, net, uts, ipc), the same limi
 
 Run it where cgroup v2 has controllers (the test VM):
     python scripts/vmrun.py ... or:  python benchmarks/launch_bench.py --n 100
+--userns adds pystats with a user namespace (root inside = host uid 100000) on a copy of the
+rootfs owned by that range, interleaved with the others.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from agent.api.client import WorkloadClient  # noqa: E402
+from agent.runtime.spec import USERNS_DEFAULT_BASE  # noqa: E402
 
 STAMP_C = r"""
 #include <fcntl.h>
@@ -139,9 +142,22 @@ def oci_runner(binary: str, work: str, rootfs: str) -> Callable[[int], float]:
     return once
 
 
-def pystats_runner(client: WorkloadClient, rootfs: str) -> Callable[[int], float]:
+def userns_rootfs(work: str, rootfs: str) -> str:
+    """A copy of the rootfs owned by the --userns range, so its root may write /ts."""
+    dst = os.path.join(work, "rootfs-userns")
+    shutil.copytree(rootfs, dst, symlinks=True)
+    for dirpath, dirs, files in os.walk(dst):
+        for path in [dirpath, *(os.path.join(dirpath, n) for n in dirs + files)]:
+            os.lchown(path, USERNS_DEFAULT_BASE, USERNS_DEFAULT_BASE)
+    os.chmod(work, 0o755)  # mkdtemp's 0700 would keep the mapped root out
+    return dst
+
+
+def pystats_runner(
+    client: WorkloadClient, rootfs: str, userns: bool = False
+) -> Callable[[int], float]:
     def once(i: int) -> float:
-        name = f"bench-{i}"
+        name = f"bench-{'u' if userns else ''}{i}"
         t0 = time.monotonic_ns()
         client.create(
             {
@@ -151,6 +167,7 @@ def pystats_runner(client: WorkloadClient, rootfs: str) -> Callable[[int], float
                 "memory": str(MEMORY),
                 "cpus": str(CPUS),
                 "pids": str(PIDS),
+                "userns": userns,
             }
         )
         ms = (read_stamp(os.path.join(rootfs, "ts")) - t0) / 1e6
@@ -185,6 +202,9 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--cgroup-parent", default="/sys/fs/cgroup")
     ap.add_argument("--max-seconds", type=float, default=1200.0, help="stop early, say so")
+    ap.add_argument(
+        "--userns", action="store_true", help="also time pystats --userns (user namespace)"
+    )
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="pystats-launch-")
     rootfs = build_rootfs(work)
@@ -214,6 +234,10 @@ def main() -> int:
     runners: dict[str, Callable[[int], float]] = {
         "pystats": pystats_runner(WorkloadClient(sock), rootfs)
     }
+    if args.userns:
+        runners["pystats-userns"] = pystats_runner(
+            WorkloadClient(sock), userns_rootfs(work, rootfs), userns=True
+        )
     for name, path in (("crun", shutil.which("crun")), ("runc", shutil.which("runc"))):
         if path:
             runners[name] = oci_runner(path, work, rootfs)
@@ -250,6 +274,8 @@ def main() -> int:
     for other in ("crun", "runc"):
         if other in results:
             print(f"pystats p50 / {other} p50 = {p / pct(results[other], 50):.2f}")
+    if "pystats-userns" in results:
+        print(f"pystats --userns p50 / pystats p50 = {pct(results['pystats-userns'], 50) / p:.2f}")
     shutil.rmtree(work, ignore_errors=True)
     return 0
 
