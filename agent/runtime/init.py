@@ -4,7 +4,8 @@ It runs in a fresh single-threaded process forked by the shim after the shim uns
 namespace, so this process is PID 1 of that namespace. It waits until the shim has moved it into
 the workload cgroup (limits are in force before any of the workload's instructions), then makes
 its own mount, UTS, IPC and (for --net none) network namespaces, mounts a fresh /proc, pivots into
-the rootfs when one is given, and execs argv without a shell.
+the rootfs when one is given, and execs argv without a shell. With --userns the namespaces exist
+already, made by the helper in agent.runtime.userns and owned by the new user namespace.
 
 Exit codes when the workload never starts: 127 command not found, 126 not executable or bad
 workdir, 125 the runtime's own setup failed. The message goes to the workload's log (fd 2) and to

@@ -5,7 +5,9 @@ It is a fresh single-threaded process (forked by the fork server, or started wit
 
 1. leaves the agent's session and cgroup (its own session, the ``<root>/shims`` leaf), so the
    workload keeps running when the agent stops or crashes;
-2. unshares the PID namespace and forks the workload process, which is PID 1 there;
+2. unshares the PID namespace and forks the workload process, which is PID 1 there (with
+   --userns a helper makes the namespaces instead, and the shim writes its uid/gid maps:
+   see agent.runtime.userns);
 3. moves that process into ``<root>/workloads/<name>`` (limits already set by the manager) and
    only then lets it go on to set up its namespaces and exec (agent.runtime.init);
 4. holds the read end of the workload's stdout+stderr pipe and writes it to rotated logs;
