@@ -3,8 +3,11 @@
     sudo .venv/bin/python benchmarks/collect_bench.py [--counts 1000,10000] [--tree PATH]
 
 Per N: creates N empty cgroups under a scratch cgroup of the v2 tree (this host's
-/sys/fs/cgroup/unified by default; removed afterwards), then prints, in one run:
+/sys/fs/cgroup/unified by default; removed afterwards), runs ``--warm`` ticks (default 21: every
+cgroup has had two slow-cadence reads, the steady state of a running agent), then prints:
 - us per cgroup for a full tick (walk, read, parse, rates, store publish), idle sampling off;
+- the same with every file parsed each tick (the sampler's caches dropped before each tick:
+  empty cgroups repeat their bytes, busy ones do not);
 - the same with idle sampling on (the default: empty cgroups read every 5th tick);
 - the files one tick reads, and a C reader (compiled here with gcc) reading exactly those files
   with open+read+close and with kept fds + pread;
@@ -12,6 +15,12 @@ Per N: creates N empty cgroups under a scratch cgroup of the v2 tree (this host'
 - RSS with every cgroup's history filled to 600 points (10 minutes at 1 s);
 and the ratios against the targets: tick <= C open/read/close, <= 2.5x C pread; CPU at 1 s
 <= 2 % (1,000 cgroups) / 25 % (10,000); RSS <= 150 MB.
+
+``--steady-ticks T`` only warms up and runs T full ticks (no C reader, no run()): for counting
+instructions, which the machine's load does not disturb, e.g. per cgroup per tick
+(Ir(T=5) - Ir(T=0)) / 5 / N of
+``PYTHONHASHSEED=0 valgrind --tool=callgrind .venv/bin/python benchmarks/collect_bench.py
+--counts 1000 --steady-ticks T``.
 """
 
 from __future__ import annotations
@@ -91,16 +100,34 @@ def remove_tree(base: str) -> None:
     os.rmdir(base)
 
 
-def tick_us(c: Collector, ticks: int) -> tuple[float, float]:
-    """(wall us, CPU us) per tick; CPU time is what load on the shared machine disturbs least."""
-    t0, c0 = time.perf_counter(), time.process_time()
+def tick_us(c: Collector, ticks: int, *, parse_all: bool = False) -> tuple[float, float]:
+    """(wall us, CPU us) per tick; CPU time is what load on the shared machine disturbs least.
+    ``parse_all``: before each tick, drop what the sampler remembers of each file's bytes, so
+    every file is parsed and every rate computed (as when every cgroup is busy)."""
+    wall = cpu = 0.0
     for _ in range(ticks):
+        if parse_all:
+            for st in c.sampler._states.values():
+                st.cache.clear()
+                st.same_streak = False
+                if hasattr(st, "last"):
+                    st.last = None
+        t0, c0 = time.perf_counter(), time.process_time()
         c.tick_sync()
-    return (time.perf_counter() - t0) / ticks * 1e6, (time.process_time() - c0) / ticks * 1e6
+        wall += time.perf_counter() - t0
+        cpu += time.process_time() - c0
+    return wall / ticks * 1e6, cpu / ticks * 1e6
 
 
 def bench(
-    parent: str, n: int, exe: str | None, tmp: str, ticks: int, run_s: float, controllers: str
+    parent: str,
+    n: int,
+    exe: str | None,
+    tmp: str,
+    ticks: int,
+    run_s: float,
+    controllers: str,
+    warm: int,
 ) -> None:
     print(f"\n== {n} cgroups ==", flush=True)
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -121,8 +148,8 @@ def bench(
     try:
         store = Store(history_len=600)
         c = Collector(CgroupRoot(base), store, idle_every=1, kmsg=False, max_fds=max_fds)
-        c.tick_sync()
-        c.tick_sync()  # fds opened, absent files known
+        for _ in range(max(2, warm)):  # fds opened, absent files known, caches shared
+            c.tick_sync()
         # The files one steady tick reads, for the C reader.
         reads: list[str] = []
         real_read = c.reader.read
@@ -133,11 +160,28 @@ def bench(
                 reads.append(c.root.file(rel, filename, strict=False))
             return data
 
+        real_read_files = getattr(c.reader, "read_files", None)
+
+        def logged_files(
+            rel: str, filenames: tuple[str, ...], inode: int | None = None
+        ) -> list[bytes | None]:
+            assert real_read_files is not None
+            datas: list[bytes | None] = real_read_files(rel, filenames, inode)
+            for filename, data in zip(filenames, datas, strict=True):
+                if data is not None:
+                    reads.append(c.root.file(rel, filename, strict=False))
+            return datas
+
         c.reader.read = logged  # type: ignore[method-assign]
+        if real_read_files is not None:
+            c.reader.read_files = logged_files  # type: ignore[method-assign]
         res = c.collect()
         c.publish(res)
         c.reader.read = real_read  # type: ignore[method-assign]
+        if real_read_files is not None:
+            c.reader.read_files = real_read_files  # type: ignore[method-assign]
         listfile = os.path.join(tmp, f"files-{n}.txt")
+        reads[:] = dict.fromkeys(reads)  # read_files may go through read: count each once
         with open(listfile, "w") as f:
             f.write("\n".join(reads) + "\n")
         files = len(reads)
@@ -145,6 +189,9 @@ def bench(
         del res
 
         full, full_cpu = tick_us(c, ticks)
+        parsed, parsed_cpu = tick_us(c, ticks, parse_all=True)
+        for _ in range(max(2, warm)):  # back to the steady state
+            c.tick_sync()
         walk_t0 = time.perf_counter()
         for _ in range(ticks):
             c.tree._full()  # what discovery would cost each tick without inotify
@@ -157,6 +204,7 @@ def bench(
         print(
             f"tick, full:        {full / n:7.2f} / {full_cpu / n:7.2f}  ({full / 1000:.1f} ms wall)"
         )
+        print(f"tick, all parsed:  {parsed / n:7.2f} / {parsed_cpu / n:7.2f}")
         print(f"tick, idle on:     {idle / n:7.2f} / {idle_cpu / n:7.2f}")
         print(f"(a full walk, which inotify avoids: {walk / n:.2f} us/cgroup wall)")
         if exe is not None:
@@ -200,7 +248,10 @@ def bench(
 
         target = TARGET_CPU.get(n)
         tgt = f" (target <= {target:.0f} %)" if target else ""
-        print(f"CPU for one tick per second, from the tick's CPU time: {full_cpu / 1e4:.1f} %{tgt}")
+        print(
+            f"CPU for one tick per second, from the tick's CPU time: {full_cpu / 1e4:.2f} %"
+            f" (every file parsed: {parsed_cpu / 1e4:.2f} %){tgt}"
+        )
         for label, idle_every in (("full reads", 1), ("idle sampling (default)", 5)):
             pct, tps = asyncio.run(run_for(run_s, idle_every))
             late = "" if tps > 0.9 else " - ticks overran the 1 s interval"
@@ -226,22 +277,44 @@ def bench(
         remove_tree(base)
 
 
+def steady(parent: str, n: int, warm: int, ticks: int) -> None:
+    base = make_tree(parent, n, "")
+    try:
+        c = Collector(CgroupRoot(base), Store(history_len=600), idle_every=1, kmsg=False)
+        for _ in range(max(2, warm)):
+            c.tick_sync()
+        c0 = time.thread_time()
+        for _ in range(ticks):
+            c.tick_sync()
+        if ticks:
+            cpu = (time.thread_time() - c0) / ticks / n * 1e6
+            print(f"{ticks} steady ticks: {cpu:.2f} us CPU per cgroup")
+        c.close()
+    finally:
+        remove_tree(base)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--counts", default="1000,10000")
     ap.add_argument("--tree", default="/sys/fs/cgroup/unified")
     ap.add_argument("--ticks", type=int, default=3)
     ap.add_argument("--run-s", type=float, default=3.0)
+    ap.add_argument("--warm", type=int, default=21, help="ticks before measuring")
     ap.add_argument(
         "--controllers", default="", help="e.g. cpu,memory,pids,io: enable them (VM only)"
     )
+    ap.add_argument("--steady-ticks", type=int, default=None, help="only T steady ticks")
     a = ap.parse_args()
     print(f"kernel {os.uname().release}, python {sys.version.split()[0]}, tree {a.tree}")
+    if a.steady_ticks is not None:
+        steady(a.tree, int(a.counts.split(",")[0]), a.warm, a.steady_ticks)
+        return
     counts = [int(x) for x in a.counts.split(",")]
     if len(counts) > 1:  # one process per N, so each RSS figure stands alone
         for n in counts:
             argv = [sys.argv[0], "--counts", str(n), "--tree", a.tree]
-            argv += ["--ticks", str(a.ticks), "--run-s", str(a.run_s)]
+            argv += ["--ticks", str(a.ticks), "--run-s", str(a.run_s), "--warm", str(a.warm)]
             argv += ["--controllers", a.controllers]
             subprocess.run([sys.executable, *argv], check=True)
         return
@@ -250,7 +323,7 @@ def main() -> None:
         if exe is None:
             print("gcc not found: C reader skipped")
         for n in counts:
-            bench(a.tree, n, exe, tmp, a.ticks, a.run_s, a.controllers)
+            bench(a.tree, n, exe, tmp, a.ticks, a.run_s, a.controllers, a.warm)
 
 
 if __name__ == "__main__":
