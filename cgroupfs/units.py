@@ -95,7 +95,8 @@ def format_bytes(n: Limit | None) -> str:
             if n % scale == 0:
                 return f"{n // scale} {unit}"
             # one decimal below 100, whole units above; rounded down so it never overstates
-            shown = math.floor(n * 10 / scale) / 10 if n < 100 * scale else n // scale
+            # (integer division: a float n * 10 / scale rounds up near 2**53 and above)
+            shown = (n * 10 // scale) / 10 if n < 100 * scale else n // scale
             return f"{shown:g} {unit}"
     return f"{n} B"
 
