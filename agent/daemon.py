@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -124,6 +125,9 @@ class Agent:
     async def _ready(self) -> None:
         """READY once the first tick is in: `systemctl start` returns when /metrics has data."""
         await self.store.wait_tick()
+        # Everything built at start-up (modules, config, the first tick's tree) lives as long as
+        # the agent: keep it out of every later collection (~0.5-1 µs per cgroup per tick).
+        gc.freeze()
         sdnotify.notify("READY=1\nSTATUS=collecting")
         log.info("ready: first tick collected (%d cgroups)", self.store.stats.cgroups)
 
