@@ -3,6 +3,8 @@ pane, beside the OOM kills the store keeps. Bounded: a few per cgroup, a few tho
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
@@ -59,3 +61,17 @@ async def watch_workloads(manager: Any, log: EventLog, path_of: Callable[[str], 
             for kind, text in workload_events(seen.get(name), d):
                 log.add(path_of(name), kind, text)
         seen = now
+
+
+def placement_events(log: EventLog, prefix: str) -> Callable[[int, str, str, str], None]:
+    """The policy engine's ``on_placed``: it runs on the engine's threads, so the event is
+    handed to the event loop (the log is not thread-safe). ``prefix``: the agent's root as the
+    store names it, so the event lands on the group's cgroup."""
+    loop = asyncio.get_running_loop()
+
+    def placed(pid: int, comm: str, group: str, reason: str) -> None:
+        text = f"placed {pid} ({comm}): {reason}"
+        with contextlib.suppress(RuntimeError):  # the loop closed while the agent stops
+            loop.call_soon_threadsafe(log.add, f"{prefix}policies/{group}", "placement", text)
+
+    return placed

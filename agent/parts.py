@@ -16,7 +16,7 @@ from aiohttp import web
 
 from agent.api.server import add_workload_routes, peer_check_middleware, serve_unix
 from agent.api.stats_routes import add_stats_routes
-from agent.events import EventLog, watch_workloads
+from agent.events import EventLog, placement_events, watch_workloads
 from agent.exporter.agentinfo import AgentInfo
 from agent.exporter.exporter import Exporter
 from agent.exporter.http import add_metrics_routes
@@ -80,21 +80,22 @@ async def build_parts(agent: Agent, layout: AgentLayout) -> dict[str, Part]:
     for problem in manager.problems:
         log.warning("workload state: %s", problem)
 
-    engine = None
-    if cfg.policy:
-        from agent.policyhost import make_engine
-
-        engine = make_engine(cfg, layout)
-    agent.engine = engine
-
-    monitor = SelfMonitor(cfg.memory_budget, agent.store, collector, agent.health)
-    agent.monitor = monitor
     prefix = agent_prefix(croot.path, layout)
     labels = _labeler(prefix, manager)
     events = EventLog()
 
     def workload_path(name: str) -> str:
         return (prefix or "") + workload_rel(name)
+
+    engine = None
+    if cfg.policy:
+        from agent.policyhost import make_engine
+
+        engine = make_engine(cfg, layout, on_placed=placement_events(events, prefix or ""))
+    agent.engine = engine
+
+    monitor = SelfMonitor(cfg.memory_budget, agent.store, collector, agent.health)
+    agent.monitor = monitor
 
     info = AgentInfo(
         labels=labels,

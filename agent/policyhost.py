@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from agent.config import AgentConfig
 from agent.rootsetup import AGENT_LEAF, AgentLayout
@@ -36,7 +36,11 @@ def protected_cgroups(layout: AgentLayout) -> tuple[str, ...]:
     return tuple(os.path.join(base, leaf) for leaf in (WORKLOADS, SHIMS, AGENT_LEAF))
 
 
-def make_engine(cfg: AgentConfig, layout: AgentLayout) -> HostedEngine:
+def make_engine(
+    cfg: AgentConfig,
+    layout: AgentLayout,
+    on_placed: Callable[[int, str, str, str], None] | None = None,
+) -> HostedEngine:
     assert cfg.policy is not None
     return HostedEngine(
         CgroupRoot(layout.policies),
@@ -44,4 +48,5 @@ def make_engine(cfg: AgentConfig, layout: AgentLayout) -> HostedEngine:
         reconcile_s=cfg.reconcile_interval_s,
         self_pids=(os.getpid(),),
         protected=protected_cgroups(layout),
+        on_placed=on_placed,
     )

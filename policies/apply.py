@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 class ApplyResult:
     counts: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
+    moved: list[MovePid] = field(default_factory=list)  # the moves that happened
 
 
 def _controllers(root: CgroupRoot, rel: str) -> frozenset[str]:
@@ -99,6 +100,7 @@ def apply(
                     continue
                 if writer.move_pid(root, a.rel, a.pid):
                     res.counts["moves"] += 1
+                    res.moved.append(a)
                     log.info("%s", a)
                 else:
                     res.counts["pids_gone"] += 1

@@ -26,7 +26,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from cgroupfs import writer
@@ -116,7 +116,9 @@ class PolicyEngine:
     paths as /proc/PID/cgroup shows them (e.g. "/pystats/workloads") whose processes are never
     moved. ``reconcile_s``: the full-pass period; ``watch_s``: how often the file's mtime is
     checked; ``use_connector``: False to rely on reconciles only (tests, benchmarks);
-    ``event_nice``: the nice value of the event thread, applied when permitted (None: leave it).
+    ``event_nice``: the nice value of the event thread, applied when permitted (None: leave it);
+    ``on_placed(pid, comm, group, reason)``: told of every move, from the event thread or the
+    reconcile's worker thread (so it must be thread-safe).
     """
 
     def __init__(
@@ -130,6 +132,7 @@ class PolicyEngine:
         watch_s: float = 2.0,
         use_connector: bool = True,
         event_nice: int | None = -10,
+        on_placed: Callable[[int, str, str, str], None] | None = None,
     ) -> None:
         self.root = root
         self.policy_path = policy_path
@@ -137,6 +140,7 @@ class PolicyEngine:
         self.watch_s = watch_s
         self.use_connector = use_connector
         self.event_nice = event_nice
+        self.on_placed = on_placed
         self.self_pids = frozenset(self_pids) | {os.getpid()}
         self.protected = tuple(protected)
         self.policy: Policy | None = None
@@ -222,6 +226,9 @@ class PolicyEngine:
         with self._stats_lock:
             for k, v in result.counts.items():
                 self.stats[k] = self.stats.get(k, 0) + v
+        if self.on_placed is not None:
+            for m in result.moved:
+                self.on_placed(m.pid, m.comm, m.rel, m.reason)
         self.stats["reconciles"] += 1
         self.stats["reconcile_seconds_last"] = time.monotonic() - t0
         return result.errors
@@ -265,6 +272,8 @@ class PolicyEngine:
         if moved:
             self.stats["event_moves"] += 1  # written by this thread only
             log.debug("placed %d (%s) in %s: %s", pid, p.comm, d.group.leaf, d.reason)
+            if self.on_placed is not None:
+                self.on_placed(pid, p.comm, d.group.leaf, d.reason)
         else:
             self._count("pids_gone")
         return moved

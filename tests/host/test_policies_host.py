@@ -12,6 +12,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -126,6 +127,11 @@ async def _wait_for(cond: object, timeout: float = 10.0) -> bool:
     return False
 
 
+def placed_append(out: list[tuple[int, str, str, str]]) -> Any:
+    """An on_placed hook that records (list.append is atomic across threads)."""
+    return lambda *a: out.append(a)
+
+
 async def test_engine_places_new_process_reloads_and_removes(
     host_cgroup: str, token: str, tmp_path: str
 ) -> None:
@@ -133,7 +139,14 @@ async def test_engine_places_new_process_reloads_and_removes(
     with open(path, "w") as f:
         f.write(_policy_text(token))
     root_cg = procs.hierarchy_path(host_cgroup)
-    eng = PolicyEngine(CgroupRoot(host_cgroup), path, reconcile_s=3600, watch_s=0.05)
+    placed: list[tuple[int, str, str, str]] = []
+    eng = PolicyEngine(
+        CgroupRoot(host_cgroup),
+        path,
+        reconcile_s=3600,
+        watch_s=0.05,
+        on_placed=placed_append(placed),
+    )
     task = asyncio.create_task(eng.run())
     p: subprocess.Popen[bytes] | None = None
     try:
@@ -142,6 +155,7 @@ async def test_engine_places_new_process_reloads_and_removes(
         p = subprocess.Popen(["sleep", token])
         target = f"{root_cg}/sleepers"
         assert await _wait_for(lambda: _cgroup_of(p.pid) == target)
+        assert await _wait_for(lambda: (p.pid, "sleepers") in {(x[0], x[2]) for x in placed})
         if eng.stats["connector_active"]:
             assert eng.stats["event_moves"] >= 1  # placed by the exec event, not a reconcile
         # an invalid policy is rejected: nothing moves, the old policy stays

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
-from agent.events import EventLog, watch_workloads, workload_events
+from agent.events import EventLog, placement_events, watch_workloads, workload_events
 
 
 def test_event_log_is_bounded_per_cgroup_and_in_cgroups() -> None:
@@ -59,3 +60,14 @@ async def test_watch_reports_changes_not_the_workloads_found_at_start() -> None:
         ("launch", "launched: httpd"),
         ("exit", "exited with status 3"),
     ]
+
+
+async def test_placements_from_another_thread_land_on_the_group() -> None:
+    log = EventLog()
+    placed = placement_events(log, "pystats/")
+    t = threading.Thread(target=placed, args=(42, "make", "build/jobs", "rule at line 3"))
+    t.start()
+    t.join()
+    await asyncio.sleep(0.01)  # handed to the loop, not written from the thread
+    [ev] = log.events("pystats/policies/build/jobs")
+    assert (ev.kind, ev.text) == ("placement", "placed 42 (make): rule at line 3")

@@ -201,8 +201,11 @@ def _run_scenario(env: Env, existing: int) -> None:
         assert resp.status == 200, resp.read()
         return dict(json.loads(resp.read()))
 
-    w1_cgroup = os.path.relpath(os.path.join(env.base, "workloads", "w1"), "/sys/fs/cgroup")
-    assert "launch" in {e["kind"] for e in history(w1_cgroup)["events"]}  # type: ignore[attr-defined]
+    def kinds(cgroup: str) -> set[str]:
+        return {e["kind"] for e in history(os.path.relpath(cgroup, "/sys/fs/cgroup"))["events"]}  # type: ignore[attr-defined]
+
+    assert "launch" in kinds(os.path.join(env.base, "workloads", "w1"))
+    assert "placement" in kinds(placed)  # the pre-existing process, moved by the policy
 
     # SIGHUP with a broken policy: rejected, the old one stays, nothing moves.
     good = env.policy.read_text()
