@@ -53,11 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(args: argparse.Namespace) -> AgentConfig:
-    """The config file with the flags over it; ConfigError lists every problem."""
-    from agent.config import ConfigError, load_config, parse_duration
+    """The config file with the flags over it, each flag checked as its setting would be;
+    ConfigError lists every problem."""
+    from agent.config import KEYS, ConfigError, load_config
 
     cfg = load_config(args.config)
-    overrides: dict[str, Any] = {
+    flags = {  # setting -> flag value
         "root": args.root,
         "collect_root": args.collect_root,
         "state_dir": args.state_dir,
@@ -65,13 +66,21 @@ def _load(args: argparse.Namespace) -> AgentConfig:
         "metrics_listen": args.metrics_listen,
         "policy": args.policy,
         "log_level": args.log_level,
+        "interval": args.interval,
     }
-    try:
-        if args.interval is not None:
-            overrides["interval_s"] = parse_duration(args.interval)
-    except ValueError as e:
-        raise ConfigError([f"--interval: {e}"]) from None
-    return replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    values: dict[str, Any] = {}
+    errors: list[str] = []
+    for key, raw in flags.items():
+        if raw is None:
+            continue
+        name, convert = KEYS[key]
+        try:
+            values[name] = convert(raw)
+        except (ValueError, TypeError) as e:
+            errors.append(f"--{key.replace('_', '-')}: {e}")
+    if errors:
+        raise ConfigError(errors)
+    return replace(cfg, **values)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

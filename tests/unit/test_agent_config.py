@@ -100,6 +100,14 @@ def test_agent_refuses_a_bad_config_with_exit_2(tmp_path: Path) -> None:
     assert "Traceback" not in r.stderr
 
 
+def test_bad_flags_are_refused_like_bad_settings() -> None:
+    r = _agent("--metrics-listen", "nope", "--interval", "fast", "--log-level", "debug")
+    assert r.returncode == 2
+    assert "--metrics-listen: expected HOST:PORT such as 127.0.0.1:9753, got 'nope'" in r.stderr
+    assert "--interval: expected a duration" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
 def test_shipped_example_config_is_valid() -> None:
     example = Path(__file__).parents[2] / "deploy" / "agent.yaml"
     cfg = load_config(str(example))
