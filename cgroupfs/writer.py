@@ -71,9 +71,10 @@ def _missing_file_hint(filename: str) -> str:
     controller = filename.partition(".")[0]
     if controller != "cgroup":
         return (
-            f"the {controller} controller is not enabled for this cgroup: it must be listed in "
-            "the parent's cgroup.subtree_control (create(..., controllers=...) enables it), and "
-            "available at all on this host (see cgroupfs.mount.detect)"
+            f"the {controller} controller is not enabled for this cgroup: either cgroup v2 does "
+            f"not have it on this host (on a hybrid v1/v2 host it is bound to v1; "
+            f"`pystats-agent --check-config` says why) or the parent's cgroup.subtree_control "
+            f"does not list it"
         )
     return "the kernel has no such cgroup file"
 
