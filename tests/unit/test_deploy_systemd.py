@@ -25,7 +25,10 @@ def test_unit_settings() -> None:
     assert svc["KillMode"] == "process"  # workloads survive agent restarts
     assert svc["Restart"] == "on-failure"
     assert int(svc["LimitNOFILE"]) >= 100_000
-    assert svc["ProtectSystem"] == "strict"
+    # full, not strict: workloads inherit it, and their rootfs or data may live under /srv, /var
+    assert svc["ProtectSystem"] == "full"
+    for inherited_by_workloads in ("PrivateTmp", "SystemCallArchitectures", "RestrictRealtime"):
+        assert inherited_by_workloads not in svc
     assert "/sys/fs/cgroup" in svc["ReadWritePaths"] and "/var/lib/pystats" in svc["ReadWritePaths"]
     assert "WatchdogSec" in svc
 
