@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -34,3 +37,15 @@ def vm_cgroup() -> Iterator[str]:
         f.write("+cpu +memory +pids")
     with envcheck.scratch_cgroup(root, {"cpu", "memory", "pids"}) as path:
         yield path
+
+
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A root-owned scratch directory every user may enter, as /etc is (pytest's tmp_path is
+    0700): for workloads that run as another user, e.g. a user namespace's mapped root."""
+    path = tempfile.mkdtemp(prefix="pystats-open-", dir="/tmp")
+    os.chmod(path, 0o755)
+    try:
+        yield Path(path)
+    finally:
+        shutil.rmtree(path)

@@ -8,7 +8,8 @@ import asyncio
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -36,17 +37,6 @@ async def manager(host_cgroup: str) -> AsyncIterator[WorkloadManager]:
         shutil.rmtree(state, ignore_errors=True)
 
 
-@pytest.fixture
-def open_dir() -> Iterator[str]:
-    """A root-owned directory every user may enter, as /etc is."""
-    path = tempfile.mkdtemp(prefix="pystats-userns-", dir="/tmp")
-    os.chmod(path, 0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path)
-
-
 async def _exited(m: WorkloadManager, name: str) -> str:
     for _ in range(600):
         if m.inspect(name)["state"] == "exited":
@@ -63,7 +53,7 @@ def _status_ids(pid: int) -> dict[str, list[str]]:
 
 
 async def test_root_inside_is_an_unprivileged_uid_outside(
-    manager: WorkloadManager, open_dir: str
+    manager: WorkloadManager, open_dir: Path
 ) -> None:
     secret = os.path.join(open_dir, "secret")
     public = os.path.join(open_dir, "public")
@@ -78,7 +68,11 @@ async def test_root_inside_is_an_unprivileged_uid_outside(
     )
     info = await manager.create(
         WorkloadSpec(
-            name="u", argv=["sh", "-c", script], workdir=open_dir, userns=True, userns_base=BASE
+            name="u",
+            argv=["sh", "-c", script],
+            workdir=str(open_dir),
+            userns=True,
+            userns_base=BASE,
         )
     )
     assert info["userns"] == {"uid_map": f"0 {BASE} 65536", "gid_map": f"0 {BASE} 65536"}
@@ -105,7 +99,7 @@ async def test_root_inside_is_an_unprivileged_uid_outside(
 
 
 async def test_rootfs_with_dev_and_sys_inside_the_user_namespace(
-    manager: WorkloadManager, open_dir: str
+    manager: WorkloadManager, open_dir: Path
 ) -> None:
     rootfs = os.path.join(open_dir, "rootfs")
     for d in ("bin", "dev", "sys", "tmp"):  # no /proc: the helper makes it as host root
@@ -131,7 +125,7 @@ async def test_rootfs_with_dev_and_sys_inside_the_user_namespace(
 
 
 async def test_helper_failure_is_exit_125_with_the_reason(
-    manager: WorkloadManager, open_dir: str
+    manager: WorkloadManager, open_dir: Path
 ) -> None:
     rootfs = os.path.join(open_dir, "rootfs")
     os.mkdir(rootfs)

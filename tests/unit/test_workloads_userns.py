@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,17 +20,6 @@ from agent.runtime.spec import (
     parse_userns_base,
 )
 from agent.workloads.manager import _userns_info
-
-
-@pytest.fixture
-def open_dir() -> Iterator[Path]:
-    """A scratch directory every user can reach (pytest's own tmp_path is 0700)."""
-    path = tempfile.mkdtemp(prefix="pystats-userns-unit-", dir="/tmp")
-    os.chmod(path, 0o755)
-    try:
-        yield Path(path)
-    finally:
-        shutil.rmtree(path)
 
 
 def _parse(*argv: str) -> dict[str, object]:

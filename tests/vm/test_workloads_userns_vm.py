@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from agent.api.client import ApiError
-from tests import envcheck
-from tests.vm.test_workloads_vm import Agent, _rootfs
+from tests.vm.wlagent import Agent, busybox_rootfs, running_agent
 
 pytestmark = pytest.mark.vm
 BASE = 200_000
@@ -23,31 +22,8 @@ MAX_USERNS = "/proc/sys/user/max_user_namespaces"
 
 @pytest.fixture(scope="module")
 def agent() -> Iterator[Agent]:
-    root = envcheck.require_vm()
-    with open(os.path.join(root, "cgroup.subtree_control"), "w") as f:
-        f.write("+cpu +memory +pids")
-    with envcheck.scratch_cgroup(root, {"cpu", "memory", "pids"}) as cg:
-        state = tempfile.mkdtemp(prefix="pystats-wl-userns-")
-        a = Agent(cg, state, os.path.join(state, "api.sock"))
-        a.start()
-        try:
-            yield a
-        finally:
-            for w in a.client.listing(all_=True):
-                a.client.rm(w["name"], force=True)
-            a.stop()
-            shutil.rmtree(state, ignore_errors=True)
-
-
-@pytest.fixture
-def open_dir() -> Iterator[str]:
-    """A root-owned directory every user may enter, as /etc is."""
-    path = tempfile.mkdtemp(prefix="pystats-userns-", dir="/tmp")
-    os.chmod(path, 0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path)
+    with running_agent("pystats-wl-userns-") as a:
+        yield a
 
 
 def _read(path: str) -> str:
@@ -56,7 +32,7 @@ def _read(path: str) -> str:
 
 
 def test_root_inside_unprivileged_outside_limits_in_force_stop_recorded(
-    agent: Agent, open_dir: str
+    agent: Agent, open_dir: Path
 ) -> None:
     secret, public = os.path.join(open_dir, "secret"), os.path.join(open_dir, "public")
     for path, mode in ((secret, 0o600), (public, 0o644)):
@@ -69,7 +45,7 @@ def test_root_inside_unprivileged_outside_limits_in_force_stop_recorded(
     )
     r = agent.cli(
         "run", "-d", "--name", "u", "--userns-base", str(BASE), "--memory", "48M",
-        "--pids", "20", "-w", open_dir, "--", "sh", "-c", script,
+        "--pids", "20", "-w", str(open_dir), "--", "sh", "-c", script,
     )  # fmt: skip
     assert r.returncode == 0 and r.stdout == "u\n", r.stderr
     deadline = time.monotonic() + 60
@@ -105,7 +81,7 @@ def test_run_streams_and_exits_with_the_code_oom_and_rootfs(agent: Agent) -> Non
     assert r.returncode == 137 and r.stdout == "0\n", r.stderr
     assert agent.client.inspect("oom")["oom_killed"] is True
 
-    rootfs = _rootfs()
+    rootfs = busybox_rootfs()
     os.chmod(rootfs, 0o755)
     try:
         script = "id -u; ls /sys/class/net; echo x > /dev/null && echo null; exit 3"
