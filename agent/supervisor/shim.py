@@ -109,12 +109,7 @@ def _supervise(wdir: str, run: int) -> int:
         pid = os.fork()
         if pid == 0:
             try:
-                null = os.open(os.devnull, os.O_RDONLY)
-                os.dup2(null, 0)
-                os.dup2(out_w, 1)
-                os.dup2(out_w, 2)
-                for fd in (null, out_r, out_w, go_w, err_r):
-                    os.close(fd)
+                _child_stdio(out_w, (out_r, out_w, go_w, err_r))
                 os.closerange(3, go_r)
                 exec_workload(spec, go_r, err_w)
             finally:
@@ -164,6 +159,17 @@ def _supervise(wdir: str, run: int) -> int:
     return 0
 
 
+def _child_stdio(out_w: int, close: tuple[int, ...]) -> None:
+    """In a freshly forked child: stdin from /dev/null, stdout and stderr into the log pipe, and
+    the parent's ends of the other pipes closed."""
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(out_w, 1)
+    os.dup2(out_w, 2)
+    for fd in (null, *close):
+        os.close(fd)
+
+
 def _fork_in_userns(
     spec: WorkloadSpec, out_r: int, out_w: int, go_r: int, go_w: int, err_r: int, err_w: int
 ) -> tuple[int, bool, str]:
@@ -180,12 +186,7 @@ def _fork_in_userns(
     helper = os.fork()
     if helper == 0:
         try:
-            null = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(null, 0)
-            os.dup2(out_w, 1)
-            os.dup2(out_w, 2)
-            for fd in (null, out_r, out_w, go_w, err_r, sync_r, ctl_w):
-                os.close(fd)
+            _child_stdio(out_w, (out_r, out_w, go_w, err_r, sync_r, ctl_w))
             _close_other_fds({go_r, err_w, sync_w, ctl_r})
             userns.run_helper(spec, sync_w, ctl_r, go_r, err_w)
         finally:
