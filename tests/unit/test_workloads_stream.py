@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,13 @@ async def _until_no_connections(runner: web.AppRunner) -> None:
     raise AssertionError("the agent still streams to a reader that left")
 
 
+async def _reap(proc: asyncio.subprocess.Process | None) -> None:
+    """A client a failed assertion left running is not left behind."""
+    if proc is not None and proc.returncode is None:
+        proc.kill()
+        await proc.wait()
+
+
 def _no_errors(caplog: pytest.LogCaptureFixture) -> None:
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == []
@@ -106,6 +114,7 @@ async def test_follow_into_a_closed_pipe_exits_141_quietly(
 ) -> None:
     m, runner, sock = await _serve(tmp_path, BIG_LOG)
     caplog.set_level(logging.DEBUG)
+    proc = None
     try:
         rd, wr = os.pipe()
         proc = await _follower(sock, wr)
@@ -119,15 +128,33 @@ async def test_follow_into_a_closed_pipe_exits_141_quietly(
         await _until_no_connections(runner)
         _no_errors(caplog)
     finally:
+        await _reap(proc)
         await runner.cleanup()
         await m.close()
 
 
+@pytest.fixture
+def sigint_as_on_a_terminal() -> Iterator[None]:
+    """Children start with SIGINT at its default, as a command typed in a shell does.
+
+    A process started by a non-interactive shell with `&` (a CI runner may be one) has SIGINT
+    ignored, its children inherit that, and then Python raises no KeyboardInterrupt: Ctrl-C would
+    do nothing. A Python handler here becomes SIG_DFL in the child at exec.
+    """
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.usefixtures("sigint_as_on_a_terminal")
 async def test_interrupted_follower_of_a_quiet_workload_is_let_go(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     m, runner, sock = await _serve(tmp_path, b"hello\n")
     caplog.set_level(logging.DEBUG)
+    proc = None
     try:
         rd, wr = os.pipe()
         proc = await _follower(sock, wr)
@@ -145,5 +172,6 @@ async def test_interrupted_follower_of_a_quiet_workload_is_let_go(
         _no_errors(caplog)
         assert m.inspect("chatty")["state"] == "running"
     finally:
+        await _reap(proc)
         await runner.cleanup()
         await m.close()
