@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from agent.statsview.history import Event
+from agent.workloads.exitinfo import describe_exit
 
 
 class EventLog:
@@ -44,10 +45,7 @@ def workload_events(old: dict[str, Any] | None, new: dict[str, Any]) -> list[tup
         again = f" (restart {new.get('restart_count')})" if new.get("restart_count") else ""
         return [("launch", f"launched{again}: {argv[:60]}")]
     if state == "exited":
-        code = new.get("exit_code")
-        oom = ", OOM-killed" if new.get("oom_killed") else ""
-        err = f" ({new['error']})" if new.get("error") else ""
-        return [("exit", f"exited with status {'?' if code is None else code}{oom}{err}")]
+        return [("exit", describe_exit(new))]
     return []
 
 

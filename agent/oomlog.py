@@ -14,11 +14,7 @@ log = logging.getLogger("pystats.agent")
 
 def describe(ev: OomEvent, labels: Mapping[str, str]) -> str:
     who = f" (workload {labels['workload']})" if labels.get("workload") else ""
-    victim = f": killed PID {ev.pid}" if ev.pid is not None else ""
-    if victim and ev.comm:
-        victim += f" ({ev.comm})"
-    times = f" x{ev.count}" if ev.count > 1 else ""
-    return f"OOM kill{times} in cgroup /{ev.cgroup}{who}{victim}; oom_kill now {ev.total}"
+    return f"{ev.what()} in cgroup /{ev.cgroup}{who}; oom_kill now {ev.total}"
 
 
 async def log_oom_kills(store: Store, labels: Callable[[str], Mapping[str, str]]) -> None:

@@ -80,3 +80,10 @@ class OomEvent:
     total: int  # the cgroup's oom_kill counter after it
     pid: int | None = None  # victim, where the kernel log told us
     comm: str | None = None
+
+    def what(self) -> str:
+        """ "OOM kill x2: killed PID 412 (python3)", as the agent's log and the live view say it."""
+        times = f" x{self.count}" if self.count > 1 else ""
+        if self.pid is None:
+            return f"OOM kill{times}"
+        return f"OOM kill{times}: killed PID {self.pid}" + (f" ({self.comm})" if self.comm else "")

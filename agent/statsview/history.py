@@ -37,8 +37,7 @@ def history_from_store(
     for o in store.oom_events():
         if o.cgroup != path:
             continue
-        victim = f" pid {o.pid} ({o.comm or '?'})" if o.pid is not None else ""
-        events.append(Event(o.wall, "oom_kill", f"OOM kill x{o.count}{victim}, total {o.total}"))
+        events.append(Event(o.wall, "oom_kill", f"{o.what()}, total {o.total}"))
     if e.gone:
         events.append(Event(e.sample.wall, "gone", "cgroup removed"))
     events.sort(key=lambda ev: ev.wall)

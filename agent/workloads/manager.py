@@ -32,6 +32,7 @@ from agent.supervisor import procs, state
 from agent.supervisor.forkserver import ForkServerClient
 from agent.supervisor.logs import log_files, log_path
 from agent.supervisor.shim import CONFIG, STATUS
+from agent.workloads.exitinfo import describe_exit
 from agent.workloads.policy import (
     STABLE_RUN_S,
     RestartPolicy,
@@ -287,9 +288,7 @@ class WorkloadManager:
         code = st.get("exit_code")
         code = 255 if code is None else int(code)
         ran = (st.get("finished_at") or 0) - (st.get("started_at") or 0)
-        how = "OOM-killed, " if st.get("oom_killed") else ""
-        why = f" ({st['error']})" if st.get("error") else ""
-        log.info("workload %s exited: %sstatus %d after %.1f s%s", w.spec.name, how, code, ran, why)
+        log.info("workload %s %s after %.1f s", w.spec.name, describe_exit(st), ran)
         w.failures_in_row = 0 if ran >= STABLE_RUN_S else w.failures_in_row + 1
         if should_restart(w.policy, code, w.restarts, w.stopped_by_user):
             w.restarts += 1

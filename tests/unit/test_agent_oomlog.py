@@ -15,7 +15,7 @@ from collectors.store import Store
 def test_describe_names_workload_and_victim() -> None:
     ev = OomEvent("pystats/workloads/hog", 0.0, 1, 3, pid=412, comm="python3")
     assert describe(ev, {"workload": "hog"}) == (
-        "OOM kill in cgroup /pystats/workloads/hog (workload hog): killed PID 412 (python3); "
+        "OOM kill: killed PID 412 (python3) in cgroup /pystats/workloads/hog (workload hog); "
         "oom_kill now 3"
     )
     assert describe(OomEvent("a/b", 0.0, 2, 2), {}) == "OOM kill x2 in cgroup /a/b; oom_kill now 2"
@@ -35,6 +35,6 @@ async def test_each_kill_is_logged_once(caplog: pytest.LogCaptureFixture) -> Non
     task.cancel()
     lines = [r.getMessage() for r in caplog.records]
     assert lines == [
-        "OOM kill in cgroup /x: killed PID 7; oom_kill now 1",
+        "OOM kill: killed PID 7 in cgroup /x; oom_kill now 1",
         "OOM kill in cgroup /y; oom_kill now 1",
     ]
