@@ -143,8 +143,11 @@ async def _follow(
     try:
         await _send_logs(request, resp, manager, name, follow)
         await resp.write_eof()
-    except ConnectionResetError:
-        pass  # the reader went away (Ctrl-C on `pystats logs -f`, `| head`): not an error
+    except ConnectionError:
+        # The reader went away (Ctrl-C on `pystats logs -f`, `| head`): not an error. aiohttp
+        # says ConnectionResetError or, when the peer left while a write waited to drain, plain
+        # ConnectionError("Connection lost").
+        pass
     return resp
 
 

@@ -46,8 +46,9 @@ async def _metrics(request: web.Request) -> web.StreamResponse:
         await resp.write(body)
         await resp.write(own)
         await resp.write_eof()
-    except ConnectionResetError:
+    except ConnectionError:
         # The scraper gave up (its scrape timeout) or went away: nothing to answer, no traceback.
+        # (ConnectionResetError, or plain ConnectionError when it left while a write drained.)
         pass
     return resp
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
+import pytest
 from aiohttp import ClientSession, web
 
 from agent.exporter import Exporter
@@ -109,3 +111,30 @@ async def test_run_prerenders_while_scrapes_keep_up() -> None:
         assert ex._cache.tick == 4 and not ex._cache.served
     finally:
         task.cancel()
+
+
+async def test_a_scraper_leaving_mid_body_is_no_error(caplog: pytest.LogCaptureFixture) -> None:
+    ex = Exporter(fixed_store(), fixed_info())
+    big = b"# a body far larger than the socket buffers\n" * (1 << 19)  # 22 MiB
+
+    async def parts(openmetrics: bool) -> tuple[bytes, bytes]:
+        return big, b""
+
+    ex.render_parts_async = parts  # type: ignore[method-assign]
+    runner = await serve_metrics(ex, "127.0.0.1", 0)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", bound_port(runner))
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await reader.readexactly(15)).startswith(b"HTTP/1.1 200")
+        await asyncio.sleep(0.2)  # the server now waits for its writes to drain
+        writer.transport.abort()  # a scrape timeout: the connection is reset mid-body
+        server = runner.server
+        assert server is not None
+        for _ in range(200):
+            if not server.connections:
+                break
+            await asyncio.sleep(0.01)
+        assert not server.connections
+    finally:
+        await runner.cleanup()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
