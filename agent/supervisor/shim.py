@@ -139,7 +139,10 @@ def _supervise(wdir: str, run: int) -> int:
             error = f"could not move the workload into {rel}: {e}"
     if placed:
         state.write_json_atomic(status_path(wdir), record)
-        os.write(go_w, b"g")
+        # Once "running" is on disk the workload can be killed (`pystats kill` at once): its end
+        # of the pipe is then gone, and its wait status below says how it ended.
+        with contextlib.suppress(BrokenPipeError):
+            os.write(go_w, b"g")
     elif started:
         error = error or f"could not move the workload into {rel}: it vanished"
     os.close(go_w)

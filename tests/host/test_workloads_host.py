@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import AsyncIterator
 
 import pytest
@@ -104,6 +106,40 @@ async def test_a_new_manager_readopts_a_running_workload(
     await other.start()
     assert other.states()["long"] == "running"
     assert other.inspect("long")["pid"] == info["pid"]
-    await other.kill("long")
-    assert other.inspect("long")["exit_code"] == 137
+    after = await other.kill("long")
+    assert after["exit_code"] == 137, (after.get("error"), after.get("signal"), after.get("state"))
     await other.close()
+
+
+async def test_a_workload_killed_as_it_starts_is_reported_killed(
+    manager: WorkloadManager, host_cgroup: str
+) -> None:
+    # The shim places the workload in its cgroup, records "running", then lets it go on: a kill
+    # before the go (`pystats kill` right after `run -d`) is still a kill (137, SIGKILL), not a
+    # supervisor failure. The killer watches the cgroup, so its kill often lands in that moment;
+    # ten tries make a miss of it unlikely.
+    for i in range(10):
+        procs = os.path.join(host_cgroup, "workloads", f"k{i}", "cgroup.procs")
+        stop = threading.Event()
+
+        def kill_on_arrival(procs: str = procs, stop: threading.Event = stop) -> None:
+            while not stop.is_set():
+                try:
+                    with open(procs) as f:
+                        pids = f.read().split()
+                except OSError:
+                    continue
+                if pids:
+                    os.kill(int(pids[0]), signal.SIGKILL)
+                    return
+
+        killer = threading.Thread(target=kill_on_arrival)
+        killer.start()
+        try:
+            await manager.create(WorkloadSpec(name=f"k{i}", argv=["sleep", "1000"]))
+        finally:
+            stop.set()
+            killer.join()
+        await _until(manager, f"k{i}", {"exited"})
+        after = manager.inspect(f"k{i}")
+        assert (after["exit_code"], after["signal"], after["error"]) == (137, 9, None), after
