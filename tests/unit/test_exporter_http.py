@@ -15,6 +15,7 @@ from agent.exporter.http import (
     serve_metrics,
     wants_openmetrics,
 )
+from tests.servers import until_no_connections
 from tests.unit.test_exporter_golden import fixed_info, fixed_store
 
 PROMETHEUS_ACCEPT = (
@@ -128,13 +129,7 @@ async def test_a_scraper_leaving_mid_body_is_no_error(caplog: pytest.LogCaptureF
         assert (await reader.readexactly(15)).startswith(b"HTTP/1.1 200")
         await asyncio.sleep(0.2)  # the server now waits for its writes to drain
         writer.transport.abort()  # a scrape timeout: the connection is reset mid-body
-        server = runner.server
-        assert server is not None
-        for _ in range(200):
-            if not server.connections:
-                break
-            await asyncio.sleep(0.01)
-        assert not server.connections
+        await until_no_connections(runner, "a scraper that left")
     finally:
         await runner.cleanup()
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []

@@ -24,6 +24,7 @@ from agent.runtime.spec import WorkloadSpec
 from agent.supervisor import procs, state
 from agent.workloads.manager import WorkloadManager
 from cgroupfs.paths import CgroupRoot
+from tests.servers import until_no_connections
 
 REPO = Path(__file__).resolve().parents[2]
 BIG_LOG = b"y\n" * (2 << 20)  # 4 MiB: far more than the socket and pipe buffers hold
@@ -87,16 +88,6 @@ async def _follower(sock: str, stdout: int) -> asyncio.subprocess.Process:
     )
 
 
-async def _until_no_connections(runner: web.AppRunner) -> None:
-    server = runner.server
-    assert server is not None
-    for _ in range(600):
-        if not server.connections:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the agent still streams to a reader that left")
-
-
 async def _reap(proc: asyncio.subprocess.Process | None) -> None:
     """A client a failed assertion left running is not left behind."""
     if proc is not None and proc.returncode is None:
@@ -125,7 +116,7 @@ async def test_follow_into_a_closed_pipe_exits_141_quietly(
         err = await asyncio.wait_for(proc.stderr.read(), 60)
         assert await asyncio.wait_for(proc.wait(), 60) == 141, err
         assert b"Traceback" not in err and b"BrokenPipe" not in err, err
-        await _until_no_connections(runner)
+        await until_no_connections(runner, "a reader that left")
         _no_errors(caplog)
     finally:
         await _reap(proc)
@@ -168,7 +159,7 @@ async def test_interrupted_follower_of_a_quiet_workload_is_let_go(
         assert b"Traceback" not in err, err
         os.close(rd)
         # Nothing is ever written again to that stream: the agent must notice on its own.
-        await _until_no_connections(runner)
+        await until_no_connections(runner, "a reader that left")
         _no_errors(caplog)
         assert m.inspect("chatty")["state"] == "running"
     finally:
