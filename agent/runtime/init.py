@@ -4,7 +4,8 @@ It runs in a fresh single-threaded process forked by the shim after the shim uns
 namespace, so this process is PID 1 of that namespace. It waits until the shim has moved it into
 the workload cgroup (limits are in force before any of the workload's instructions), then makes
 its own mount, UTS, IPC and (for --net none) network namespaces, mounts a fresh /proc, pivots into
-the rootfs when one is given, and execs argv without a shell. With --userns the namespaces exist
+the rootfs when one is given, and execs argv without a shell. Its own cgroup namespace, made
+once it is in its cgroup, shows that cgroup as "/". With --userns the namespaces exist
 already, made by the helper in agent.runtime.userns and owned by the new user namespace.
 
 Exit codes when the workload never starts: 127 command not found, 126 not executable or bad
@@ -92,9 +93,13 @@ def namespace_flags(spec: WorkloadSpec) -> int:
 
 
 def setup_namespaces(spec: WorkloadSpec, *, unshared: bool = False) -> None:
-    """Unshare (unless the user-namespace helper already did), then mounts, hostname, lo."""
-    if not unshared:
-        linux.unshare(namespace_flags(spec))
+    """Unshare (unless the user-namespace helper already did), then mounts, hostname, lo.
+
+    The cgroup namespace is made here in every case, after the go: only then is this process in
+    its workload cgroup, which becomes the root of its view (/proc/self/cgroup reads "0::/"), so
+    the workload learns nothing of the host's cgroup layout, as with docker's default on v2.
+    """
+    linux.unshare((0 if unshared else namespace_flags(spec)) | linux.CLONE_NEWCGROUP)
     # Nothing we mount may propagate back to the host.
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
     if spec.rootfs:

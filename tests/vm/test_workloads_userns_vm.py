@@ -40,7 +40,8 @@ def test_root_inside_unprivileged_outside_limits_in_force_stop_recorded(
             f.write("host\n")
         os.chmod(path, mode)
     script = (
-        "echo uid=$(id -u); cat secret || echo read-denied; echo pwned >> public || echo"
+        "echo uid=$(id -u); echo cg=$(cat /proc/self/cgroup);"
+        " cat secret || echo read-denied; echo pwned >> public || echo"
         " write-denied; echo ready; exec sleep 1000"
     )
     r = agent.cli(
@@ -56,6 +57,7 @@ def test_root_inside_unprivileged_outside_limits_in_force_stop_recorded(
     assert info["userns"] == {"uid_map": f"0 {BASE} 65536", "gid_map": f"0 {BASE} 65536"}
     # Root inside (uid 0 there) is uid BASE to the host, with no host groups left.
     assert "uid=0\n" in out
+    assert "cg=0::/\n" in out  # its own cgroup namespace, rooted at its workload cgroup
     status = dict(line.split(":", 1) for line in _read(f"/proc/{info['pid']}/status").splitlines())
     assert status["Uid"].split() == [str(BASE)] * 4
     assert status["Gid"].split() == [str(BASE)] * 4

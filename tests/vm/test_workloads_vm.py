@@ -34,13 +34,15 @@ def agent() -> Iterator[Agent]:
 def test_isolation_pid1_hostname_lo_only_no_host_processes(agent: Agent) -> None:
     script = (
         "echo pid=$$; echo host=$(hostname); echo nets=$(ls /sys/class/net);"
-        " echo loflags=$(cat /sys/class/net/lo/flags); echo nprocs=$(ls -d /proc/[0-9]* | wc -l)"
+        " echo loflags=$(cat /sys/class/net/lo/flags); echo nprocs=$(ls -d /proc/[0-9]* | wc -l);"
+        " echo cg=$(cat /proc/self/cgroup)"
     )
     agent.client.create({"name": "iso", "hostname": "iso-host", "argv": ["sh", "-c", script]})
     out = agent.output("iso")
     assert "pid=1\n" in out
     assert "host=iso-host\n" in out
     assert "nets=lo\n" in out
+    assert "cg=0::/\n" in out  # its own cgroup namespace: the host's layout stays hidden
     flags = int(out.split("loflags=")[1].split()[0], 16)
     assert flags & 0x1, "lo is not up"
     # sh, its subshell and ls: nothing of the host's (pytest, the dev server, init...)
