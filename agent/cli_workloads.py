@@ -91,13 +91,13 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "run",
         help="launch an isolated workload with limits",
-        description="Launch CMD in new mount, PID, network, UTS and IPC namespaces, in its own "
-        "cgroup with the limits in force before its first instruction. With --userns it also "
-        "gets a user namespace that owns the others: root inside is an unprivileged host uid and "
-        "gid (BASE, default 100000; ids 0-65535 inside map to BASE..BASE+65535 on the host), so "
-        "host files it can see but does not own are as out of reach as for any other user. "
-        "Host files outside the range appear owned by nobody (65534); chown a --rootfs into the "
-        "range (e.g. chown -R 100000:100000 DIR) for the workload to own it.",
+        description="Launch CMD in new mount, PID, network, UTS, IPC and cgroup namespaces, in "
+        "its own cgroup with the limits in force before its first instruction. With --userns it "
+        "also gets a user namespace that owns the others: root inside is an unprivileged host "
+        "uid and gid (BASE, default 100000; ids 0-65535 inside map to BASE..BASE+65535 on the "
+        "host), so host files it can see but does not own are as out of reach as for any other "
+        "user. Host files outside the range appear owned by nobody (65534); chown a --rootfs "
+        "into the range (e.g. chown -R 100000:100000 DIR) for the workload to own it.",
     )
     p.add_argument("--name", help="workload name (default: generated)")
     p.add_argument("--cpus", type=_cpus, help="CPU limit in cores, e.g. 0.5")
@@ -118,7 +118,8 @@ def register(sub: Any) -> None:
         "--userns-base",
         type=_userns_base,
         metavar="BASE",
-        help="first host uid/gid of the 65536-id range (default 100000; implies --userns)",
+        help="first host uid/gid of the 65536-id range (default 100000; implies --userns);"
+        " it must hold no account, group or /etc/subuid, /etc/subgid range",
     )
     p.add_argument("--env", "-e", action="append", type=_env, default=[], help="KEY=VALUE")
     p.add_argument("--workdir", "-w", help="working directory inside")

@@ -13,6 +13,7 @@ import stat
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from agent.runtime import idranges
 from cgroupfs import paths, units
 from cgroupfs.errors import UnsafePath
 
@@ -163,6 +164,20 @@ def parse_userns_base(value: object) -> int:
     return base
 
 
+def _userns_ids_free(base: int) -> None:
+    """The range must be nobody else's: no account, group or subordinate range of the host's."""
+    last = base + USERNS_SIZE - 1
+    used = idranges.taken()
+    clash = idranges.overlaps(base, last, used)
+    if clash:
+        more = f" and {len(clash) - 1} more" if len(clash) > 1 else ""
+        free = idranges.free_base(USERNS_SIZE, used, at_least=base)
+        raise SpecError(
+            f"--userns-base {base}: host ids {base}..{last} are already in use: "
+            f"{clash[0].describe()}{more}; --userns-base {free} is free"
+        )
+
+
 def _userns_reachable(rootfs: str, base: int) -> None:
     """With --userns the workload's root is an unprivileged host uid: every directory down to
     the rootfs must be searchable by it, or the runtime fails late with a bare EACCES."""
@@ -216,5 +231,6 @@ def check_spec(spec: WorkloadSpec) -> None:
             raise SpecError(f"invalid environment variable name {key!r}")
     if spec.userns:
         parse_userns_base(spec.userns_base)
+        _userns_ids_free(spec.userns_base)
         if spec.rootfs is not None:
             _userns_reachable(spec.rootfs, spec.userns_base)

@@ -10,6 +10,7 @@ import pytest
 from agent import cli
 from agent.api.server import spec_from_body
 from agent.cli_workloads import run_body
+from agent.runtime import idranges
 from agent.runtime.spec import (
     USERNS_DEFAULT_BASE,
     USERNS_MAX_BASE,
@@ -20,6 +21,17 @@ from agent.runtime.spec import (
     parse_userns_base,
 )
 from agent.workloads.manager import _userns_info
+
+
+@pytest.fixture(autouse=True)
+def id_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """The host's account and subordinate-id files, as this test writes them (empty at first)."""
+    files = {name: tmp_path / name for name in ("passwd", "group", "subuid", "subgid")}
+    for f in files.values():
+        f.write_text("")
+    kinds = {"passwd": "account", "group": "account", "subuid": "range", "subgid": "range"}
+    monkeypatch.setattr(idranges, "ID_FILES", tuple((str(files[n]), kinds[n]) for n in kinds))
+    return files
 
 
 def _parse(*argv: str) -> dict[str, object]:
@@ -150,3 +162,39 @@ def test_api_body() -> None:
     ]:
         with pytest.raises(SpecError, match=msg):
             spec_from_body(body)
+
+
+def test_a_range_that_is_someone_elses_is_refused_with_a_free_one_named(
+    id_files: dict[str, Path],
+) -> None:
+    id_files["passwd"].write_text(
+        "root:x:0:0::/root:/bin/sh\n# a comment\n\nnobody:x:65534:65534::/:/bin/false\n"
+        "broken line\n"
+    )
+    id_files["subuid"].write_text("alice:100000:65536\nbob:165536:65536\n")
+    id_files["subgid"].write_text("alice:100000:65536\n")
+    spec = WorkloadSpec(name="w", argv=["x"], userns=True)  # the default base, 100000
+    with pytest.raises(SpecError) as e:
+        check_spec(spec)
+    assert str(e.value) == (
+        "--userns-base 100000: host ids 100000..165535 are already in use: ids 100000..165535 of"
+        f" 'alice' ({id_files['subuid']}:1) and 1 more; --userns-base 262144 is free"
+    )
+    check_spec(WorkloadSpec(name="w", argv=["x"], userns=True, userns_base=262_144))
+    with pytest.raises(SpecError, match=r"id 65534 of 'nobody' \(.*passwd:4\)"):
+        check_spec(WorkloadSpec(name="w", argv=["x"], userns=True, userns_base=1_000))
+    # one id is enough: a group at the range's last id
+    id_files["group"].write_text("edge:x:327679:\n")
+    with pytest.raises(SpecError, match=r"id 327679 of 'edge'.*--userns-base 327680 is free"):
+        check_spec(WorkloadSpec(name="w", argv=["x"], userns=True, userns_base=262_144))
+
+
+def test_free_base_skips_every_clash() -> None:
+    used = [
+        idranges.Taken("f", 1, "a", 0, 0),
+        idranges.Taken("f", 2, "b", 100_000, 165_535),
+        idranges.Taken("f", 3, "c", 200_000, 200_000),
+    ]
+    assert idranges.free_base(65_536, used, at_least=100_000) == 262_144
+    assert idranges.free_base(65_536, used, at_least=1) == 262_144  # past b, then past c
+    assert idranges.free_base(65_536, [], at_least=100_000) == 131_072
