@@ -1,10 +1,13 @@
 """Which cgroup the agent may write, and preparing it.
 
-Under systemd with ``Delegate=yes`` the agent's own cgroup is delegated to it: it moves itself
-into the leaf ``agent/`` (processes live only in leaves) and only then enables controllers,
-as systemd's delegation rules ask. Elsewhere it uses a configured path (default
-``<cgroup2 mount>/pystats``). Everything it writes afterwards goes through a ``CgroupRoot`` of
-that path, which refuses anything outside it.
+Under systemd with ``Delegate=yes`` and ``DelegateSubgroup=agent`` (systemd >= 254) the unit's
+cgroup is the agent's: systemd starts it in the leaf ``agent/`` and it creates ``workloads/`` and
+``policies/`` beside it with the controllers enabled, as systemd's delegation rules ask. Where
+systemd starts it in the unit's cgroup itself (older systemd), using that cgroup would keep
+systemd from ever starting the agent again while a workload runs, so it uses
+``<cgroup2 mount>/pystats`` as it does outside systemd. A configured path overrides both.
+Everything it writes afterwards goes through a ``CgroupRoot`` of that path, which refuses
+anything outside it.
 """
 
 from __future__ import annotations
@@ -87,19 +90,34 @@ def choose_root(
         return path, False
     e = env if env is not None else os.environ
     mine = own_cgroup()
+    fallback = os.path.join(base, "pystats")
     if e.get("INVOCATION_ID") and mine and mine != "/":
         path = os.path.join(base, mine.lstrip("/"))
-        if path.endswith("/" + AGENT_LEAF):  # restarted after we moved ourselves
-            path = os.path.dirname(path)
-        if _is_delegated(path) or e.get("PYSTATS_ASSUME_DELEGATED") == "1":
-            return path, True
-        log.warning(
-            "running under systemd in %s, which is not delegated (Delegate=yes is missing); "
-            "using %s/pystats instead",
-            mine,
-            base,
-        )
-    return os.path.join(base, "pystats"), False
+        in_leaf = path.endswith("/" + AGENT_LEAF)
+        unit_cg = os.path.dirname(path) if in_leaf else path
+        if not (_is_delegated(unit_cg) or e.get("PYSTATS_ASSUME_DELEGATED") == "1"):
+            log.warning(
+                "running under systemd in %s, which is not delegated (Delegate=yes is missing); "
+                "using %s instead",
+                mine,
+                fallback,
+            )
+        elif in_leaf:
+            return unit_cg, True  # systemd started us in <unit>/agent (DelegateSubgroup=agent)
+        else:
+            # systemd started us in the unit's cgroup itself (systemd < 254 has no
+            # DelegateSubgroup=). Were we to enable controllers there for workloads/, systemd
+            # could not start the agent again while a workload runs: it must put the new agent
+            # into that cgroup, and the kernel refuses a process in a cgroup with controllers
+            # enabled for its children (status=219/CGROUP). So the subtree lives elsewhere.
+            log.info(
+                "systemd started the agent in %s itself (no DelegateSubgroup=, systemd < 254): "
+                "workloads and placed processes go to %s, so that a restart finds its cgroup "
+                "free",
+                mine,
+                fallback,
+            )
+    return fallback, False
 
 
 def prepare(mount: CgroupMount, configured: str | None) -> AgentLayout:

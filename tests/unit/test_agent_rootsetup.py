@@ -36,13 +36,26 @@ def test_systemd_delegated_cgroup_is_used(monkeypatch: pytest.MonkeyPatch) -> No
         rootsetup, "own_cgroup", lambda: "/system.slice/pystats-agent.service/agent"
     )
     env = {"INVOCATION_ID": "x", "PYSTATS_ASSUME_DELEGATED": "1"}
-    # After a restart the agent is already in its leaf: the root is the service cgroup.
+    # systemd (DelegateSubgroup=agent) started the agent in its leaf: the root is the unit's.
     assert choose_root(V2, None, env=env) == (
         "/sys/fs/cgroup/system.slice/pystats-agent.service",
         True,
     )
     # Not delegated (no xattr, no override): it does not write systemd's cgroup.
     assert choose_root(V2, None, env={"INVOCATION_ID": "x"}) == ("/sys/fs/cgroup/pystats", False)
+
+
+def test_delegated_cgroup_without_a_subgroup_is_left_to_systemd(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # systemd < 254 starts the agent in the unit's cgroup itself. Controllers enabled there for
+    # workloads/ would make systemd's next start of the agent fail (219/CGROUP) while any
+    # workload runs, so the agent keeps its subtree out of the unit's cgroup.
+    monkeypatch.setattr(rootsetup, "own_cgroup", lambda: "/system.slice/pystats-agent.service")
+    env = {"INVOCATION_ID": "x", "PYSTATS_ASSUME_DELEGATED": "1"}
+    with caplog.at_level("INFO", logger="agent.rootsetup"):
+        assert choose_root(V2, None, env=env) == ("/sys/fs/cgroup/pystats", False)
+    assert "no DelegateSubgroup=" in caplog.text
 
 
 def test_own_cgroup_reads_the_unified_line(tmp_path: Path) -> None:

@@ -3,16 +3,16 @@ a container inside the test VM: scripts/vm-systemd-container).
 
 The unit file is used as shipped; the container gives it what it names: /opt/pystats/venv (this
 checkout's .venv) and /etc/pystats/agent.yaml. Checked: Type=notify (active only once the agent
-said READY=1, accepted from the main process), WatchdogSec (pings arrive), Delegate=yes (the
-agent in its own agent/ leaf, controllers enabled for workloads/ and policies/), LimitNOFILE, a
-restart, and KillMode=process (a workload launched with the CLI survives `systemctl stop`, which
-ends the agent with status 0).
+said READY=1, accepted from the main process), WatchdogSec (pings arrive), Delegate=yes with
+the layout the agent picks for this systemd, LimitNOFILE, no device allow-list reaching
+workloads, and KillMode=process: a workload launched with the CLI survives `systemctl restart`
+(the new agent adopts it) and `systemctl stop` (which ends the agent with status 0).
 
-Not checked, because it fails under systemd 252: `systemctl restart` while a workload runs.
-systemd puts the new main process into the service's own cgroup, which then has controllers
-enabled for its children: "Failed to attach to cgroup /system.slice/pystats-agent.service:
-Device or resource busy", status=219/CGROUP (systemd >= 254 has DelegateSubgroup= for this).
-Timeouts are generous: the VM is software-emulated."""
+This test found that systemd 252 could not start the agent again while a workload ran: it puts
+the new agent into the unit's cgroup, where the agent had enabled controllers for workloads/
+("Failed to attach to cgroup ...: Device or resource busy", status=219/CGROUP). The unit now
+asks for DelegateSubgroup=agent (systemd >= 254), and on older systemd the agent keeps its
+subtree out of the unit's cgroup. Timeouts are generous: the VM is software-emulated."""
 
 from __future__ import annotations
 
@@ -200,18 +200,25 @@ def test_unit_under_real_systemd(container: Container) -> None:
     # systemd arms the watchdog when the service becomes ready.
     assert int(times["WatchdogTimestampMonotonic"]) > started, times
 
-    # 2. Delegate=yes: the agent moved itself into the agent/ leaf of its service cgroup and
-    # enabled the controllers for workloads/ and policies/ beside it.
-    own = c.ok("cat", f"/proc/{main_pid}/cgroup").strip()
-    assert own == f"0::/system.slice/{SERVICE}/agent", own
+    # 2. Delegate=yes. With DelegateSubgroup=agent (systemd >= 254) systemd starts the agent in
+    # <unit>/agent and the agent's subtree is the unit's cgroup. systemd 252 ignores it and
+    # starts the agent in the unit's cgroup itself: the agent then leaves that cgroup without
+    # controllers (else systemd could not start it again while workloads run, 219/CGROUP) and
+    # keeps its subtree in /sys/fs/cgroup/pystats, as outside systemd.
+    version = int(c.ok("systemctl", "--version").split()[1])
     svc = c.service_cgroup
     assert os.getxattr(svc, "trusted.delegate") == b"1"
-    assert {"cpu", "memory", "pids"} <= _controllers(svc, "cgroup.subtree_control")
-    with open(os.path.join(svc, "cgroup.procs")) as f:
-        assert f.read() == ""  # processes only in leaves
+    own = c.ok("cat", f"/proc/{main_pid}/cgroup").strip()
+    if version >= 254:
+        assert own == f"0::/system.slice/{SERVICE}/agent", own
+        tree = svc
+    else:
+        assert own == f"0::/system.slice/{SERVICE}", own
+        assert _controllers(svc, "cgroup.subtree_control") == set()
+        tree = os.path.join(c.cgroup, "pystats")
     for child in ("workloads", "policies"):
         assert {"cpu", "memory", "pids"} <= _controllers(
-            os.path.join(svc, child), "cgroup.controllers"
+            os.path.join(tree, child), "cgroup.controllers"
         )
     limits = c.ok("cat", f"/proc/{main_pid}/limits")
     assert any(
@@ -219,21 +226,30 @@ def test_unit_under_real_systemd(container: Container) -> None:
         for line in limits.splitlines()
     ), limits
 
-    # A restart (no workloads yet): a new agent, again in its leaf, again ready.
-    c.ok("systemctl", "restart", SERVICE, timeout=240)
-    now = c.show(*props)
-    assert now["ActiveState"] == "active" and now["SubState"] == "running", now
-    assert now["StatusText"] == "collecting"
-    new_pid = int(now["MainPID"])
-    assert new_pid != main_pid and not c.alive(main_pid)
-    assert c.ok("cat", f"/proc/{new_pid}/cgroup").strip() == f"0::/system.slice/{SERVICE}/agent"
-
-    # 3. A workload from the CLI, through the agent's socket in the unit's RuntimeDirectory.
-    c.cli("run", "-d", "--name", "sd-w1", "--memory", "64M", "--", "sleep", "900")
+    # 3. A workload from the CLI, through the agent's socket in the unit's RuntimeDirectory. It
+    # can open a device beyond the standard few: the unit sets no device allow-list, which every
+    # workload would inherit.
+    script = "head -c0 /dev/kmsg && echo kmsg-opened; exec sleep 900"
+    c.cli("run", "-d", "--name", "sd-w1", "--memory", "64M", "--", "sh", "-c", script)
     w = c.ps()["sd-w1"]
     assert w["state"] == "running", w
     wpid = int(w["pid"])  # type: ignore[call-overload]
-    with open(os.path.join(svc, "workloads", "sd-w1", "memory.max")) as f:
+    memory_max = os.path.join(tree, "workloads", "sd-w1", "memory.max")
+    with open(memory_max) as f:
+        assert f.read().strip() == str(64 * 1024 * 1024)
+    wait_for("the workload's output", lambda: "kmsg-opened" in c.cli("logs", "sd-w1"), timeout=60)
+
+    # A restart while the workload runs (KillMode=process): systemd starts a new agent, which
+    # adopts the workload, limits unchanged.
+    c.ok("systemctl", "restart", SERVICE, timeout=240)
+    now = c.show(*props)
+    assert now["ActiveState"] == "active" and now["SubState"] == "running", (now, c.journal())
+    assert now["StatusText"] == "collecting"
+    new_pid = int(now["MainPID"])
+    assert new_pid != main_pid and not c.alive(main_pid)
+    w = c.ps()["sd-w1"]
+    assert w["state"] == "running" and w["pid"] == wpid, w
+    with open(memory_max) as f:
         assert f.read().strip() == str(64 * 1024 * 1024)
 
     # WatchdogSec=30s: the agent pets the watchdog every 15 s while it collects.
@@ -257,9 +273,9 @@ def test_unit_under_real_systemd(container: Container) -> None:
     }, (now, c.journal())
     assert not c.alive(new_pid)
     assert c.alive(wpid)
-    with open(os.path.join(svc, "workloads", "sd-w1", "cgroup.procs")) as f:
+    with open(os.path.join(tree, "workloads", "sd-w1", "cgroup.procs")) as f:
         assert f.read().split(), "the workload's cgroup is empty after the agent stopped"
     # Cleanup: the workload and its shim by cgroup.kill, then every cgroup (the fixture).
-    with open(os.path.join(svc, "cgroup.kill"), "w") as f:
+    with open(os.path.join(tree, "cgroup.kill"), "w") as f:
         f.write("1")
     wait_for("the workload to be killed", lambda: not c.alive(wpid), timeout=60)
