@@ -125,10 +125,10 @@ def prepare(mount: CgroupMount, configured: str | None) -> AgentLayout:
     path, delegated = choose_root(mount, configured)
     usable = [c for c in CONTROLLERS if c in mount.controllers]
     if delegated:
-        # Into our own leaf first: a cgroup with processes cannot enable controllers for children.
+        # choose_root() calls it delegated only when systemd started us in <unit>/agent
+        # (DelegateSubgroup=agent): the unit's cgroup holds no process, so controllers can be
+        # enabled for the children.
         root = CgroupRoot(path)
-        writer.create(root, AGENT_LEAF, ())
-        writer.move_pid(root, AGENT_LEAF, os.getpid())
         for child in (WORKLOADS, POLICIES):
             writer.create(root, child, usable)
     else:
