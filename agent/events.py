@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from agent.statsview.history import Event
-from agent.workloads.exitinfo import describe_exit
+from workloads.lifecycle.exitinfo import describe_exit
 
 
 class EventLog:

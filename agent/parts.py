@@ -22,10 +22,10 @@ from agent.exporter.exporter import Exporter
 from agent.exporter.http import add_metrics_routes
 from agent.oomlog import log_oom_kills
 from agent.rootsetup import AgentLayout
-from agent.runtime.cgroups import workload_rel
 from agent.selfmon import SelfMonitor
-from agent.workloads.manager import WorkloadManager
 from collectors.collector import Collector
+from workloads.lifecycle.manager import WorkloadManager
+from workloads.runtime.cgroups import workload_rel
 
 if TYPE_CHECKING:
     from agent.daemon import Agent

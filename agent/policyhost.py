@@ -7,9 +7,9 @@ from collections.abc import Callable, Mapping
 
 from agent.config import AgentConfig
 from agent.rootsetup import AGENT_LEAF, AgentLayout
-from agent.runtime.cgroups import SHIMS, WORKLOADS
 from cgroupfs.paths import CgroupRoot
 from policies.engine import PolicyEngine
+from workloads.runtime.cgroups import SHIMS, WORKLOADS
 
 
 class HostedEngine(PolicyEngine):

@@ -27,7 +27,8 @@ from typing import Any
 import aiofiles
 from aiohttp import web
 
-from agent.runtime.spec import (
+from workloads.lifecycle.manager import WorkloadError, WorkloadManager
+from workloads.runtime.spec import (
     USERNS_DEFAULT_BASE,
     SpecError,
     WorkloadSpec,
@@ -35,7 +36,6 @@ from agent.runtime.spec import (
     parse_limits,
     parse_userns_base,
 )
-from agent.workloads.manager import WorkloadError, WorkloadManager
 
 CREATE_FIELDS = frozenset(
     {

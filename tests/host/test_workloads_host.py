@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from agent.runtime.spec import WorkloadSpec
-from agent.workloads.manager import WorkloadManager
 from cgroupfs.paths import CgroupRoot
+from workloads.lifecycle.manager import WorkloadManager
+from workloads.runtime.spec import WorkloadSpec
 
 pytestmark = pytest.mark.host
 

@@ -12,10 +12,10 @@ import pytest
 
 from agent.api.client import ApiError, WorkloadClient
 from agent.api.server import make_app, serve_unix, spec_from_body
-from agent.runtime.spec import SpecError, WorkloadSpec
-from agent.supervisor import state
-from agent.workloads.manager import WorkloadManager
 from cgroupfs.paths import CgroupRoot
+from workloads.lifecycle.manager import WorkloadManager
+from workloads.runtime.spec import SpecError, WorkloadSpec
+from workloads.supervisor import state
 
 
 async def _serve(tmp_path: Path, allowed: list[int]) -> tuple[WorkloadManager, object, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from agent.supervisor.logs import RotatingLog, log_files
+from workloads.supervisor.logs import RotatingLog, log_files
 
 
 def _read(paths: list[str]) -> bytes:

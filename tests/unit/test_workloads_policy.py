@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from agent.runtime.spec import SpecError
-from agent.workloads.policy import (
+from workloads.lifecycle.restart import (
     BACKOFF_CAP_S,
     RestartPolicy,
     backoff_delay,
     parse_restart,
     should_restart,
 )
+from workloads.runtime.spec import SpecError
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from agent import cli
-from agent.cli_workloads import run_body
-from agent.runtime.spec import (
+from agent.cli.workloads import run_body
+from workloads.runtime.spec import (
     Limits,
     SpecError,
     WorkloadSpec,

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.runtime.spec import WorkloadSpec
-from agent.supervisor import procs, state
-from agent.workloads.manager import WorkloadManager
 from cgroupfs.paths import CgroupRoot
+from workloads.lifecycle.manager import WorkloadManager
+from workloads.runtime.spec import WorkloadSpec
+from workloads.supervisor import procs, state
 
 
 def test_atomic_write_replaces_whole_and_leaves_no_temp(tmp_path: Path) -> None:

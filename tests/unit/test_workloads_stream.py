@@ -20,11 +20,11 @@ import pytest
 from aiohttp import web
 
 from agent.api.server import make_app, serve_unix
-from agent.runtime.spec import WorkloadSpec
-from agent.supervisor import procs, state
-from agent.workloads.manager import WorkloadManager
 from cgroupfs.paths import CgroupRoot
 from tests.servers import until_no_connections
+from workloads.lifecycle.manager import WorkloadManager
+from workloads.runtime.spec import WorkloadSpec
+from workloads.supervisor import procs, state
 
 REPO = Path(__file__).resolve().parents[2]
 BIG_LOG = b"y\n" * (2 << 20)  # 4 MiB: far more than the socket and pipe buffers hold

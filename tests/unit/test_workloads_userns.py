@@ -9,9 +9,10 @@ import pytest
 
 from agent import cli
 from agent.api.server import spec_from_body
-from agent.cli_workloads import run_body
-from agent.runtime import idranges
-from agent.runtime.spec import (
+from agent.cli.workloads import run_body
+from workloads.lifecycle.manager import _userns_info
+from workloads.runtime import idranges
+from workloads.runtime.spec import (
     USERNS_DEFAULT_BASE,
     USERNS_MAX_BASE,
     USERNS_SIZE,
@@ -20,7 +21,6 @@ from agent.runtime.spec import (
     check_spec,
     parse_userns_base,
 )
-from agent.workloads.manager import _userns_info
 
 
 @pytest.fixture(autouse=True)

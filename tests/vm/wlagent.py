@@ -1,4 +1,4 @@
-"""The workload API's dev server (agent.workloads.devserver) run for VM tests, and a tiny rootfs."""
+"""The workload API's dev server (agent.api.devserver) run for VM tests, and a tiny rootfs."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ class Agent:
             [
                 sys.executable,
                 "-m",
-                "agent.workloads.devserver",
+                "agent.api.devserver",
                 "--root",
                 self.root,
                 "--state",

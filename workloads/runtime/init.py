@@ -6,7 +6,7 @@ the workload cgroup (limits are in force before any of the workload's instructio
 its own mount, UTS, IPC and (for --net none) network namespaces, mounts a fresh /proc, pivots into
 the rootfs when one is given, and execs argv without a shell. Its own cgroup namespace, made
 once it is in its cgroup, shows that cgroup as "/". With --userns the namespaces exist
-already, made by the helper in agent.runtime.userns and owned by the new user namespace.
+already, made by the helper in workloads.runtime.userns and owned by the new user namespace.
 
 Exit codes when the workload never starts: 127 command not found, 126 not executable or bad
 workdir, 125 the runtime's own setup failed. The message goes to the workload's log (fd 2) and to
@@ -22,8 +22,8 @@ import resource
 import signal
 from typing import NoReturn
 
-from agent.runtime import linux
-from agent.runtime.spec import WorkloadSpec
+from workloads.runtime import linux
+from workloads.runtime.spec import WorkloadSpec
 
 EXIT_SETUP = 125
 EXIT_CANNOT_EXEC = 126

@@ -27,7 +27,7 @@ def _socket_default() -> str:
 
 
 def _memory(text: str) -> str:
-    from agent.runtime.spec import SpecError, parse_limits
+    from workloads.runtime.spec import SpecError, parse_limits
 
     try:
         parse_limits(memory=text)
@@ -37,7 +37,7 @@ def _memory(text: str) -> str:
 
 
 def _cpus(text: str) -> str:
-    from agent.runtime.spec import SpecError, parse_limits
+    from workloads.runtime.spec import SpecError, parse_limits
 
     try:
         parse_limits(cpus=text)
@@ -53,8 +53,8 @@ def _pids(text: str) -> str:
 
 
 def _restart(text: str) -> str:
-    from agent.runtime.spec import SpecError
-    from agent.workloads.policy import parse_restart
+    from workloads.lifecycle.restart import parse_restart
+    from workloads.runtime.spec import SpecError
 
     try:
         parse_restart(text)
@@ -64,7 +64,7 @@ def _restart(text: str) -> str:
 
 
 def _userns_base(text: str) -> int:
-    from agent.runtime.spec import SpecError, parse_userns_base
+    from workloads.runtime.spec import SpecError, parse_userns_base
 
     try:
         return parse_userns_base(text)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent.runtime.spec import SpecError
+from workloads.runtime.spec import SpecError
 
 BACKOFF_BASE_S = 0.1
 BACKOFF_CAP_S = 30.0

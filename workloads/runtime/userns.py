@@ -32,9 +32,9 @@ import contextlib
 import os
 from typing import NoReturn
 
-from agent.runtime import init, linux
-from agent.runtime.init import EXIT_SETUP
-from agent.runtime.spec import WorkloadSpec
+from workloads.runtime import init, linux
+from workloads.runtime.init import EXIT_SETUP
+from workloads.runtime.spec import WorkloadSpec
 
 SYNC_UNSHARED = b"u"
 CTL_MAPPED = b"m"

@@ -11,7 +11,9 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from agent import cli_policy, cli_view, cli_workloads
+from agent.cli import policy as cli_policy
+from agent.cli import view as cli_view
+from agent.cli import workloads as cli_workloads
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -13,9 +13,9 @@ import stat
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from agent.runtime import idranges
 from cgroupfs import paths, units
 from cgroupfs.errors import UnsafePath
+from workloads.runtime import idranges
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -1,6 +1,6 @@
 """A workload API server without the rest of the agent, for tests and benchmarks.
 
-    python -m agent.workloads.devserver --root /sys/fs/cgroup/pystats --state /tmp/st \
+    python -m agent.api.devserver --root /sys/fs/cgroup/pystats --state /tmp/st \
         --socket /tmp/st/api.sock
 
 It serves only the workload routes; the real daemon (agent/daemon.py) mounts the same routes
@@ -18,8 +18,8 @@ import sys
 from collections.abc import Sequence
 
 from agent.api.server import make_app, serve_unix
-from agent.workloads.manager import WorkloadManager
 from cgroupfs.paths import CgroupRoot
+from workloads.lifecycle.manager import WorkloadManager
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -48,7 +48,7 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m agent.workloads.devserver")
+    p = argparse.ArgumentParser(prog="python -m agent.api.devserver")
     p.add_argument("--root", required=True, help="the agent's cgroup root")
     p.add_argument("--state", required=True, help="state directory")
     p.add_argument("--socket", required=True, help="API socket path")

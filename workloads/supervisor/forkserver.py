@@ -22,7 +22,7 @@ import sys
 import threading
 from typing import IO, Any
 
-from agent.supervisor import shim
+from workloads.supervisor import shim
 
 
 def _serve(inp: IO[str], out: IO[str]) -> int:
@@ -63,7 +63,7 @@ class ForkServerClient:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_parent, env.get("PYTHONPATH")) if p)
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "agent.supervisor.forkserver"],
+            [sys.executable, "-m", "workloads.supervisor.forkserver"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

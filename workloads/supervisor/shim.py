@@ -1,15 +1,15 @@
 """The shim: supervises one run of one workload, independently of the agent.
 
 It is a fresh single-threaded process (forked by the fork server, or started with
-``python -m agent.supervisor.shim DIR RUN``; never forked from the threaded agent). It:
+``python -m workloads.supervisor.shim DIR RUN``; never forked from the threaded agent). It:
 
 1. leaves the agent's session and cgroup (its own session, the ``<root>/shims`` leaf), so the
    workload keeps running when the agent stops or crashes;
 2. unshares the PID namespace and forks the workload process, which is PID 1 there (with
    --userns a helper makes the namespaces instead, and the shim writes its uid/gid maps:
-   see agent.runtime.userns);
+   see workloads.runtime.userns);
 3. moves that process into ``<root>/workloads/<name>`` (limits already set by the manager) and
-   only then lets it go on to set up its namespaces and exec (agent.runtime.init);
+   only then lets it go on to set up its namespaces and exec (workloads.runtime.init);
 4. holds the read end of the workload's stdout+stderr pipe and writes it to rotated logs;
 5. reaps it, reads memory.events oom_kill, and records the exit durably in ``status.json``.
 
@@ -27,12 +27,12 @@ import sys
 import time
 from typing import Any
 
-from agent.runtime import cgroups, linux, userns
-from agent.runtime.init import EXIT_SETUP, exec_workload
-from agent.runtime.spec import WorkloadSpec
-from agent.supervisor import procs, state
-from agent.supervisor.logs import RotatingLog, log_path
 from cgroupfs.paths import CgroupRoot
+from workloads.runtime import cgroups, linux, userns
+from workloads.runtime.init import EXIT_SETUP, exec_workload
+from workloads.runtime.spec import WorkloadSpec
+from workloads.supervisor import procs, state
+from workloads.supervisor.logs import RotatingLog, log_path
 
 CONFIG = "config.json"
 STATUS = "status.json"
@@ -176,7 +176,7 @@ def _child_stdio(out_w: int, close: tuple[int, ...]) -> None:
 def _fork_in_userns(
     spec: WorkloadSpec, out_r: int, out_w: int, go_r: int, go_w: int, err_r: int, err_w: int
 ) -> tuple[int, bool, str]:
-    """Start the workload through the user-namespace helper (agent.runtime.userns).
+    """Start the workload through the user-namespace helper (workloads.runtime.userns).
 
     Returns (pid, started, error). Started: ``pid`` is the workload, now a child of this shim,
     waiting for its go. Not started: ``pid`` is the helper, not yet reaped, which has failed or
@@ -275,7 +275,7 @@ def _pump(pid: int, out_r: int, err_r: int, log: RotatingLog, error: str) -> dic
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
-        print("usage: python -m agent.supervisor.shim WORKLOAD_DIR RUN", file=sys.stderr)
+        print("usage: python -m workloads.supervisor.shim WORKLOAD_DIR RUN", file=sys.stderr)
         return 2
     return run_shim(argv[0], int(argv[1]))
 

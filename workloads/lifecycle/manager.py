@@ -26,22 +26,22 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.runtime import cgroups, userns
-from agent.runtime.spec import SpecError, WorkloadSpec, check_spec, validate_name
-from agent.supervisor import procs, state
-from agent.supervisor.forkserver import ForkServerClient
-from agent.supervisor.logs import log_files, log_path
-from agent.supervisor.shim import CONFIG, STATUS
-from agent.workloads.exitinfo import describe_exit
-from agent.workloads.policy import (
+from cgroupfs.errors import CgroupError
+from cgroupfs.paths import CgroupRoot
+from workloads.lifecycle.exitinfo import describe_exit
+from workloads.lifecycle.restart import (
     STABLE_RUN_S,
     RestartPolicy,
     backoff_delay,
     parse_restart,
     should_restart,
 )
-from cgroupfs.errors import CgroupError
-from cgroupfs.paths import CgroupRoot
+from workloads.runtime import cgroups, userns
+from workloads.runtime.spec import SpecError, WorkloadSpec, check_spec, validate_name
+from workloads.supervisor import procs, state
+from workloads.supervisor.forkserver import ForkServerClient
+from workloads.supervisor.logs import log_files, log_path
+from workloads.supervisor.shim import CONFIG, STATUS
 
 log = logging.getLogger(__name__)
 
@@ -517,7 +517,7 @@ def _spawn_process(wdir: str, run: int) -> int:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_parent, env.get("PYTHONPATH")) if p)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "agent.supervisor.shim", wdir, str(run)],
+        [sys.executable, "-m", "workloads.supervisor.shim", wdir, str(run)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import contextlib
 
-from agent.runtime.spec import Limits
 from cgroupfs import reader, writer
 from cgroupfs.errors import CgroupError, CgroupGone
 from cgroupfs.parsers import parse_memory_events
 from cgroupfs.paths import CgroupRoot
 from cgroupfs.units import cpu_max_value
+from workloads.runtime.spec import Limits
 
 WORKLOADS = "workloads"
 SHIMS = "shims"

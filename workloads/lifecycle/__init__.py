@@ -1,0 +1,1 @@
+"""Workload lifecycle: the manager (create, start, stop, adopt, restart policies, records)."""
