@@ -1,0 +1,139 @@
+"""The typed records between manager and shim: round trip, today's unversioned format, corruption."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from workloads.runtime.spec import Limits, WorkloadSpec
+from workloads.supervisor.record import VERSION, RunStatus, ShimConfig, State
+from workloads.supervisor.state import CorruptRecord
+
+# Exactly what the shim of the agent before versioned records wrote for a running workload
+# (status.json of a `pystats run -d --name web -- sleep 1000`), byte for byte.
+OLD_RUNNING = b"""{
+ "error": null,
+ "exit_code": null,
+ "finished_at": null,
+ "oom_killed": false,
+ "pid": 4242,
+ "pid_start": 123456,
+ "run": 3,
+ "shim_pid": 4240,
+ "shim_start": 123450,
+ "signal": null,
+ "started_at": 1796620000.123456,
+ "state": "running"
+}
+"""
+# ... and what its shim wrote when it failed before the workload ran.
+OLD_FAILED = {
+    "run": 1,
+    "state": "exited",
+    "exit_code": 125,
+    "finished_at": 1796620001.5,
+    "error": "the supervisor failed: boom",
+}
+OLD_CONFIG = {
+    "spec": WorkloadSpec(name="web", argv=["sleep", "1000"], limits=Limits(pids=5)).to_json(),
+    "root": "/sys/fs/cgroup/pystats",
+    "created_at": 1796619999.0,
+    "log_max_bytes": 10485760,
+    "log_keep": 3,
+}
+
+
+def test_state_values_are_the_wire_spelling() -> None:
+    assert [s.value for s in State] == ["created", "running", "exited", "restarting"]
+    assert State("running") is State.RUNNING and State.RUNNING == "running"
+    assert f"{State.EXITED}" == "exited" and json.dumps(State.EXITED) == '"exited"'
+
+
+def test_old_unversioned_status_is_read_as_version_1() -> None:
+    st = RunStatus.from_json(json.loads(OLD_RUNNING))
+    assert st == RunStatus(
+        run=3,
+        state=State.RUNNING,
+        shim_pid=4240,
+        shim_start=123450,
+        pid=4242,
+        pid_start=123456,
+        started_at=1796620000.123456,
+        version=1,
+    )
+    failed = RunStatus.from_json(OLD_FAILED)
+    assert failed.state is State.EXITED and failed.exit_code == 125 and failed.pid is None
+    assert failed.error == "the supervisor failed: boom" and failed.log_bytes_dropped == 0
+
+
+def test_status_round_trip_writes_the_current_version() -> None:
+    st = RunStatus(
+        run=2,
+        state=State.EXITED,
+        shim_pid=1,
+        shim_start=2,
+        pid=3,
+        pid_start=4,
+        started_at=5.0,
+        finished_at=6.5,
+        exit_code=137,
+        signal=9,
+        oom_killed=True,
+        error="x",
+        log_bytes_dropped=4096,
+        version=1,
+    )
+    d = json.loads(json.dumps(st.to_json()))
+    assert d["version"] == VERSION and d["state"] == "exited"
+    assert RunStatus.from_json(d) == st.but(version=VERSION)
+    assert st.but(state=State.RUNNING).state is State.RUNNING and st.state is State.EXITED
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"state": "zombie"}, "unknown 'zombie'"),
+        ({"state": None}, "state missing"),
+        ({"run": None}, "run missing"),
+        ({"run": "3"}, "run: expected int"),
+        ({"pid": 4.5}, "pid: expected int"),
+        ({"pid": True}, "pid: expected int"),
+        ({"exit_code": "0"}, "exit_code: expected int"),
+        ({"oom_killed": 1}, "oom_killed: expected bool"),
+        ({"started_at": "now"}, "started_at: expected int or float"),
+        ({"error": ["x"]}, "error: expected str"),
+        ({"log_bytes_dropped": -1.0}, "log_bytes_dropped: expected int"),
+        ({"version": 99}, "format version 99"),
+        ({"version": "2"}, "version: expected int"),
+    ],
+)
+def test_a_status_of_the_wrong_shape_is_corrupt(change: dict[str, Any], why: str) -> None:
+    d = {**json.loads(OLD_RUNNING), **change}
+    with pytest.raises(CorruptRecord, match=why):
+        RunStatus.from_json(d, "/s/status.json")
+
+
+def test_old_config_is_read_and_round_trips() -> None:
+    cfg = ShimConfig.from_json(OLD_CONFIG)
+    assert cfg.version == 1 and cfg.spec.argv == ["sleep", "1000"] and cfg.spec.limits.pids == 5
+    assert (cfg.root, cfg.log_max_bytes, cfg.log_keep) == ("/sys/fs/cgroup/pystats", 10485760, 3)
+    again = ShimConfig.from_json(json.loads(json.dumps(cfg.to_json())))
+    assert again.version == VERSION and again.spec == cfg.spec and again.created_at == 1796619999.0
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"spec": None}, "spec: expected an object"),
+        ({"spec": {"name": "x"}}, "spec:"),
+        ({"root": 7}, "root: expected str"),
+        ({"log_max_bytes": 0}, "must be positive"),
+        ({"log_keep": None}, "log_keep missing"),
+        ({"created_at": "yesterday"}, "created_at: expected"),
+    ],
+)
+def test_a_config_of_the_wrong_shape_is_corrupt(change: dict[str, Any], why: str) -> None:
+    with pytest.raises(CorruptRecord, match=why):
+        ShimConfig.from_json({**OLD_CONFIG, **change})
