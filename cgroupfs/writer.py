@@ -310,6 +310,20 @@ def kill(root: CgroupRoot, rel: str) -> None:
     write(root, rel, "cgroup.kill", "1")
 
 
+def open_dir(root: CgroupRoot, rel: str) -> int:
+    """An O_RDONLY|O_DIRECTORY fd on cgroup ``rel``'s directory, the handle bpf(2) attaches
+    cgroup programs to (BPF_PROG_ATTACH's target_fd). The caller closes it. O_NOFOLLOW: the
+    cgroup itself may not be a symlink (resolve() already keeps its ancestors inside the root);
+    CgroupGone when it does not exist."""
+    path = root.resolve(rel)
+    try:
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise CgroupGone(path, "no such cgroup") from None
+    except OSError as e:
+        raise CgroupDirError(path, "opening", e.errno or errno.EIO) from None
+
+
 # -- removal --------------------------------------------------------------------------------
 
 

@@ -8,23 +8,42 @@ Layout under the agent's cgroup root:
 The shims live outside the workload cgroups so that a workload's memory.max, pids.max and
 memory.events count the workload alone, and outside the agent's own cgroup so that stopping the
 agent's unit (or a cgroup.kill of it) leaves the workloads and their supervisors running.
+
+Each workload cgroup is made with bounds the workload cannot lift from inside (the kernel lets
+a cgroup namespace's root write none of its own interface files but cgroup.procs, .threads and
+.subtree_control):
+
+- cgroup.max.descendants = 32, cgroup.max.depth = 8. A workload that made 60 child cgroups took
+  the agent's series from 352 to 901 (about 9 per cgroup), so 32 bounds what one workload can
+  add at about 300, while a systemd or a nested runtime inside (--privileged) still gets room:
+  a minimal systemd container uses 20-odd units, and systemd's deepest layout
+  (user.slice/user-0.slice/user@0.service/app.slice/X.service) is 5 levels.
+- runc's default device allow-list as a cgroup device program (workloads.runtime.devices),
+  attached before any process is in the cgroup.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+from collections.abc import Sequence
 
 from cgroupfs import reader, writer
 from cgroupfs.errors import CgroupError, CgroupGone
-from cgroupfs.parsers import parse_memory_events
+from cgroupfs.parsers import parse_cgroup_events, parse_memory_events
 from cgroupfs.paths import CgroupRoot
 from cgroupfs.units import cpu_max_value
+from workloads.runtime import bpf, devices
+from workloads.runtime.devices import DeviceRule
 from workloads.runtime.spec import Limits
 
 WORKLOADS = "workloads"
 SHIMS = "shims"
 CONTROLLERS = ("cpu", "memory", "pids")
 CPU_PERIOD_USEC = 100_000
+MAX_DESCENDANTS = 32
+MAX_DEPTH = 8
+NESTING_FILES = {"cgroup.max.descendants": str(MAX_DESCENDANTS), "cgroup.max.depth": str(MAX_DEPTH)}
 
 
 def workload_rel(name: str) -> str:
@@ -42,14 +61,19 @@ def limit_files(limits: Limits) -> dict[str, str]:
     return files
 
 
-def create_workload_cgroup(root: CgroupRoot, name: str, limits: Limits) -> list[str]:
-    """Create <root>/workloads/<name> with its limits; on any failure remove what was created."""
+def create_workload_cgroup(
+    root: CgroupRoot,
+    name: str,
+    limits: Limits,
+    device_rules: Sequence[DeviceRule] = devices.DEFAULT_RULES,
+) -> list[str]:
+    """Create <root>/workloads/<name> with its limits, nesting bounds and device program
+    (``device_rules``: see devices.workload_rules); on any failure remove what was created."""
     rel = workload_rel(name)
     created = writer.create(root, rel, list(CONTROLLERS))
     try:
-        files = limit_files(limits)
-        if files:
-            writer.set_limits(root, rel, files)
+        writer.set_limits(root, rel, {**NESTING_FILES, **limit_files(limits)})
+        attach_device_rules(root, rel, device_rules)
         if limits.memory_bytes is not None:
             # Without this a memory limit only pushes the workload into swap; docker's default
             # (--memory-swap unset) also bounds it. Kernels without swap accounting lack the file.
@@ -59,6 +83,17 @@ def create_workload_cgroup(root: CgroupRoot, name: str, limits: Limits) -> list[
         remove_workload_cgroup(root, name)
         raise
     return created
+
+
+def attach_device_rules(root: CgroupRoot, rel: str, rules: Sequence[DeviceRule]) -> None:
+    """Attach the device program allowing ``rules`` to cgroup ``rel``. The kernel keeps it
+    attached (and alive) until the cgroup is removed; no fd of ours stays open."""
+    code = devices.assemble(devices.build_program(rules))
+    fd = writer.open_dir(root, rel)
+    try:
+        bpf.attach_device_filter(fd, code)
+    finally:
+        os.close(fd)
 
 
 def ensure_shims_cgroup(root: CgroupRoot) -> None:
@@ -74,6 +109,15 @@ def procs(root: CgroupRoot, name: str) -> tuple[int, ...]:
         return tuple(reader.read_procs(root, workload_rel(name)))
     except CgroupGone:
         return ()
+
+
+def populated(root: CgroupRoot, name: str) -> bool:
+    """Whether a process is left in the workload cgroup or below it (cgroup.events)."""
+    try:
+        raw = reader.read_file(root, workload_rel(name), "cgroup.events")
+    except (CgroupGone, FileNotFoundError):  # no cgroup, or a directory that is none
+        return False
+    return bool(parse_cgroup_events(raw).populated)
 
 
 def oom_kills(root: CgroupRoot, name: str) -> int:
