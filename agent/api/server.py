@@ -28,6 +28,7 @@ import aiofiles
 from aiohttp import web
 
 from workloads.lifecycle.manager import WorkloadError, WorkloadManager
+from workloads.runtime.security import SecurityOpts
 from workloads.runtime.spec import (
     USERNS_DEFAULT_BASE,
     SpecError,
@@ -52,6 +53,7 @@ CREATE_FIELDS = frozenset(
         "restart",
         "userns",
         "userns_base",
+        "security",
     }
 )
 MANAGER_KEY: web.AppKey[WorkloadManager] = web.AppKey("workload_manager", WorkloadManager)
@@ -122,6 +124,7 @@ def spec_from_body(body: Any) -> WorkloadSpec:
         restart=str(body.get("restart") or "no"),
         userns=use_userns,
         userns_base=base,
+        security=SecurityOpts.from_json(body.get("security")),
     )
 
 

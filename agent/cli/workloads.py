@@ -79,6 +79,54 @@ def _env(text: str) -> str:
     return text
 
 
+def _cap(text: str) -> str:
+    from workloads.runtime.caps import canonical
+
+    try:
+        return canonical(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _security_opt(text: str) -> str:
+    from workloads.runtime.errors import SpecError
+    from workloads.runtime.security import parse_security_opts
+
+    try:
+        parse_security_opts([text])
+    except SpecError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("invalid --security-opt ")) from None
+    return text
+
+
+def _add_security(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "security",
+        "By default a workload keeps docker's 14 capabilities (CHOWN, DAC_OVERRIDE, FSETID, "
+        "FOWNER, MKNOD, NET_RAW, SETGID, SETUID, SETFCAP, SETPCAP, NET_BIND_SERVICE, "
+        "SYS_CHROOT, KILL, AUDIT_WRITE), runs with no_new_privs, and under the seccomp "
+        "profile of podman and crun (/usr/share/containers/seccomp.json).",
+    )
+    g.add_argument(
+        "--cap-add", action="append", type=_cap, default=[], metavar="CAP",
+        help="add a capability (SYS_ADMIN or CAP_SYS_ADMIN; ALL for every one)",
+    )  # fmt: skip
+    g.add_argument(
+        "--cap-drop", action="append", type=_cap, default=[], metavar="CAP",
+        help="drop a capability (ALL: keep only those added)",
+    )  # fmt: skip
+    g.add_argument(
+        "--privileged",
+        action="store_true",
+        help="root-equivalent: every capability, no seccomp profile, no masked paths, every "
+        "device; only for workloads trusted as much as host root",
+    )
+    g.add_argument(
+        "--security-opt", action="append", type=_security_opt, default=[], metavar="OPT",
+        help="no-new-privileges=false, seccomp=unconfined, seccomp=FILE (docker's JSON format)",
+    )  # fmt: skip
+
+
 def _add_socket(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--socket",
@@ -124,6 +172,7 @@ def register(sub: Any) -> None:
     p.add_argument("--env", "-e", action="append", type=_env, default=[], help="KEY=VALUE")
     p.add_argument("--workdir", "-w", help="working directory inside")
     p.add_argument("-d", "--detach", action="store_true", help="print the name and return")
+    _add_security(p)
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ARG...")
     _add_socket(p)
     p.set_defaults(func=cmd_run)
@@ -195,7 +244,24 @@ def run_body(args: argparse.Namespace) -> dict[str, Any]:
         body["userns"] = True
     if args.userns_base is not None:
         body["userns_base"] = args.userns_base
+    security = security_body(args)
+    if security:
+        body["security"] = security
     return body
+
+
+def security_body(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``security`` object of the request: only what the flags change from the default."""
+    from workloads.runtime.security import parse_security_opts
+
+    out: dict[str, Any] = parse_security_opts(list(args.security_opt))
+    if args.cap_add:
+        out["cap_add"] = list(args.cap_add)
+    if args.cap_drop:
+        out["cap_drop"] = list(args.cap_drop)
+    if args.privileged:
+        out["privileged"] = True
+    return out
 
 
 def _copy_out(chunks: Iterable[bytes]) -> bool:

@@ -36,7 +36,7 @@ from workloads.lifecycle.restart import (
     parse_restart,
     should_restart,
 )
-from workloads.runtime import cgroups, userns
+from workloads.runtime import cgroups, security, userns
 from workloads.runtime.spec import SpecError, WorkloadSpec, check_spec, validate_name
 from workloads.supervisor import procs, state
 from workloads.supervisor.forkserver import ForkServerClient
@@ -120,6 +120,8 @@ class WorkloadManager:
     async def start(self) -> None:
         """Prepare the state dir and cgroups; re-adopt workloads recorded by a previous agent."""
         os.makedirs(self.wl_dir, mode=0o700, exist_ok=True)
+        # No silently unconfined workloads: the default seccomp profile must be there.
+        await asyncio.to_thread(security.startup_check, self.state_dir)
         try:
             cgroups.ensure_shims_cgroup(self.root)
         except CgroupError as e:

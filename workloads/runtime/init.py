@@ -22,7 +22,7 @@ import resource
 import signal
 from typing import NoReturn
 
-from workloads.runtime import linux
+from workloads.runtime import linux, security
 from workloads.runtime.spec import WorkloadSpec
 
 EXIT_SETUP = 125
@@ -143,6 +143,11 @@ def exec_workload(
 ) -> NoReturn:
     """Wait for the shim's go, set up, exec. Never returns. ``unshared``: the namespaces exist
     already (the user-namespace helper made them, owned by the new user namespace)."""
+    # While the host's files are in view: the shim prepared this plan already (memoized).
+    try:
+        plan = security.prepare(spec.security)
+    except ValueError as e:
+        fail(err_fd, EXIT_SETUP, str(e))
     try:
         go = os.read(go_fd, 1)
     except OSError:
@@ -164,6 +169,10 @@ def exec_workload(
         signal.signal(sig, signal.SIG_DFL)
     _reset_nofile()
     argv = spec.argv
+    try:
+        security.apply_security(plan)  # the last step: seccomp is in force from here on
+    except OSError as e:
+        fail(err_fd, EXIT_SETUP, f"cannot apply the security profile: {e.strerror or e}")
     try:
         os.execvpe(argv[0], argv, spec.exec_env())
     except FileNotFoundError:

@@ -15,7 +15,9 @@ from typing import Any
 
 from cgroupfs import paths, units
 from cgroupfs.errors import UnsafePath
-from workloads.runtime import idranges
+from workloads.runtime import idranges, security
+from workloads.runtime.errors import SpecError as SpecError  # its home; re-exported
+from workloads.runtime.security import SecurityOpts
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -28,10 +30,6 @@ USERNS_DEFAULT_BASE = 100_000
 USERNS_SIZE = 65_536
 USERNS_MAX_ID = 4_294_967_294  # (uid_t)-1 is "no id" to the kernel
 USERNS_MAX_BASE = USERNS_MAX_ID - USERNS_SIZE + 1
-
-
-class SpecError(ValueError):
-    """A user error in a workload spec; the message is shown as is."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +52,7 @@ class WorkloadSpec:
     restart: str = "no"
     userns: bool = False
     userns_base: int = USERNS_DEFAULT_BASE
+    security: SecurityOpts = field(default_factory=SecurityOpts)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,6 +76,7 @@ class WorkloadSpec:
             restart=str(d.get("restart", "no")),
             userns=bool(d.get("userns", False)),
             userns_base=int(d.get("userns_base", USERNS_DEFAULT_BASE)),
+            security=SecurityOpts.from_json(d.get("security")),
         )
 
     def id_map(self) -> str | None:
@@ -229,6 +229,7 @@ def check_spec(spec: WorkloadSpec) -> None:
     for key in spec.env:
         if not ENV_KEY_RE.match(key):
             raise SpecError(f"invalid environment variable name {key!r}")
+    security.check(spec.security)
     if spec.userns:
         parse_userns_base(spec.userns_base)
         _userns_ids_free(spec.userns_base)

@@ -28,7 +28,7 @@ import time
 from typing import Any
 
 from cgroupfs.paths import CgroupRoot
-from workloads.runtime import cgroups, linux, userns
+from workloads.runtime import cgroups, linux, security, userns
 from workloads.runtime.init import EXIT_SETUP, exec_workload
 from workloads.runtime.spec import WorkloadSpec
 from workloads.supervisor import procs, state
@@ -97,6 +97,10 @@ def _supervise(wdir: str, run: int) -> int:
         _note(f"could not move to {cgroups.SHIMS}: {e}")
     log = RotatingLog(log_path(wdir), int(cfg["log_max_bytes"]), int(cfg["log_keep"]))
     oom_before = cgroups.oom_kills(root, spec.name)
+    # The security plan, its seccomp program compiled once into the state dir's cache, made
+    # while the host's files are in view; the workload's init inherits it (and reports a failure).
+    with contextlib.suppress(Exception):
+        security.prepare(spec.security, security.cache_dir(os.path.dirname(os.path.dirname(wdir))))
 
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
