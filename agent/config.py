@@ -29,6 +29,7 @@ class AgentConfig:
     socket: str = "/run/pystats/agent.sock"
     socket_mode: int = 0o600
     socket_group: str | None = None
+    api_group: str | None = None  # may use the API besides root (None: socket_group)
     metrics_listen: str = "127.0.0.1:9753"
     cadvisor_compat: bool = False
     interval_s: float = 1.0
@@ -118,6 +119,16 @@ def _mode(v: object) -> int:
     return mode
 
 
+def _socket_mode(v: object) -> int:
+    mode = _mode(v)
+    if mode & 0o007:
+        raise ValueError(
+            f"{mode:04o} lets every user of the host connect: the API launches workloads as "
+            "root; use 0600, or 0660 with socket_group"
+        )
+    return mode
+
+
 def _globs(v: object) -> tuple[str, ...]:
     if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
         raise ValueError(f"expected a list of glob patterns, got {v!r}")
@@ -151,8 +162,9 @@ KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "collect_root": ("collect_root", _str),
     "state_dir": ("state_dir", _str),
     "socket": ("socket", _str),
-    "socket_mode": ("socket_mode", _mode),
+    "socket_mode": ("socket_mode", _socket_mode),
     "socket_group": ("socket_group", _opt_str),
+    "api_group": ("api_group", _opt_str),
     "metrics_listen": ("metrics_listen", _listen),
     "cadvisor_compat": ("cadvisor_compat", _bool),
     "interval": ("interval_s", parse_duration),

@@ -16,15 +16,18 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
-from agent import sdnotify
-from agent.config import AgentConfig
+from agent import pidlock, sdnotify
+from agent.api.access import ApiAccess, resolve_access
+from agent.config import AgentConfig, ConfigError
+from agent.health import Health
+from agent.parts import Part, Parts, build_parts, close_parts
 from agent.rootsetup import AgentLayout, prepare
 from cgroupfs.mount import detect
-from cgroupfs.paths import CgroupRoot
 from collectors.store import Store
+
+__all__ = ["Agent", "Health", "StopAgent"]
 
 log = logging.getLogger("pystats.agent")
 
@@ -37,15 +40,6 @@ class StopAgent(Exception):
     """An essential part failed: the TaskGroup unwinds and the agent exits non-zero."""
 
 
-@dataclass
-class Health:
-    """What the agent knows about itself, for its self-metrics and the watchdog."""
-
-    started_wall: float = field(default_factory=time.time)
-    part_failures: dict[str, int] = field(default_factory=dict)
-    shed_level: int = 0  # 0: everything; 1: slow files 4x rarer; 2: also shorter history
-
-
 class Agent:
     def __init__(
         self, config: AgentConfig, reread: Callable[[], AgentConfig] | None = None
@@ -54,19 +48,33 @@ class Agent:
         ConfigError for an invalid file, which then changes nothing."""
         self.config = config
         self.reread = reread
-        self.monitor: object | None = None
         self.health = Health()
         self._stop = asyncio.Event()
-        self.layout: AgentLayout | None = None
         self.store = Store(history_len=config.history_points)
-        self.engine: object | None = None
-        self.closers: list[Callable[[], Awaitable[None]]] = []
-        self.sync_closers: list[Callable[[], None]] = []
+        self.parts: Parts | None = None  # set once built; SIGHUP reaches the engine and monitor
 
     async def run(self) -> int:
+        """Run until a stop signal (0) or an essential part's failure (1). Raises AlreadyRunning
+        when another agent holds the state directory or the cgroup root, AccessError for an
+        unknown API group, RootError/CgroupError/OSError when the root cannot be used."""
         cfg = self.config
-        mount = detect()
-        self.layout = layout = prepare(mount, cfg.root)
+        access = resolve_access(cfg)
+        os.makedirs(cfg.state_dir, mode=0o700, exist_ok=True)
+        # Before anything that a second agent must not touch (the socket, the workloads).
+        state_lock = os.path.join(cfg.state_dir, "agent.pid")
+        locks = [pidlock.acquire(state_lock, f"state directory {cfg.state_dir}")]
+        try:
+            mount = detect()
+            layout = prepare(mount, cfg.root)
+            root = layout.root.path
+            locks.append(pidlock.acquire(pidlock.root_lock_path(root), f"cgroup root {root}"))
+            return await self._run(layout, access)
+        finally:
+            for lock in locks:
+                lock.release()
+
+    async def _run(self, layout: AgentLayout, access: ApiAccess) -> int:
+        mount = layout.mount
         log.info(
             "cgroup mode %s at %s; agent root %s%s",
             mount.mode,
@@ -74,7 +82,9 @@ class Agent:
             layout.root.path,
             " (delegated by systemd)" if layout.delegated else "",
         )
-        parts = await self._build_parts(layout)
+        self.parts = parts = await build_parts(self.config, layout, self.store, self.health, access)
+        for name in parts.runs:
+            self.health.part_failures.setdefault(name, 0)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
@@ -82,8 +92,8 @@ class Agent:
         status = 0
         try:
             async with asyncio.TaskGroup() as tg:
-                for name, (factory, essential) in parts.items():
-                    tg.create_task(self._guard(name, factory, essential), name=name)
+                for name, part in parts.runs.items():
+                    tg.create_task(self._guard(name, part), name=name)
                 tg.create_task(self._watchdog(), name="watchdog")
                 tg.create_task(self._ready(), name="ready")
                 await self._stop.wait()
@@ -94,17 +104,17 @@ class Agent:
         except* _Leave:
             pass
         finally:
-            await self._close_parts()
+            with contextlib.suppress(Exception):
+                await close_parts(parts)
         log.info("stopped (status %d); workloads keep running in their supervisors", status)
         return status
 
-    async def _guard(
-        self, name: str, factory: Callable[[], Awaitable[None]], essential: bool
-    ) -> None:
+    async def _guard(self, name: str, part: Part) -> None:
+        essential = part.essential
         delay = 1.0
         while True:
             try:
-                await factory()
+                await part.run()
                 if essential:
                     log.error("%s returned; stopping", name)
                     raise StopAgent(name)
@@ -114,7 +124,7 @@ class Agent:
             except StopAgent:
                 raise
             except Exception:
-                self.health.part_failures[name] = self.health.part_failures.get(name, 0) + 1
+                self.health.failed(name)
                 if essential:
                     log.exception("%s failed; stopping the agent", name)
                     raise StopAgent(name) from None
@@ -145,11 +155,11 @@ class Agent:
     def reload(self) -> None:
         if self.reread is not None:
             self._reload_config(self.reread)
-        reload = getattr(self.engine, "reload", None)
-        if reload is None:
+        engine = None if self.parts is None else self.parts.engine
+        if engine is None:
             log.info("SIGHUP: no policy configured, nothing to reload")
             return
-        errors = reload()
+        errors = engine.reload()
         if errors:
             log.error("SIGHUP: new policy rejected, the previous one stays in force:")
             for e in errors:
@@ -158,7 +168,6 @@ class Agent:
             log.info("SIGHUP: policy reloaded")
 
     def _reload_config(self, reread: Callable[[], AgentConfig]) -> None:
-        from agent.config import ConfigError
         from agent.reloadcfg import apply
 
         try:
@@ -168,26 +177,8 @@ class Agent:
             for line in e.errors:
                 log.error("  %s", line)
             return
-        for note in apply(self.config, new, self.engine, self.monitor):
+        parts = self.parts
+        engine, monitor = (None, None) if parts is None else (parts.engine, parts.monitor)
+        for note in apply(self.config, new, engine, monitor):
             log.info("SIGHUP: %s", note)
         self.config = new
-
-    async def _build_parts(
-        self, layout: AgentLayout
-    ) -> dict[str, tuple[Callable[[], Awaitable[None]], bool]]:
-        from agent.parts import build_parts
-
-        return await build_parts(self, layout)
-
-    async def _close_parts(self) -> None:
-        from agent.parts import close_parts
-
-        with contextlib.suppress(Exception):
-            await close_parts(self)
-
-
-def collect_root(config: AgentConfig, layout: AgentLayout) -> CgroupRoot:
-    """What the collector watches: the configured tree, or the whole cgroup2 mount."""
-    if config.collect_root and config.collect_root != "auto":
-        return CgroupRoot(os.path.realpath(config.collect_root))
-    return CgroupRoot(os.path.realpath(layout.mount.path or layout.root.path))

@@ -118,10 +118,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 0
     except Exception as e:  # start-up errors (root not usable...) are the user's to fix
+        from agent.api.access import AccessError
+        from agent.pidlock import AlreadyRunning
         from agent.rootsetup import RootError
         from cgroupfs.errors import CgroupError
 
-        if isinstance(e, RootError | CgroupError | OSError):
+        if isinstance(e, RootError | CgroupError | OSError | AlreadyRunning | AccessError):
             logging.getLogger("pystats.agent").error("cannot start: %s", e)
             return 2
         raise

@@ -1,37 +1,67 @@
 """Wiring: build each part of the agent from its configuration (the composition root).
 
 Kept apart from daemon.py so the daemon's control flow (TaskGroup, signals, watchdog) reads
-on its own, and this file is the one place that knows every part's constructor.
+on its own, and this file is the one place that knows every part's constructor. It returns
+what it built as a frozen ``Parts``; it never writes into the daemon (which imports it, not the
+other way round).
 """
 
 from __future__ import annotations
 
-import grp
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from agent.api.access import ApiAccess
 from agent.api.server import add_workload_routes, peer_check_middleware, serve_unix
 from agent.api.stats_routes import add_stats_routes
+from agent.config import AgentConfig
 from agent.events import EventLog, placement_events, watch_workloads
 from agent.exporter.agentinfo import AgentInfo
 from agent.exporter.exporter import Exporter
 from agent.exporter.http import add_metrics_routes
+from agent.health import Health
 from agent.oomlog import log_oom_kills
 from agent.rootsetup import AgentLayout
 from agent.selfmon import SelfMonitor
+from cgroupfs.paths import CgroupRoot
 from collectors.collector import Collector
+from collectors.store import Store
 from workloads.lifecycle.manager import WorkloadManager
 from workloads.runtime.cgroups import workload_rel
 
 if TYPE_CHECKING:
-    from agent.daemon import Agent
+    from agent.policyhost import HostedEngine
 
 log = logging.getLogger("pystats.agent")
-Part = tuple[Callable[[], Awaitable[None]], bool]  # (run, essential)
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    run: Callable[[], Awaitable[None]]
+    essential: bool  # its failure stops the agent; an optional part is restarted with backoff
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """Everything ``build_parts`` made: the tasks to run, what SIGHUP reaches, what to close."""
+
+    runs: Mapping[str, Part]  # task name -> part, in start order
+    monitor: SelfMonitor
+    engine: HostedEngine | None  # None without a policy
+    closers: tuple[Callable[[], Awaitable[None]], ...] = ()
+    sync_closers: tuple[Callable[[], None], ...] = ()
+
+
+def collect_root(config: AgentConfig, layout: AgentLayout) -> CgroupRoot:
+    """What the collector watches: the configured tree, or the whole cgroup2 mount."""
+    if config.collect_root and config.collect_root != "auto":
+        return CgroupRoot(os.path.realpath(config.collect_root))
+    return CgroupRoot(os.path.realpath(layout.mount.path or layout.root.path))
 
 
 def agent_prefix(collect_path: str, layout: AgentLayout) -> str | None:
@@ -61,14 +91,15 @@ def _labeler(prefix: str | None, manager: WorkloadManager) -> Callable[[str], Ma
     return labels
 
 
-async def build_parts(agent: Agent, layout: AgentLayout) -> dict[str, Part]:
-    from agent.daemon import collect_root
-
-    cfg = agent.config
+async def build_parts(
+    cfg: AgentConfig, layout: AgentLayout, store: Store, health: Health, access: ApiAccess
+) -> Parts:
+    """Build and start serving every part; the tasks in ``Parts.runs`` are the caller's to run.
+    ``access``: who may use the API socket (resolved by the caller from the configuration)."""
     croot = collect_root(cfg, layout)
     collector = Collector(
         croot,
-        agent.store,
+        store,
         interval_s=cfg.interval_s,
         slow_every=cfg.slow_every,
         max_depth=cfg.max_depth,
@@ -87,42 +118,35 @@ async def build_parts(agent: Agent, layout: AgentLayout) -> dict[str, Part]:
     def workload_path(name: str) -> str:
         return (prefix or "") + workload_rel(name)
 
-    engine = None
+    engine: HostedEngine | None = None
     if cfg.policy:
         from agent.policyhost import make_engine
 
         engine = make_engine(cfg, layout, on_placed=placement_events(events, prefix or ""))
-    agent.engine = engine
 
-    monitor = SelfMonitor(cfg.memory_budget, agent.store, collector, agent.health)
-    agent.monitor = monitor
-
+    monitor = SelfMonitor(cfg.memory_budget, store, collector, health)
     info = AgentInfo(
         labels=labels,
         workload_states=manager.states,
-        placement_actions=getattr(engine, "action_counts", None),
+        placement_actions=None if engine is None else engine.action_counts,
         footprint=monitor.values,
+        part_failures=lambda: health.part_failures,
     )
-    exporter = Exporter(agent.store, info, naming="both" if cfg.cadvisor_compat else "pystats")
+    exporter = Exporter(store, info, naming="both" if cfg.cadvisor_compat else "pystats")
 
-    # The API: workloads and stats on a root-only Unix socket.
-    gid = grp.getgrnam(cfg.socket_group).gr_gid if cfg.socket_group else None
-    # A socket opened to a group (0660) is meant for that group: the file mode is the gate.
-    group_open = bool(cfg.socket_mode & 0o077)
-    api = web.Application(
-        middlewares=[] if group_open else [peer_check_middleware((0, os.getuid()))]
-    )
+    # The API: workloads and stats on a Unix socket; every connection's peer is checked.
+    api = web.Application(middlewares=[peer_check_middleware(access)])
     add_workload_routes(api, manager)
     add_stats_routes(
         api,
-        agent.store,
+        store,
         croot,
         mount=layout.mount,
-        names=lambda: {p: n for p in agent.store.entries if (n := labels(p).get("workload"))},
+        names=lambda: {p: n for p in store.entries if (n := labels(p).get("workload"))},
         interval_s=cfg.interval_s,
         events=events.events,
     )
-    api_runner = await serve_unix(api, cfg.socket, mode=cfg.socket_mode, gid=gid)
+    api_runner = await serve_unix(api, cfg.socket, mode=cfg.socket_mode, gid=access.socket_gid)
     metrics = web.Application()
     add_metrics_routes(metrics, exporter)
     metrics_runner = web.AppRunner(metrics, access_log=None)
@@ -130,27 +154,31 @@ async def build_parts(agent: Agent, layout: AgentLayout) -> dict[str, Part]:
     host, port = cfg.metrics_host_port
     await web.TCPSite(metrics_runner, host, port).start()
     log.info("API on %s; metrics on http://%s:%d/metrics", cfg.socket, host, port)
-    agent.closers = [api_runner.cleanup, metrics_runner.cleanup, manager.close]
-    agent.sync_closers = [collector.close]
 
-    parts: dict[str, Part] = {
-        "collector": (collector.run, True),
-        "exporter": (exporter.run, True),
-        "workloads": (manager.run, True),
-        "selfmon": (monitor.run, False),
-        "oomlog": (lambda: log_oom_kills(agent.store, labels), False),
-        "events": (lambda: watch_workloads(manager, events, workload_path), False),
+    runs: dict[str, Part] = {
+        "collector": Part(collector.run, True),
+        "exporter": Part(exporter.run, True),
+        "workloads": Part(manager.run, True),
+        "selfmon": Part(monitor.run, False),
+        "oomlog": Part(lambda: log_oom_kills(store, labels), False),
+        "events": Part(lambda: watch_workloads(manager, events, workload_path), False),
     }
     if engine is not None:
-        parts["policies"] = (engine.run, False)
-    return parts
+        runs["policies"] = Part(engine.run, False)
+    return Parts(
+        runs=runs,
+        monitor=monitor,
+        engine=engine,
+        closers=(api_runner.cleanup, metrics_runner.cleanup, manager.close),
+        sync_closers=(collector.close,),
+    )
 
 
-async def close_parts(agent: Agent) -> None:
-    for close in agent.closers:
+async def close_parts(parts: Parts) -> None:
+    for close in parts.closers:
         try:
             await close()
         except Exception:
             log.exception("while stopping")
-    for sync_close in agent.sync_closers:
+    for sync_close in parts.sync_closers:
         sync_close()

@@ -9,14 +9,29 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any
+from typing import Protocol
 
 from agent.config import AgentConfig
 
 LIVE = frozenset({"log_level", "policy", "reconcile_interval_s", "memory_budget"})
 
 
-def apply(old: AgentConfig, new: AgentConfig, engine: Any, monitor: Any) -> list[str]:
+class LivePolicy(Protocol):
+    """What SIGHUP changes in the policy engine (policies.engine.PolicyEngine)."""
+
+    policy_path: str
+    reconcile_s: float
+
+
+class LiveBudget(Protocol):
+    """What SIGHUP changes in the self-monitor (agent.selfmon.SelfMonitor)."""
+
+    budget: int
+
+
+def apply(
+    old: AgentConfig, new: AgentConfig, engine: LivePolicy | None, monitor: LiveBudget | None
+) -> list[str]:
     """Apply ``new`` over ``old`` where it can be done live; one message per changed key."""
     notes: list[str] = []
     for f in dataclasses.fields(AgentConfig):
@@ -31,13 +46,13 @@ def apply(old: AgentConfig, new: AgentConfig, engine: Any, monitor: Any) -> list
         if f.name == "log_level":
             logging.getLogger().setLevel(str(after).upper())
         elif f.name == "memory_budget" and monitor is not None:
-            monitor.budget = int(after)
+            monitor.budget = new.memory_budget
         elif f.name == "reconcile_interval_s" and engine is not None:
-            engine.reconcile_s = float(after)
+            engine.reconcile_s = new.reconcile_interval_s
         elif f.name == "policy":
             if engine is None or after is None:
                 notes.append(f"policy: {before!r} -> {after!r} takes effect on restart")
                 continue
-            engine.policy_path = str(after)
+            engine.policy_path = after
         notes.append(f"{f.name}: {before!r} -> {after!r} applied")
     return notes

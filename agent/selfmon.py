@@ -13,16 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import Any, Protocol
 
+from agent.health import Health
+from collectors.collector import Collector
 from collectors.store import Store
 
 log = logging.getLogger("pystats.agent")
 PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-class _Health(Protocol):
-    shed_level: int
 
 
 def rss_bytes() -> int:
@@ -42,8 +39,8 @@ class SelfMonitor:
         self,
         budget_bytes: int,
         store: Store,
-        collector: Any,
-        health: _Health,
+        collector: Collector | None,
+        health: Health,
         period_s: float = 5.0,
     ) -> None:
         self.budget = budget_bytes
@@ -61,11 +58,11 @@ class SelfMonitor:
         if self.rss <= self.budget or self.health.shed_level >= 2:
             return
         self.health.shed_level += 1
-        if self.health.shed_level == 1:
+        if self.health.shed_level == 1 and self.collector is not None:
             sampler = self.collector.sampler
             sampler.slow_every = sampler.slow_every * 4
             what = f"memory.stat/io.stat now every {sampler.slow_every} ticks"
-        else:
+        else:  # step 2 (or step 1 without a collector to slow down)
             new_len = max(10, self.store.history_len // 4)
             self.store.set_history_len(new_len)
             what = f"history cut to {new_len} points per cgroup"
@@ -82,6 +79,7 @@ class SelfMonitor:
             await asyncio.sleep(self.period_s)
 
     def values(self) -> dict[str, float]:
+        """The footprint for the exporter, keyed as agent.exporter.agentinfo.FOOTPRINT."""
         t = os.times()
         return {
             "resident_memory_bytes": float(self.rss),

@@ -9,26 +9,30 @@
     DELETE /v1/workloads/{name}[?force=1]   remove (record, logs, cgroup)
 
 Errors are JSON ``{"error": "..."}`` with 400 (bad input), 403 (peer not allowed), 404, 409.
-The socket is root-only by default: mode 0600, owner configurable, and every request's peer
-credentials (SO_PEERCRED) are checked against the allowed uids, so a socket made group- or
-world-accessible by mistake still refuses other users.
+The socket is root-only by default: mode 0600 (a mode with "other" bits is refused), group
+configurable, and every request's peer credentials (SO_PEERCRED) are checked against the allowed
+uids and group (agent.api.access), so a socket made group- or world-accessible by mistake still
+refuses other users. The socket's directory must be root's and writable by nobody else, and only a
+socket is ever replaced at its path.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import os
 import signal
 import socket
-import struct
+import stat
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import aiofiles
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
+from agent.api.access import ApiAccess, Peer, peer_of
 from workloads.lifecycle.manager import WorkloadError, WorkloadManager
-from workloads.runtime.security import SecurityOpts
+from workloads.runtime.mounts import from_body as mounts_from_body
 from workloads.runtime.spec import (
     USERNS_DEFAULT_BASE,
     SpecError,
@@ -53,9 +57,10 @@ CREATE_FIELDS = frozenset(
         "restart",
         "userns",
         "userns_base",
-        "security",
+        "mounts",
     }
 )
+log = logging.getLogger("pystats.agent")
 MANAGER_KEY: web.AppKey[WorkloadManager] = web.AppKey("workload_manager", WorkloadManager)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -64,30 +69,40 @@ def _error(status: int, msg: str) -> web.Response:
     return web.json_response({"error": msg}, status=status)
 
 
-def peer_credentials(request: web.Request) -> tuple[int, int, int] | None:
-    """(pid, uid, gid) of the peer of a Unix-socket request, None for other transports."""
+def peer_credentials(request: web.Request) -> Peer | None:
+    """The peer of a Unix-socket request, None for other transports."""
     sock = request.transport.get_extra_info("socket") if request.transport else None
     if sock is None or sock.family != socket.AF_UNIX:
         return None
-    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    pid, uid, gid = struct.unpack("3i", raw)
-    return pid, uid, gid
+    return peer_of(sock)
 
 
-def peer_check_middleware(allowed_uids: Iterable[int] = (0,)) -> Any:
-    """Refuse requests whose peer uid is not allowed (and any request not on a Unix socket)."""
-    allowed = frozenset(allowed_uids)
+def peer_check_middleware(allowed: ApiAccess | Iterable[int] = (0,)) -> Any:
+    """Refuse requests whose peer is not allowed (and any request not on a Unix socket):
+    ``allowed`` is an ApiAccess, or the allowed uids."""
+    access = allowed if isinstance(allowed, ApiAccess) else ApiAccess(uids=frozenset(allowed))
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        cred = peer_credentials(request)
-        if cred is None:
+        peer = peer_credentials(request)
+        if peer is None:
             return _error(403, "the workload API is served on the agent's Unix socket only")
-        if cred[1] not in allowed:
-            return _error(403, f"permission denied: uid {cred[1]} may not use the pystats API")
+        if not access.allows(peer):
+            return _error(403, f"permission denied: uid {peer.uid} may not use the pystats API")
         return await handler(request)
 
     return check
+
+
+def _is_scalar(value: object) -> bool:
+    return isinstance(value, str | int | float) and not isinstance(value, bool)
+
+
+def _opt_str(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise SpecError(f"{key} must be a string, got {type(value).__name__} {value!r:.40}")
+    return value
 
 
 def spec_from_body(body: Any) -> WorkloadSpec:
@@ -102,8 +117,11 @@ def spec_from_body(body: Any) -> WorkloadSpec:
     env = body.get("env") or {}
     if isinstance(env, list):
         env = parse_env([str(e) for e in env])
-    if not isinstance(env, dict):
-        raise SpecError("env must be an object or a list of KEY=VALUE")
+    if not isinstance(env, dict) or not all(_is_scalar(v) for v in env.values()):
+        raise SpecError("env must be an object of strings or a list of KEY=VALUE")
+    for key in ("memory", "cpus", "pids"):
+        if body.get(key) is not None and not _is_scalar(body[key]):
+            raise SpecError(f"{key} must be a string or a number, got {body[key]!r:.40}")
     use_userns = body.get("userns", False)
     if not isinstance(use_userns, bool):
         raise SpecError("userns must be true or false")
@@ -113,24 +131,26 @@ def spec_from_body(body: Any) -> WorkloadSpec:
             raise SpecError("userns_base is given but userns is not true")
         base = parse_userns_base(body["userns_base"])
     return WorkloadSpec(
-        name=str(body.get("name") or ""),
+        name=_opt_str(body, "name") or "",
         argv=argv,
         env={str(k): str(v) for k, v in env.items()},
-        workdir=body.get("workdir"),
-        hostname=body.get("hostname"),
-        net=str(body.get("net") or "none"),
-        rootfs=body.get("rootfs"),
+        workdir=_opt_str(body, "workdir"),
+        hostname=_opt_str(body, "hostname"),
+        net=_opt_str(body, "net") or "none",
+        rootfs=_opt_str(body, "rootfs"),
         limits=parse_limits(body.get("memory"), body.get("cpus"), body.get("pids")),
-        restart=str(body.get("restart") or "no"),
+        restart=_opt_str(body, "restart") or "no",
         userns=use_userns,
         userns_base=base,
-        security=SecurityOpts.from_json(body.get("security")),
+        mounts=mounts_from_body(body.get("mounts")),
     )
 
 
 def _signal_number(text: str) -> int:
     t = text.upper()
     if t.isdigit():
+        if not 1 <= int(t) <= signal.SIGRTMAX:
+            raise SpecError(f"unknown signal {text!r}: a number from 1 to {int(signal.SIGRTMAX)}")
         return int(t)
     try:
         return int(signal.Signals[t if t.startswith("SIG") else "SIG" + t])
@@ -223,8 +243,12 @@ def add_workload_routes(app: web.Application, manager: WorkloadManager) -> None:
     async def create(request: web.Request) -> Any:
         try:
             body = await request.json()
-        except json.JSONDecodeError:
+        except ValueError:  # not JSON, or not UTF-8
             raise SpecError("the request body is not valid JSON") from None
+        except (ConnectionError, HttpProcessingError) as e:
+            # The client left (or broke the framing) mid-body: nobody to answer, not our error.
+            log.info("a client left before sending its whole request: %s", e)
+            raise web.HTTPBadRequest() from None
         return await manager.create(spec_from_body(body))
 
     async def list_(request: web.Request) -> Any:
@@ -263,6 +287,40 @@ def add_workload_routes(app: web.Application, manager: WorkloadManager) -> None:
     app.router.add_delete("/v1/workloads/{name}", wrap(rm))
 
 
+class UnsafeSocketPath(OSError):
+    """The socket cannot be served safely at that path; the message says why."""
+
+
+def _prepare_socket_path(path: str) -> None:
+    """Check the socket's directory (ours, writable by nobody else: no one may swap the socket)
+    and clear a stale socket. Anything but a socket at ``path``, or a socket someone still
+    listens on, is left alone and refused."""
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, mode=0o755, exist_ok=True)
+    st = os.stat(parent)
+    if st.st_uid not in (0, os.geteuid()):
+        raise UnsafeSocketPath(f"{parent}: owned by uid {st.st_uid}, not root; refusing the socket")
+    if st.st_mode & 0o022:
+        raise UnsafeSocketPath(
+            f"{parent}: mode {stat.S_IMODE(st.st_mode):04o} is group- or other-writable; "
+            "refusing the socket (chmod go-w it, or choose another directory)"
+        )
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise UnsafeSocketPath(f"{path} exists and is not a socket; refusing to replace it")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(path)
+        except OSError:
+            os.unlink(path)  # nobody listens: a stale socket from a previous agent
+            return
+    raise UnsafeSocketPath(f"{path}: another server is listening on this socket")
+
+
 async def serve_unix(
     app: web.Application,
     path: str,
@@ -271,10 +329,11 @@ async def serve_unix(
     uid: int | None = None,
     gid: int | None = None,
 ) -> web.AppRunner:
-    """Serve ``app`` on a Unix socket with the given mode and owner; returns the runner."""
-    os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
-    if os.path.exists(path):
-        os.unlink(path)  # a stale socket from a previous agent
+    """Serve ``app`` on a Unix socket with the given mode and owner; returns the runner.
+    UnsafeSocketPath when the mode, the directory or what is at ``path`` would not be safe."""
+    if mode & 0o007:
+        raise UnsafeSocketPath(f"socket mode {mode:04o} would let every user launch workloads")
+    _prepare_socket_path(path)
     # No access log: the live view polls every second and would flood the journal.
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()

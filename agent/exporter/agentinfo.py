@@ -1,19 +1,26 @@
 """What the daemon tells the exporter about itself, and the agent's self-metrics.
 
 The daemon fills an ``AgentInfo`` with callables over its own state, so the exporter never
-imports workloads or policies. Every callable is called on the event loop, once per scrape
-(self-metrics) or once per cgroup per rendered tick (``labels``); keep them cheap.
+imports the workload manager or the policy engine. Every callable is called on the event loop,
+once per scrape (self-metrics) or once per cgroup per rendered tick (``labels``); keep them cheap.
+
+The self-metrics come from one declarative table, ``SELF_METRICS``, as the per-cgroup ones come
+from ``CGROUP_METRICS``: each row names the family and says how to get its samples from a
+``SelfView`` (one scrape's view of the store's tick stats and the ``AgentInfo``). A family
+without samples is left out of the exposition.
 """
 
 from __future__ import annotations
 
 import platform
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
+from typing import Literal, TypeAlias
 
-from agent.exporter.metrics import MetricType, Value
-from collectors.store import Store
+from agent.exporter.metrics import Value
+from collectors.store import Store, TickStats
+from workloads.supervisor.record import State
 
 # cgroup path (relative to the agent root, "" for the root) -> {"workload": ..., "policy": ...}
 LabelProvider = Callable[[str], Mapping[str, str]]
@@ -32,48 +39,39 @@ class AgentInfo:
     labels: LabelProvider | None = None
     # (policy, outcome) -> count since start, e.g. ("batch", "moved"), ("batch", "failed")
     placement_actions: Callable[[], Mapping[tuple[str, str], int]] | None = None
-    # workload name -> its current state, e.g. {"web": "running", "job": "exited"}
+    # workload name -> its current state (a State value), e.g. {"web": State.RUNNING}
     workload_states: Callable[[], Mapping[str, str]] | None = None
-    # the agent's own footprint (agent.selfmon.SelfMonitor.values): key -> value
+    # the agent's own footprint (agent.selfmon.SelfMonitor.values): FOOTPRINT key -> value
     footprint: Callable[[], Mapping[str, float]] | None = None
+    # part of the agent (collector, policies, ...) -> failures since start (agent.health)
+    part_failures: Callable[[], Mapping[str, int]] | None = None
 
 
-# footprint key -> (metric, type, help, unit)
-_FOOTPRINT: dict[str, tuple[str, str, str, str]] = {
-    "resident_memory_bytes": (
-        "pystats_agent_resident_memory_bytes",
-        "gauge",
-        "The agent's resident memory, as last checked against its budget.",
-        "bytes",
-    ),
-    "memory_budget_bytes": (
-        "pystats_agent_memory_budget_bytes",
-        "gauge",
-        "The configured memory budget (memory_budget); over it the agent sheds work.",
-        "bytes",
-    ),
-    "shed_level": (
-        "pystats_agent_shed_level",
-        "gauge",
-        "Work shed to stay in budget: 0 none, 1 slow files 4x rarer, 2 also history cut.",
-        "",
-    ),
-    "open_fds": ("pystats_agent_open_fds", "gauge", "File descriptors the agent holds.", ""),
-    "cpu_seconds_total": (
-        "pystats_agent_cpu_seconds",
-        "counter",
-        "CPU time (user + system) the agent has used.",
-        "seconds",
-    ),
-}
+@dataclass(frozen=True, slots=True)
+class SelfView:
+    """What one scrape's self-metrics are read from."""
+
+    stats: TickStats
+    info: AgentInfo
+    footprint: Mapping[str, float]  # taken once per scrape
+    render_seconds: float | None
+
+
+SelfSamples: TypeAlias = list[tuple[dict[str, str], Value]]
+SelfType: TypeAlias = Literal["counter", "gauge", "info"]
+
+
+def _no_samples(view: SelfView) -> SelfSamples:
+    return []
 
 
 @dataclass(frozen=True, slots=True)
 class SelfMetric:
-    name: str
-    type: MetricType | str  # "counter", "gauge" or "info"
+    name: str  # family name; counters without "_total", info without "_info"
+    type: SelfType
     help: str
     unit: str = ""
+    samples: Callable[[SelfView], SelfSamples] = _no_samples
 
     @property
     def sample_name(self) -> str:
@@ -82,69 +80,105 @@ class SelfMetric:
         return self.name + "_info" if self.type == "info" else self.name
 
 
-SelfSeries = tuple[SelfMetric, list[tuple[dict[str, str], Value]]]
+SelfSeries: TypeAlias = tuple[SelfMetric, SelfSamples]
+
+
+# --- getters -----------------------------------------------------------------------------------
+
+
+def _one(value: Value | None) -> SelfSamples:
+    return [] if value is None else [({}, value)]
+
+
+def _build(v: SelfView) -> SelfSamples:
+    return [({"version": v.info.version or _version(), "python": platform.python_version()}, 1)]
+
+
+def _placements(v: SelfView) -> SelfSamples:
+    get = v.info.placement_actions
+    if get is None:
+        return []
+    return [({"policy": p, "outcome": o}, n) for (p, o), n in sorted(get().items())]
+
+
+def _workload_states(v: SelfView) -> SelfSamples:
+    get = v.info.workload_states
+    if get is None:
+        return []
+    # State(...) keeps the label bounded: a state outside the enum is a bug, not a new series.
+    return [({"workload": w, "state": State(s).value}, 1) for w, s in sorted(get().items())]
+
+
+def _part_failures(v: SelfView) -> SelfSamples:
+    get = v.info.part_failures
+    if get is None:
+        return []
+    return [({"part": part}, n) for part, n in sorted(get().items())]
+
+
+def _footprint(key: str) -> Callable[[SelfView], SelfSamples]:
+    def get(v: SelfView) -> SelfSamples:
+        return _one(v.footprint.get(key))
+
+    return get
+
+
+SELF_METRICS: tuple[SelfMetric, ...] = (
+    SelfMetric("pystats_build", "info", "pystats build information.", samples=_build),
+    SelfMetric("pystats_ticks", "counter", "Collector ticks published.",
+               samples=lambda v: _one(v.stats.ticks)),
+    SelfMetric("pystats_tick_duration_seconds", "gauge", "Duration of the last tick.", "seconds",
+               samples=lambda v: _one(v.stats.last_duration_s)),
+    SelfMetric("pystats_last_successful_tick_timestamp_seconds", "gauge",
+               "Unix time of the last tick that completed without a fatal error.", "seconds",
+               samples=lambda v: _one(v.stats.last_success_wall)),
+    SelfMetric("pystats_cgroups_tracked", "gauge", "Cgroups present in the store.",
+               samples=lambda v: _one(v.stats.cgroups)),
+    SelfMetric("pystats_errors", "counter", "Collector errors by reason.",
+               samples=lambda v: [({"reason": k}, n) for k, n in sorted(v.stats.errors.items())]),
+    SelfMetric("pystats_placement_actions", "counter", "Placement actions by policy and outcome.",
+               samples=_placements),
+    SelfMetric("pystats_workload_state", "gauge", "1 for each workload's current state.",
+               samples=_workload_states),
+    # the agent's footprint (agent.selfmon), keyed as SelfMonitor.values() names it
+    SelfMetric("pystats_agent_resident_memory_bytes", "gauge",
+               "The agent's resident memory, as last checked against its budget.", "bytes",
+               samples=_footprint("resident_memory_bytes")),
+    SelfMetric("pystats_agent_memory_budget_bytes", "gauge",
+               "The configured memory budget (memory_budget); over it the agent sheds work.",
+               "bytes", samples=_footprint("memory_budget_bytes")),
+    SelfMetric("pystats_agent_shed_level", "gauge",
+               "Work shed to stay in budget: 0 none, 1 slow files 4x rarer, 2 also history cut.",
+               samples=_footprint("shed_level")),
+    SelfMetric("pystats_agent_open_fds", "gauge", "File descriptors the agent holds.",
+               samples=_footprint("open_fds")),
+    SelfMetric("pystats_agent_cpu_seconds", "counter",
+               "CPU time (user + system) the agent has used.", "seconds",
+               samples=_footprint("cpu_seconds_total")),
+    SelfMetric("pystats_agent_part_failures", "counter",
+               "Failures of each part of the agent since start: an optional part (policies, "
+               "selfmon, oomlog, events) is restarted, an essential one stops the agent.",
+               samples=_part_failures),
+    SelfMetric("pystats_exporter_render_seconds", "gauge",
+               "Time the exporter took to render the per-cgroup metrics of the last tick.",
+               "seconds", samples=lambda v: _one(v.render_seconds)),
+)  # fmt: skip
+
+# SelfMonitor.values() keys, each exported by one row above
+FOOTPRINT: Sequence[str] = (
+    "resident_memory_bytes",
+    "memory_budget_bytes",
+    "shed_level",
+    "open_fds",
+    "cpu_seconds_total",
+)
 
 
 def self_metrics(
     store: Store, info: AgentInfo, render_seconds: float | None
 ) -> Iterator[SelfSeries]:
-    """The agent's own families, each with its samples; families without samples are skipped."""
-    st = store.stats
-    yield (
-        SelfMetric("pystats_build", "info", "pystats build information."),
-        [({"version": info.version or _version(), "python": platform.python_version()}, 1)],
-    )
-    yield SelfMetric("pystats_ticks", "counter", "Collector ticks published."), [({}, st.ticks)]
-    yield (
-        SelfMetric(
-            "pystats_tick_duration_seconds", "gauge", "Duration of the last tick.", "seconds"
-        ),
-        [({}, st.last_duration_s)],
-    )
-    if st.last_success_wall is not None:
-        yield (
-            SelfMetric(
-                "pystats_last_successful_tick_timestamp_seconds",
-                "gauge",
-                "Unix time of the last tick that completed without a fatal error.",
-                "seconds",
-            ),
-            [({}, st.last_success_wall)],
-        )
-    yield (
-        SelfMetric("pystats_cgroups_tracked", "gauge", "Cgroups present in the store."),
-        [({}, st.cgroups)],
-    )
-    yield (
-        SelfMetric("pystats_errors", "counter", "Collector errors by reason."),
-        [({"reason": k}, v) for k, v in sorted(st.errors.items())],
-    )
-    if info.placement_actions is not None:
-        yield (
-            SelfMetric(
-                "pystats_placement_actions", "counter", "Placement actions by policy and outcome."
-            ),
-            [
-                ({"policy": p, "outcome": o}, n)
-                for (p, o), n in sorted(info.placement_actions().items())
-            ],
-        )
-    if info.workload_states is not None:
-        yield (
-            SelfMetric("pystats_workload_state", "gauge", "1 for each workload's current state."),
-            [({"workload": w, "state": s}, 1) for w, s in sorted(info.workload_states().items())],
-        )
-    if info.footprint is not None:
-        for key, value in info.footprint().items():
-            name, kind, help_, unit = _FOOTPRINT[key]
-            yield SelfMetric(name, kind, help_, unit), [({}, value)]
-    if render_seconds is not None:
-        yield (
-            SelfMetric(
-                "pystats_exporter_render_seconds",
-                "gauge",
-                "Time the exporter took to render the per-cgroup metrics of the last tick.",
-                "seconds",
-            ),
-            [({}, render_seconds)],
-        )
+    """Every family of ``SELF_METRICS`` with its samples (possibly none) at this scrape."""
+    footprint = info.footprint() if info.footprint is not None else {}
+    view = SelfView(store.stats, info, footprint, render_seconds)
+    for m in SELF_METRICS:
+        yield m, m.samples(view)
