@@ -12,6 +12,7 @@ from typing import Any
 
 from agent.statsview.history import Event
 from workloads.lifecycle.exitinfo import describe_exit
+from workloads.supervisor.record import State
 
 
 class EventLog:
@@ -40,11 +41,11 @@ def workload_events(old: dict[str, Any] | None, new: dict[str, Any]) -> list[tup
     state, run = new.get("state"), new.get("run")
     if old is not None and (old.get("state"), old.get("run")) == (state, run):
         return []
-    if state == "running" and (old is None or old.get("run") != run):
+    if state == State.RUNNING and (old is None or old.get("run") != run):
         argv = " ".join(new.get("argv") or [])
         again = f" (restart {new.get('restart_count')})" if new.get("restart_count") else ""
         return [("launch", f"launched{again}: {argv[:60]}")]
-    if state == "exited":
+    if state == State.EXITED:
         return [("exit", describe_exit(new))]
     return []
 

@@ -14,9 +14,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from cgroupfs import reader
 from cgroupfs.paths import CgroupRoot
-from workloads.lifecycle.manager import WorkloadManager
+from workloads.lifecycle.manager import Conflict, WorkloadManager
 from workloads.runtime.spec import WorkloadSpec
+from workloads.supervisor import procs
 
 pytestmark = pytest.mark.host
 
@@ -152,3 +154,48 @@ async def test_a_workload_killed_as_it_starts_is_reported_killed(
         await _until(manager, f"k{i}", {"exited"})
         after = manager.inspect(f"k{i}")
         assert (after["exit_code"], after["signal"], after["error"]) == (137, 9, None), after
+
+
+# -- faults of the supervisor (the full-disk one: tests/vm/test_supervisor_faults_vm.py) --
+
+
+async def test_a_killed_shim_takes_its_workload_down_before_the_restart(
+    manager: WorkloadManager,
+) -> None:
+    first = await manager.create(
+        WorkloadSpec(name="always", argv=["sleep", "1000"], restart="always")
+    )
+    pid, shim = first["pid"], first["shim_pid"]
+    start = procs.start_ticks(pid)
+    os.kill(shim, signal.SIGKILL)
+    for _ in range(600):
+        info = manager.inspect("always")
+        if info["run"] == 2 and info["state"] == "running":
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError(f"not restarted: {manager.inspect('always')}")
+    # The first copy is gone; one copy runs, alone in the workload's cgroup.
+    assert not procs.alive(pid, start)
+    assert reader.read_procs(manager.root, "workloads/always") == (info["pid"],)
+    assert info["restart_count"] == 1 and info["pid"] != pid
+
+
+async def test_a_corrupt_record_never_lets_a_new_workload_into_a_busy_cgroup(
+    manager: WorkloadManager,
+) -> None:
+    old = await manager.create(WorkloadSpec(name="busy", argv=["sleep", "1000"]))
+    with open(os.path.join(manager.wl_dir, "busy", "config.json"), "w") as f:
+        f.write("{not json")
+    # A new agent on the same state: the record is set aside, its workload still runs.
+    other = WorkloadManager(manager.root, manager.state_dir, use_fork_server=False)
+    await other.start()
+    try:
+        assert "busy" not in other.states() and len(other.problems) == 1
+        with pytest.raises(Conflict, match="still holds processes"):
+            await other.create(WorkloadSpec(name="busy", argv=["sleep", "1000"]))
+        assert procs.alive(old["pid"], None)
+        assert reader.read_procs(manager.root, "workloads/busy") == (old["pid"],)
+        assert not os.path.exists(os.path.join(other.wl_dir, "busy"))
+    finally:
+        await other.close()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
+
+import pytest
 
 from workloads.supervisor.logs import RotatingLog, log_files
 
@@ -58,3 +61,33 @@ def test_keep_zero_drops_old_output(tmp_path: os.PathLike[str]) -> None:
     log.close()
     assert log_files(path, 3) == [path]
     assert _read([path]) == b"def"
+
+
+def test_a_full_disk_drops_and_counts_output_without_raising() -> None:
+    # /dev/full answers every write with ENOSPC: a real full-disk error, no mock.
+    log = RotatingLog("/dev/full", max_bytes=1 << 20, keep=1)
+    log.write(b"x" * 100)
+    log.write(b"y" * 23)
+    log.close()
+    assert log.dropped == 123
+    assert log.last_error == os.strerror(errno.ENOSPC)
+
+
+def test_a_failed_rotation_drops_output_and_the_next_write_recovers(
+    tmp_path: os.PathLike[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = os.path.join(tmp_path, "output.log")
+    log = RotatingLog(path, max_bytes=4, keep=1)
+    log.write(b"abcd")
+
+    def full(src: str, dst: str) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "rename", full)
+        log.write(b"efgh")  # needs a rotation, which fails: dropped, not raised
+    assert log.dropped == 4
+    log.write(b"ij")  # the file is reopened and rotation works again
+    log.close()
+    assert log.dropped == 4
+    assert _read(log_files(path, 1)) == b"abcdij"

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import json
+import signal
 from typing import Any
 
 import pytest
 
-from workloads.runtime.spec import Limits, WorkloadSpec
+from workloads.supervisor.forkserver import (
+    PROTOCOL,
+    ProtocolError,
+    SpawnReply,
+    SpawnRequest,
+    _serve,
+)
 from workloads.supervisor.record import VERSION, RunStatus, ShimConfig, State
 from workloads.supervisor.state import CorruptRecord
 
@@ -37,7 +45,19 @@ OLD_FAILED = {
     "error": "the supervisor failed: boom",
 }
 OLD_CONFIG = {
-    "spec": WorkloadSpec(name="web", argv=["sleep", "1000"], limits=Limits(pids=5)).to_json(),
+    "spec": {
+        "argv": ["sleep", "1000"],
+        "env": {},
+        "hostname": None,
+        "limits": {"cpus": None, "memory_bytes": None, "pids": 5},
+        "name": "web",
+        "net": "none",
+        "restart": "no",
+        "rootfs": None,
+        "userns": False,
+        "userns_base": 100000,
+        "workdir": None,
+    },
     "root": "/sys/fs/cgroup/pystats",
     "created_at": 1796619999.0,
     "log_max_bytes": 10485760,
@@ -137,3 +157,49 @@ def test_old_config_is_read_and_round_trips() -> None:
 def test_a_config_of_the_wrong_shape_is_corrupt(change: dict[str, Any], why: str) -> None:
     with pytest.raises(CorruptRecord, match=why):
         ShimConfig.from_json({**OLD_CONFIG, **change})
+
+
+def test_fork_server_messages_round_trip_with_their_version() -> None:
+    req = SpawnRequest("/var/lib/pystats/workloads/web", 3)
+    line = req.encode()
+    assert line.endswith("\n") and json.loads(line)["v"] == PROTOCOL
+    assert SpawnRequest.decode(line) == req
+    assert SpawnReply.decode(SpawnReply(pid=1234).encode()) == SpawnReply(pid=1234)
+    assert SpawnReply.decode(SpawnReply(error="no").encode()) == SpawnReply(error="no")
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        ('{"dir": "/w", "run": 1}\n', "protocol version None"),  # version 1: no "v"
+        ('{"v": 2, "dir": 5, "run": 1}\n', "dir: expected a path"),
+        ('{"v": 2, "dir": "/w", "run": true}\n', "run: expected a positive int"),
+        ('{"v": 2, "dir": "/w", "run": 0}\n', "run: expected a positive int"),
+        ("[1]\n", "not a JSON object"),
+        ("{\n", "not JSON"),
+    ],
+)
+def test_fork_server_refuses_bad_requests(line: str, why: str) -> None:
+    with pytest.raises(ProtocolError, match=why):
+        SpawnRequest.decode(line)
+
+
+def test_fork_server_answers_a_bad_request_without_forking() -> None:
+    spawned: list[tuple[str, int]] = []
+
+    def no_fork(wdir: str, run: int) -> int:
+        spawned.append((wdir, run))
+        return 0
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGCHLD, signal.SIGINT)}
+    out = io.StringIO()
+    try:
+        assert _serve(io.StringIO('{"dir": "/w", "run": 1}\n'), out, no_fork) == 0
+    finally:
+        for s, h in saved.items():
+            signal.signal(s, h)
+    reply = SpawnReply.decode(out.getvalue())
+    assert reply.pid is None and "bad request: protocol version" in str(reply.error)
+    assert spawned == []
+    with pytest.raises(ProtocolError, match="no answer"):
+        SpawnReply.decode("")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
@@ -121,4 +122,53 @@ async def test_failed_create_leaves_no_record_and_no_cgroup(tmp_path: Path) -> N
     assert m.states() == {}
     assert os.listdir(tmp_path / "state" / "workloads") == []
     assert not (cg / "workloads" / "w").exists()
+    await m.close()
+
+
+def test_a_failed_atomic_write_leaves_no_temp_and_the_old_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = str(tmp_path / "status.json")
+    state.write_json_atomic(path, {"a": 1})
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError, match="No space"):
+        state.write_json_atomic(path, {"a": 2})
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == ["status.json"]
+    assert state.read_json(path) == {"a": 1}
+
+
+async def test_one_failing_workload_does_not_stop_the_watcher_for_the_others(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cg = tmp_path / "cg"
+    cg.mkdir()
+    st = tmp_path / "state"
+    me, ticks = os.getpid(), procs.start_ticks(os.getpid())
+    running = {
+        "run": 1,
+        "state": "running",
+        "shim_pid": me,
+        "shim_start": ticks,
+        "pid": me,
+        "pid_start": ticks,
+    }
+    bad = _record(st, "a-bad", running)
+    good = _record(st, "b-good", running)
+    m = WorkloadManager(CgroupRoot(str(cg)), str(st), use_fork_server=False)
+    await m.start()
+    # a-bad (looked at first) can no longer be read: its record became a directory.
+    os.unlink(bad / "status.json")
+    os.mkdir(bad / "status.json")
+    state.write_json_atomic(str(good / "status.json"), {**running, "state": "exited"})
+    await m._tick()
+    await m._tick()
+    assert m.states()["b-good"] == "exited"
+    assert m.states()["a-bad"] == "running"
+    failures = [r.getMessage() for r in caplog.records if "a-bad" in r.getMessage()]
+    assert len(failures) == 1 and "IsADirectoryError" in failures[0]  # logged once, not per tick
     await m.close()

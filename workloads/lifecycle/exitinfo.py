@@ -5,10 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from workloads.supervisor.record import RunStatus
 
-def describe_exit(status: Mapping[str, Any]) -> str:
-    """ "exited with status 137, OOM-killed (error)" from a status record or a listing entry."""
-    code = status.get("exit_code")
-    oom = ", OOM-killed" if status.get("oom_killed") else ""
-    err = f" ({status['error']})" if status.get("error") else ""
-    return f"exited with status {'?' if code is None else code}{oom}{err}"
+
+def describe_exit(status: RunStatus | Mapping[str, Any]) -> str:
+    """ "exited with status 137, OOM-killed (error)" from a run's status or a listing entry."""
+    d = status.to_json() if isinstance(status, RunStatus) else status
+    code, oom, error = d.get("exit_code"), d.get("oom_killed"), d.get("error")
+    dropped = d.get("log_bytes_dropped")
+    oom_s = ", OOM-killed" if oom else ""
+    err = f" ({error})" if error else ""
+    lost = f", {dropped} bytes of output lost" if dropped else ""
+    return f"exited with status {'?' if code is None else code}{oom_s}{lost}{err}"

@@ -10,7 +10,12 @@ State directory layout (one folder per workload):
 
 The manager never waits on a workload process: the shim does, and records the exit. The manager
 watches status.json (one stat per running workload per tick), so an exit is seen the same way
-whether it happened while the agent was up or down.
+whether it happened while the agent was up or down. Both records are typed
+(workloads.supervisor.record: ShimConfig, RunStatus).
+
+When the manager itself must end a run (its shim died without recording one), it first takes the
+workload's cgroup down (cgroup.kill, then waits until it is empty): a run is never marked exited,
+or restarted, while processes of it are left.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import shutil
 import signal
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from cgroupfs.errors import CgroupError
@@ -41,7 +46,7 @@ from workloads.runtime.spec import SpecError, WorkloadSpec, check_spec, validate
 from workloads.supervisor import procs, state
 from workloads.supervisor.forkserver import ForkServerClient
 from workloads.supervisor.logs import log_files, log_path
-from workloads.supervisor.shim import CONFIG, STATUS
+from workloads.supervisor.record import CONFIG, STATUS, RunStatus, ShimConfig, State
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +54,8 @@ MANAGER = "manager.json"
 MiB = 1024 * 1024
 TICK_S = 0.1
 START_TIMEOUT_S = 60.0  # generous: under the test VM's emulation a fork+exec can take seconds
+TAKE_DOWN_TIMEOUT_S = 10.0  # cgroup.kill to an empty cgroup, before a restart into it
+NO_RECORD = RunStatus(run=0, state=State.CREATED)
 
 
 class WorkloadError(Exception):
@@ -71,7 +78,7 @@ class Workload:
     wdir: str
     created_at: float
     policy: RestartPolicy
-    status: dict[str, Any] = field(default_factory=dict)
+    status: RunStatus = NO_RECORD
     status_key: tuple[int, int, int] = (0, 0, 0)  # (inode, mtime, size) of status.json
     restarts: int = 0
     failures_in_row: int = 0
@@ -79,12 +86,14 @@ class Workload:
     restart_at: float | None = None  # monotonic time of a pending restart
     handled_run: int = 0  # last run whose exit the restart policy has seen
     launch_pid: int | None = None  # the shim just launched, before it wrote a record
+    taking_down: bool = False  # its shim died: killing what is left before the run ends
+    watch_error: str | None = None  # the last failure of the watcher on it (logged once)
 
     @property
-    def state(self) -> str:
+    def state(self) -> State:
         if self.restart_at is not None:
-            return "restarting"
-        return str(self.status.get("state") or "created")
+            return State.RESTARTING
+        return self.status.state
 
 
 def _iso(ts: float | None) -> str | None:
@@ -149,7 +158,7 @@ class WorkloadManager:
         if self._forks is not None:
             await asyncio.to_thread(self._forks.close)
 
-    def states(self) -> dict[str, str]:
+    def states(self) -> dict[str, State]:
         return {name: w.state for name, w in self._workloads.items()}
 
     def labels_for_cgroup(self, rel: str) -> str | None:
@@ -169,11 +178,11 @@ class WorkloadManager:
         log.error("%s", msg)
 
     def _adopt(self, name: str, wdir: str) -> None:
+        cfg_path = os.path.join(wdir, CONFIG)
         try:
-            cfg = state.read_json(os.path.join(wdir, CONFIG))
-            spec = WorkloadSpec.from_json(cfg["spec"])
+            cfg = ShimConfig.from_json(state.read_json(cfg_path), cfg_path)
+            spec, created_at = cfg.spec, cfg.created_at
             policy = parse_restart(spec.restart)
-            created_at = float(cfg["created_at"])
         except FileNotFoundError as e:
             self._set_aside(name, wdir, e)
             return
@@ -192,21 +201,27 @@ class WorkloadManager:
         self._workloads[name] = w
         self._reload_status(w)
         st = w.status
-        if st.get("state") == "running" and not procs.alive(
-            st.get("shim_pid"), st.get("shim_start")
+        if (
+            st.state is State.RUNNING
+            and not procs.alive(st.shim_pid, st.shim_start)
+            and not procs.alive(st.pid, st.pid_start)
+            and not cgroups.populated(self.root, name)
         ):
-            # The shim died without recording the exit (killed, or the machine rebooted).
-            alive = procs.alive(st.get("pid"), st.get("pid_start"))
-            if not alive:
-                st.update(state="exited", error="supervisor lost before the exit was recorded")
-                self._write_status(w)
-        if not st:
-            st.update(state="exited", error="never started: no status was recorded")
-        if st.get("state") == "exited":
+            # The shim died without recording the exit (killed, or the machine rebooted) and
+            # nothing is left of the run. (If something is, the watcher takes it down first.)
+            w.status = st.but(
+                state=State.EXITED, error="supervisor lost before the exit was recorded"
+            )
+            self._write_status(w)
+        if w.status_key == (0, 0, 0):
+            w.status = RunStatus(
+                run=0, state=State.EXITED, error="never started: no status was recorded"
+            )
+        if w.status.state is State.EXITED:
             # An exit that happened while the agent was down: restart policy decides now.
             w.handled_run = 0
         else:
-            w.handled_run = int(st.get("run", 0))
+            w.handled_run = w.status.run
 
     def _reload_status(self, w: Workload) -> bool:
         path = os.path.join(w.wdir, STATUS)
@@ -219,19 +234,39 @@ class WorkloadManager:
         if key == w.status_key:
             return False
         try:
-            w.status = state.read_json(path)
+            w.status = RunStatus.from_json(state.read_json(path), path)
         except FileNotFoundError:
             return False
         except state.CorruptRecord as e:
             dest = state.set_aside(path)
             self.problems.append(f"workload {w.spec.name!r}: {e}; set aside in {dest}")
             log.error("%s", self.problems[-1])
-            w.status = {"state": "exited", "error": "status record was corrupt"}
+            w.status = RunStatus(run=0, state=State.EXITED, error="status record was corrupt")
         w.status_key = key
         return True
 
     def _write_status(self, w: Workload) -> None:
-        state.write_json_atomic(os.path.join(w.wdir, STATUS), w.status)
+        state.write_json_atomic(os.path.join(w.wdir, STATUS), w.status.to_json())
+
+    def _taken_down(self, w: Workload) -> bool:
+        """Kill what is left in the workload's cgroup; True once nothing is (checked each tick,
+        so the watcher never blocks on one workload)."""
+        if not cgroups.populated(self.root, w.spec.name):
+            w.taking_down = False
+            return True
+        if not w.taking_down:
+            log.warning("workload %s: its supervisor died; killing its cgroup", w.spec.name)
+            w.taking_down = True
+        cgroups.kill_workload_cgroup(self.root, w.spec.name)
+        return False
+
+    def _end_run(self, w: Workload, error: str) -> bool:
+        """Record the end of a run whose shim is gone, once its cgroup is empty."""
+        if not self._taken_down(w):
+            return False
+        w.status = w.status.but(state=State.EXITED, error=error, finished_at=time.time())
+        self._write_status(w)
+        return True
 
     def _write_manager(self, w: Workload) -> None:
         state.write_json_atomic(
@@ -245,51 +280,63 @@ class WorkloadManager:
         changed = False
         now = time.monotonic()
         for w in list(self._workloads.values()):
-            if self._reload_status(w):
-                changed = True
-            st = w.status
-            if (
-                st.get("state") == "running"
-                and w.restart_at is None
-                and not procs.alive(st.get("shim_pid"), st.get("shim_start"))
-            ):
-                # The shim may have just written its last record: look once more, then decide.
-                if not self._reload_status(w) and w.status.get("state") == "running":
-                    w.status.update(
-                        state="exited", error="supervisor died", finished_at=time.time()
+            # One workload's failure (an unreadable record, a cgroup error) must not stop the
+            # watcher from seeing the others' exits.
+            try:
+                changed = await self._watch(w, now) or changed
+            except Exception as e:
+                reason = f"{type(e).__name__}: {e}"
+                if reason != w.watch_error:
+                    log.error(
+                        "watching workload %s failed (tried again each tick): %s",
+                        w.spec.name,
+                        reason,
                     )
-                    self._write_status(w)
-                changed = True
-            if (
-                w.status.get("state") == "created"
-                and w.launch_pid is not None
-                and not procs.alive(w.launch_pid, None)
-                and not self._reload_status(w)
-            ):
-                # The shim exited without any record (killed before it could write one).
-                w.status.update(state="exited", error="the supervisor exited before starting it")
-                self._write_status(w)
-                changed = True
-            if w.status.get("state") == "exited" and w.handled_run != w.status.get("run", 0):
-                self._on_exit(w)
-                changed = True
-            if w.restart_at is not None and now >= w.restart_at:
-                w.restart_at = None
-                try:
-                    await self._launch(w, wait=False)
-                except Exception as e:
-                    log.error("restarting %s failed: %s", w.spec.name, e)
-                changed = True
+                w.watch_error = reason
+            else:
+                w.watch_error = None
         if changed:
             async with self._changed:
                 self._changed.notify_all()
 
+    async def _watch(self, w: Workload, now: float) -> bool:
+        """One look at one workload; True if its state changed."""
+        changed = self._reload_status(w)
+        st = w.status
+        if (
+            st.state is State.RUNNING
+            and w.restart_at is None
+            and not procs.alive(st.shim_pid, st.shim_start)
+            # The shim may have just written its last record: look once more, then decide.
+            and not self._reload_status(w)
+            and w.status.state is State.RUNNING
+        ):
+            changed = self._end_run(w, "supervisor died") or changed
+        if (
+            w.status.state is State.CREATED
+            and w.launch_pid is not None
+            and not procs.alive(w.launch_pid, None)
+            and not self._reload_status(w)
+        ):
+            # The shim exited without any record (killed before it could write one).
+            changed = self._end_run(w, "the supervisor exited before starting it") or changed
+        if w.status.state is State.EXITED and w.handled_run != w.status.run:
+            self._on_exit(w)
+            changed = True
+        if w.restart_at is not None and now >= w.restart_at:
+            w.restart_at = None
+            try:
+                await self._launch(w, wait=False)
+            except Exception as e:
+                log.error("restarting %s failed: %s", w.spec.name, e)
+            changed = True
+        return changed
+
     def _on_exit(self, w: Workload) -> None:
         st = w.status
-        w.handled_run = int(st.get("run", 0))
-        code = st.get("exit_code")
-        code = 255 if code is None else int(code)
-        ran = (st.get("finished_at") or 0) - (st.get("started_at") or 0)
+        w.handled_run = st.run
+        code = 255 if st.exit_code is None else st.exit_code
+        ran = (st.finished_at or 0) - (st.started_at or 0)
         log.info("workload %s %s after %.1f s", w.spec.name, describe_exit(st), ran)
         w.failures_in_row = 0 if ran >= STABLE_RUN_S else w.failures_in_row + 1
         if should_restart(w.policy, code, w.restarts, w.stopped_by_user):
@@ -325,6 +372,14 @@ class WorkloadManager:
             raise WorkloadError(f"--userns: {why}")
         if spec.name in self._workloads:
             raise Conflict(f"a workload named {spec.name!r} already exists (pystats rm it first)")
+        if cgroups.populated(self.root, spec.name):
+            # Left by a workload whose record was lost or set aside: never share its cgroup.
+            path = self.root.resolve(cgroups.workload_rel(spec.name))
+            raise Conflict(
+                f"the cgroup {path} still holds processes of an earlier workload named"
+                f" {spec.name!r} (its record was lost): kill them (echo 1 > {path}/cgroup.kill)"
+                " or choose another name"
+            )
         wdir = os.path.join(self.wl_dir, spec.name)
         try:
             os.mkdir(wdir, 0o700)
@@ -332,16 +387,17 @@ class WorkloadManager:
             raise Conflict(f"a workload named {spec.name!r} already exists") from None
         w = Workload(spec=spec, wdir=wdir, created_at=time.time(), policy=policy)
         try:
-            state.write_json_atomic(
-                os.path.join(wdir, CONFIG),
-                {
-                    "spec": spec.to_json(),
-                    "root": self.root.path,
-                    "created_at": w.created_at,
-                    "log_max_bytes": self.log_max_bytes,
-                    "log_keep": self.log_keep,
-                },
+            cfg = ShimConfig(
+                spec=spec,
+                root=self.root.path,
+                created_at=w.created_at,
+                log_max_bytes=self.log_max_bytes,
+                log_keep=self.log_keep,
             )
+            try:
+                state.write_json_atomic(os.path.join(wdir, CONFIG), cfg.to_json())
+            except OSError as e:
+                raise WorkloadError(f"cannot record the workload in {wdir}: {e.strerror}") from None
             try:
                 cgroups.create_workload_cgroup(self.root, spec.name, spec.limits)
             except (CgroupError, OSError) as e:
@@ -356,12 +412,28 @@ class WorkloadManager:
             raise
         return self.inspect(spec.name)
 
+    async def _make_room(self, w: Workload) -> None:
+        """Before a run: whatever an earlier run left in the cgroup is killed, never joined."""
+        if not cgroups.populated(self.root, w.spec.name):
+            return
+        log.warning("workload %s: killing what an earlier run left in its cgroup", w.spec.name)
+        cgroups.kill_workload_cgroup(self.root, w.spec.name)
+        deadline = time.monotonic() + TAKE_DOWN_TIMEOUT_S
+        while cgroups.populated(self.root, w.spec.name):
+            if time.monotonic() > deadline:
+                raise WorkloadError(
+                    f"workload {w.spec.name!r}: its cgroup still holds processes"
+                    f" {TAKE_DOWN_TIMEOUT_S:.0f} s after cgroup.kill"
+                )
+            await asyncio.sleep(0.02)
+
     async def _launch(self, w: Workload, *, wait: bool) -> None:
-        run = int(w.status.get("run", 0)) + 1
+        await self._make_room(w)
+        run = w.status.run + 1
         w.handled_run = run - 1
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(w.wdir, STATUS))
-        w.status = {"state": "created", "run": run}
+        w.status = RunStatus(run=run, state=State.CREATED)
         w.status_key = (0, 0, 0)
         w.launch_pid = None
         if self._forks is not None:
@@ -374,7 +446,7 @@ class WorkloadManager:
         # Look at the state, not at "changed": the watcher may have loaded the record first.
         while True:
             self._reload_status(w)
-            if w.status.get("state") != "created":
+            if w.status.state is not State.CREATED:
                 break
             if time.monotonic() > deadline:
                 raise WorkloadError(
@@ -386,17 +458,18 @@ class WorkloadManager:
     def inspect(self, name: str) -> dict[str, Any]:
         w = self._get(name)
         st = w.status
-        running = w.state == "running"
+        running = w.state is State.RUNNING
         return {
             "name": name,
-            "state": w.state,
-            "pid": st.get("pid") if running else None,
-            "shim_pid": st.get("shim_pid") if running else None,
-            "exit_code": st.get("exit_code"),
-            "signal": st.get("signal"),
-            "oom_killed": bool(st.get("oom_killed", False)),
-            "error": st.get("error"),
-            "run": st.get("run"),
+            "state": w.state.value,
+            "pid": st.pid if running else None,
+            "shim_pid": st.shim_pid if running else None,
+            "exit_code": st.exit_code,
+            "signal": st.signal,
+            "oom_killed": st.oom_killed,
+            "error": st.error,
+            "log_bytes_dropped": st.log_bytes_dropped,
+            "run": st.run,
             "restart_policy": w.spec.restart,
             "restart_count": w.restarts,
             "argv": w.spec.argv,
@@ -414,14 +487,15 @@ class WorkloadManager:
             "cgroup": cgroups.workload_rel(name),
             "cgroup_path": self.root.resolve(cgroups.workload_rel(name)),
             "created_at": _iso(w.created_at),
-            "started_at": _iso(st.get("started_at")),
-            "finished_at": _iso(st.get("finished_at")),
+            "started_at": _iso(st.started_at),
+            "finished_at": _iso(st.finished_at),
             "log_path": log_path(w.wdir),
         }
 
     def listing(self, all_: bool = False) -> list[dict[str, Any]]:
         out = [self.inspect(n) for n in sorted(self._workloads)]
-        return out if all_ else [d for d in out if d["state"] in ("running", "restarting")]
+        live = (State.RUNNING.value, State.RESTARTING.value)
+        return out if all_ else [d for d in out if d["state"] in live]
 
     def log_files(self, name: str) -> list[str]:
         return log_files(log_path(self._get(name).wdir), self.log_keep)
@@ -429,24 +503,23 @@ class WorkloadManager:
     def is_done(self, name: str) -> bool:
         """True when the workload has exited and will not be restarted (or was removed)."""
         w = self._workloads.get(name)
-        return w is None or w.state not in ("running", "restarting", "created")
+        return w is None or w.state not in (State.RUNNING, State.RESTARTING, State.CREATED)
 
     async def _wait_exited(self, w: Workload, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._reload_status(w)
-            if w.status.get("state") != "running":
+            if w.status.state is not State.RUNNING:
                 return True
             await asyncio.sleep(0.02)
         return False
 
     def _signal(self, w: Workload, sig: int) -> bool:
         st = w.status
-        pid, start = st.get("pid"), st.get("pid_start")
-        if st.get("state") != "running" or not procs.alive(pid, start):
+        if st.state is not State.RUNNING or st.pid is None or not procs.alive(st.pid, st.pid_start):
             return False
         try:
-            os.kill(int(pid), sig)  # type: ignore[arg-type]
+            os.kill(st.pid, sig)
         except ProcessLookupError:
             return False
         return True
@@ -464,7 +537,7 @@ class WorkloadManager:
 
     async def kill(self, name: str, sig: int = signal.SIGKILL) -> dict[str, Any]:
         w = self._get(name)
-        if w.state != "running":
+        if w.state is not State.RUNNING:
             raise Conflict(f"workload {name!r} is not running")
         if sig == signal.SIGKILL:
             w.stopped_by_user = True
@@ -478,7 +551,7 @@ class WorkloadManager:
 
     async def rm(self, name: str, force: bool = False) -> None:
         w = self._get(name)
-        if w.state in ("running", "restarting"):
+        if w.state in (State.RUNNING, State.RESTARTING):
             if not force:
                 raise Conflict(f"workload {name!r} is {w.state}: stop it first or use --force")
             w.stopped_by_user = True

@@ -3,10 +3,14 @@
 The agent is threaded, so it must never fork and run Python in the child (architecture idiom 11).
 Instead it starts this process once with subprocess (no preexec_fn); this process has already
 imported the shim and the runtime, so each launch is one fork of a small process instead of a new
-interpreter. Protocol on stdin/stdout, one JSON object per line:
+interpreter. Protocol on stdin/stdout, one typed message per line (as runc's parent and child
+exchange typed sync messages), each with the protocol version:
 
-    -> {"dir": "/var/lib/pystats/workloads/web", "run": 1}
-    <- {"pid": 1234}            or   {"error": "..."}
+    -> SpawnRequest  {"v": 2, "dir": "/var/lib/pystats/workloads/web", "run": 1}
+    <- SpawnReply    {"v": 2, "pid": 1234}     or   {"v": 2, "error": "..."}
+
+Version 1 was the same without "v"; both ends come from one installation, so a version other
+than ours is refused with a reply that says so.
 
 EOF on stdin (the agent went away) ends the server; the shims it forked live on in their own
 sessions, re-parented to init.
@@ -20,33 +24,99 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import IO, Any
 
-from workloads.supervisor import shim
+PROTOCOL = 2
 
 
-def _serve(inp: IO[str], out: IO[str]) -> int:
+class ProtocolError(ValueError):
+    pass
+
+
+def _decode(line: str) -> dict[str, Any]:
+    try:
+        msg = json.loads(line)
+    except ValueError as e:
+        raise ProtocolError(f"not JSON: {e}") from None
+    if not isinstance(msg, dict):
+        raise ProtocolError("not a JSON object")
+    if msg.get("v") != PROTOCOL:
+        raise ProtocolError(f"protocol version {msg.get('v')!r}, this end speaks {PROTOCOL}")
+    return msg
+
+
+@dataclass(frozen=True)
+class SpawnRequest:
+    """Start a shim for run ``run`` of the workload whose state directory is ``wdir``."""
+
+    wdir: str
+    run: int
+
+    def encode(self) -> str:
+        return json.dumps({"v": PROTOCOL, "dir": self.wdir, "run": self.run}) + "\n"
+
+    @classmethod
+    def decode(cls, line: str) -> SpawnRequest:
+        msg = _decode(line)
+        wdir, run = msg.get("dir"), msg.get("run")
+        if not isinstance(wdir, str) or not wdir:
+            raise ProtocolError(f"dir: expected a path, got {wdir!r}")
+        if not isinstance(run, int) or isinstance(run, bool) or run < 1:
+            raise ProtocolError(f"run: expected a positive int, got {run!r}")
+        return cls(wdir, run)
+
+
+@dataclass(frozen=True)
+class SpawnReply:
+    """The shim's PID, or why there is none."""
+
+    pid: int | None = None
+    error: str | None = None
+
+    def encode(self) -> str:
+        body: dict[str, Any] = {"v": PROTOCOL}
+        if self.pid is not None:
+            body["pid"] = self.pid
+        else:
+            body["error"] = self.error or "no reason given"
+        return json.dumps(body) + "\n"
+
+    @classmethod
+    def decode(cls, line: str) -> SpawnReply:
+        if not line:
+            raise ProtocolError("no answer (the fork server exited)")
+        msg = _decode(line)
+        pid, error = msg.get("pid"), msg.get("error")
+        if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0:
+            return cls(pid=pid)
+        if isinstance(error, str):
+            return cls(error=error)
+        raise ProtocolError(f"neither a pid nor an error: {line.strip()!r}")
+
+
+def _serve(inp: IO[str], out: IO[str], run_shim: Callable[[str, int], int]) -> int:
     # Shims are not waited for here: let the kernel reap them.
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for line in inp:
         try:
-            req = json.loads(line)
-            wdir, run = str(req["dir"]), int(req["run"])
-        except (ValueError, KeyError, TypeError) as e:
-            out.write(json.dumps({"error": f"bad request: {e}"}) + "\n")
+            req = SpawnRequest.decode(line)
+        except ProtocolError as e:
+            out.write(SpawnReply(error=f"bad request: {e}").encode())
             out.flush()
             continue
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
-                code = shim.run_shim(wdir, run)
+                code = run_shim(req.wdir, req.run)
             except BaseException as e:  # the shim's own log is stderr by now
                 print(f"shim failed: {e!r}", file=sys.stderr)
             finally:
                 os._exit(code)
-        out.write(json.dumps({"pid": pid}) + "\n")
+        out.write(SpawnReply(pid=pid).encode())
         out.flush()
     return 0
 
@@ -78,12 +148,16 @@ class ForkServerClient:
                 self.start()
                 proc = self._proc
             assert proc is not None and proc.stdin is not None and proc.stdout is not None
-            proc.stdin.write(json.dumps({"dir": wdir, "run": run}) + "\n")
+            proc.stdin.write(SpawnRequest(wdir, run).encode())
             proc.stdin.flush()
-            reply: dict[str, Any] = json.loads(proc.stdout.readline() or "{}")
-        if "pid" not in reply:
-            raise RuntimeError(f"fork server: {reply.get('error', 'no answer')}")
-        return int(reply["pid"])
+            answer = proc.stdout.readline()
+        try:
+            reply = SpawnReply.decode(answer)
+        except ProtocolError as e:
+            raise RuntimeError(f"fork server: {e}") from None
+        if reply.pid is None:
+            raise RuntimeError(f"fork server: {reply.error}")
+        return reply.pid
 
     def close(self) -> None:
         with self._lock:
@@ -101,7 +175,11 @@ class ForkServerClient:
 
 
 def main() -> int:
-    return _serve(sys.stdin, sys.stdout)
+    # Imported here, not at the top: the manager imports this module for the client only and
+    # must not load the shim and the runtime; the server loads them once, before any fork.
+    from workloads.supervisor import shim
+
+    return _serve(sys.stdin, sys.stdout, shim.run_shim)
 
 
 if __name__ == "__main__":

@@ -13,19 +13,22 @@ It is a fresh single-threaded process (forked by the fork server, or started wit
 4. holds the read end of the workload's stdout+stderr pipe and writes it to rotated logs;
 5. reaps it, reads memory.events oom_kill, and records the exit durably in ``status.json``.
 
-``status.json`` belongs to the shim; the manager reads it, at every start too, which is how it
-learns of exits that happened while it was down.
+``status.json`` (a RunStatus, workloads.supervisor.record) belongs to the shim; the manager reads
+it, at every start too, which is how it learns of exits that happened while it was down. A full
+disk costs output (counted in the record), never the record of the exit: the shim holds a small
+reserve file beside it and gives that space up for its last record if it must.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import selectors
 import signal
 import sys
 import time
-from typing import Any
+from collections.abc import Callable
 
 from cgroupfs.paths import CgroupRoot
 from workloads.runtime import cgroups, linux, security, userns
@@ -33,14 +36,43 @@ from workloads.runtime.init import EXIT_SETUP, exec_workload
 from workloads.runtime.spec import WorkloadSpec
 from workloads.supervisor import procs, state
 from workloads.supervisor.logs import RotatingLog, log_path
+from workloads.supervisor.record import CONFIG, STATUS, RunStatus, ShimConfig, State
 
-CONFIG = "config.json"
-STATUS = "status.json"
 DRAIN_AFTER_EXIT_S = 2.0
+RESERVE = "status.reserve"
+RESERVE_BYTES = 64 * 1024  # room for a few status records on a full filesystem
+DROPS_REPORT_EVERY_S = 1.0
 
 
 def status_path(wdir: str) -> str:
     return os.path.join(wdir, STATUS)
+
+
+def _reserve_space(wdir: str) -> None:
+    try:
+        fd = os.open(os.path.join(wdir, RESERVE), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            os.posix_fallocate(fd, 0, RESERVE_BYTES)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        _note(f"cannot reserve room for the exit record: {e}")
+
+
+def _release_space(wdir: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(wdir, RESERVE))
+
+
+def _write_status(wdir: str, status: RunStatus, *, last: bool = False) -> None:
+    """Record ``status``; a ``last`` record (the exit) may use the reserved space to get written."""
+    try:
+        state.write_json_atomic(status_path(wdir), status.to_json())
+    except OSError as e:
+        if not last or e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        _release_space(wdir)
+        state.write_json_atomic(status_path(wdir), status.to_json())
 
 
 def _redirect_own_stdio(wdir: str) -> None:
@@ -66,17 +98,17 @@ def run_shim(wdir: str, run: int) -> int:
         # Whatever failed, the manager must not wait forever for a record of this run.
         _note(f"failed: {e!r}")
         with contextlib.suppress(Exception):
-            state.write_json_atomic(
-                status_path(wdir),
-                {
-                    "run": run,
-                    "state": "exited",
-                    "exit_code": EXIT_SETUP,
-                    "finished_at": time.time(),
-                    "error": f"the supervisor failed: {e}",
-                },
+            failed = RunStatus(
+                run=run,
+                state=State.EXITED,
+                exit_code=EXIT_SETUP,
+                finished_at=time.time(),
+                error=f"the supervisor failed: {e}",
             )
+            _write_status(wdir, failed, last=True)
         return 1
+    finally:
+        _release_space(wdir)
 
 
 def _supervise(wdir: str, run: int) -> int:
@@ -87,15 +119,17 @@ def _supervise(wdir: str, run: int) -> int:
         signal.signal(sig, signal.SIG_IGN)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
 
-    cfg = state.read_json(os.path.join(wdir, CONFIG))
-    spec = WorkloadSpec.from_json(cfg["spec"])
-    root = CgroupRoot(cfg["root"])
+    _reserve_space(wdir)
+    cfg_path = os.path.join(wdir, CONFIG)
+    cfg = ShimConfig.from_json(state.read_json(cfg_path), cfg_path)
+    spec = cfg.spec
+    root = CgroupRoot(cfg.root)
     rel = cgroups.workload_rel(spec.name)
     try:
         cgroups.move_to(root, cgroups.SHIMS, os.getpid())
     except Exception as e:  # not fatal: the workload still runs, only less protected
         _note(f"could not move to {cgroups.SHIMS}: {e}")
-    log = RotatingLog(log_path(wdir), int(cfg["log_max_bytes"]), int(cfg["log_keep"]))
+    log = RotatingLog(log_path(wdir), cfg.log_max_bytes, cfg.log_keep)
     oom_before = cgroups.oom_kills(root, spec.name)
     # The security plan, its seccomp program compiled once into the state dir's cache, made
     # while the host's files are in view; the workload's init inherits it (and reports a failure).
@@ -121,20 +155,15 @@ def _supervise(wdir: str, run: int) -> int:
     for fd in (out_w, go_r, err_w):
         os.close(fd)
 
-    record: dict[str, Any] = {
-        "run": run,
-        "state": "running",
-        "shim_pid": os.getpid(),
-        "shim_start": procs.start_ticks(os.getpid()),
-        "pid": pid,
-        "pid_start": procs.start_ticks(pid),
-        "started_at": time.time(),
-        "finished_at": None,
-        "exit_code": None,
-        "signal": None,
-        "oom_killed": False,
-        "error": None,
-    }
+    record = RunStatus(
+        run=run,
+        state=State.RUNNING,
+        shim_pid=os.getpid(),
+        shim_start=procs.start_ticks(os.getpid()),
+        pid=pid,
+        pid_start=procs.start_ticks(pid),
+        started_at=time.time(),
+    )
     placed = False
     if started:
         try:
@@ -142,7 +171,7 @@ def _supervise(wdir: str, run: int) -> int:
         except Exception as e:
             error = f"could not move the workload into {rel}: {e}"
     if placed:
-        state.write_json_atomic(status_path(wdir), record)
+        _write_status(wdir, record)
         # Once "running" is on disk the workload can be killed (`pystats kill` at once): its end
         # of the pipe is then gone, and its wait status below says how it ended.
         with contextlib.suppress(BrokenPipeError):
@@ -151,18 +180,27 @@ def _supervise(wdir: str, run: int) -> int:
         error = error or f"could not move the workload into {rel}: it vanished"
     os.close(go_w)
 
-    status = _pump(pid, out_r, err_r, log, error)
+    def report_drops(dropped: int) -> None:
+        # Best effort while running (the disk is likely full); the exit record has the total.
+        if placed:
+            with contextlib.suppress(OSError):
+                _write_status(wdir, record.but(log_bytes_dropped=dropped))
+
+    wait_status, errtext = _pump(pid, out_r, err_r, log, error, report_drops)
     log.close()
-    code, term_sig = procs.exit_code_of(status["wait"])
-    record.update(
-        state="exited",
+    if log.dropped:
+        _note(f"dropped {log.dropped} bytes of output: {log.last_error}")
+    code, term_sig = procs.exit_code_of(wait_status)
+    record = record.but(
+        state=State.EXITED,
         finished_at=time.time(),
         exit_code=code,
         signal=term_sig,
         oom_killed=cgroups.oom_kills(root, spec.name) > oom_before,
-        error=(status["error"].strip() or None),
+        error=(errtext.strip() or None),
+        log_bytes_dropped=log.dropped,
     )
-    state.write_json_atomic(status_path(wdir), record)
+    _write_status(wdir, record, last=True)
     return 0
 
 
@@ -233,8 +271,17 @@ def _close_other_fds(keep: set[int]) -> None:
     os.closerange(low, max(os.sysconf("SC_OPEN_MAX"), 1 << 16))
 
 
-def _pump(pid: int, out_r: int, err_r: int, log: RotatingLog, error: str) -> dict[str, Any]:
-    """Copy output to the log until the workload has exited and its pipe is drained."""
+def _pump(
+    pid: int,
+    out_r: int,
+    err_r: int,
+    log: RotatingLog,
+    error: str,
+    report_drops: Callable[[int], None],
+) -> tuple[int, str]:
+    """Copy output to the log until the workload has exited and its pipe is drained.
+
+    Returns (wait status, what the runtime said on the error pipe)."""
     pidfd = os.pidfd_open(pid)
     sel = selectors.DefaultSelector()
     sel.register(out_r, selectors.EVENT_READ, "out")
@@ -244,6 +291,7 @@ def _pump(pid: int, out_r: int, err_r: int, log: RotatingLog, error: str) -> dic
     deadline: float | None = None
     errbuf = error.encode()
     open_fds = {out_r, err_r}
+    reported, next_report = 0, 0.0
     while open_fds:
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
         events = sel.select(timeout)
@@ -264,6 +312,9 @@ def _pump(pid: int, out_r: int, err_r: int, log: RotatingLog, error: str) -> dic
                 open_fds.discard(fd)
             elif key.data == "out":
                 log.write(chunk)
+                if log.dropped != reported and time.monotonic() >= next_report:
+                    reported, next_report = log.dropped, time.monotonic() + DROPS_REPORT_EVERY_S
+                    report_drops(reported)
             else:
                 errbuf += chunk
     if wait_status is None:
@@ -274,7 +325,7 @@ def _pump(pid: int, out_r: int, err_r: int, log: RotatingLog, error: str) -> dic
     sel.close()
     if error:
         log.write(f"pystats: {error}\n".encode())
-    return {"wait": wait_status, "error": errbuf.decode(errors="replace").replace("pystats: ", "")}
+    return wait_status, errbuf.decode(errors="replace").replace("pystats: ", "")
 
 
 def main(argv: list[str]) -> int:
