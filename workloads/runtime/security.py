@@ -156,14 +156,17 @@ def prepare(opts: SecurityOpts, cache_dir: str | None = None) -> Plan:
     key = (opts, bounding)
     plan = _prepared.get(key)
     if plan is None:
-        mask = caps.resolve(opts.cap_add, opts.cap_drop, opts.privileged, bounding)
-        path = opts.profile_path()
-        bpf = None
-        if path is not None:
-            names = frozenset(caps.names_of(mask))
-            bpf = seccomp_profile.cached_bpf(path, names, mask, cache_dir)
-        plan = _prepared[key] = Plan(mask, opts.no_new_privileges, bpf)
+        plan = _prepared[key] = _plan(opts, bounding, cache_dir)
     return plan
+
+
+def _plan(opts: SecurityOpts, bounding: int, cache_dir: str | None) -> Plan:
+    mask = caps.resolve(opts.cap_add, opts.cap_drop, opts.privileged, bounding)
+    path = opts.profile_path()
+    bpf = None
+    if path is not None:
+        bpf = seccomp_profile.cached_bpf(path, frozenset(caps.names_of(mask)), mask, cache_dir)
+    return Plan(mask, opts.no_new_privileges, bpf)
 
 
 def cache_dir(state_dir: str) -> str:
@@ -174,7 +177,7 @@ def startup_check(state_dir: str) -> None:
     """At the agent's start: the default profile must be there (a workload is never silently
     unconfined), and is compiled for the default set now, so launches only read the cache."""
     try:
-        prepare(SecurityOpts(), cache_dir(state_dir))
+        _plan(SecurityOpts(), caps.bounding_mask(), cache_dir(state_dir))
     except seccomp_profile.ProfileError as e:
         raise ProfileMissing(
             f"{e}; workloads would run without their default seccomp profile (install Debian's "
