@@ -18,12 +18,12 @@ class HostedEngine(PolicyEngine):
     def action_counts(self) -> Mapping[tuple[str, str], int]:
         s = self.stats
         return {
-            ("all", "moved"): int(s["moves"] + s["event_moves"]),
-            ("all", "gone"): int(s["pids_gone"]),
-            ("all", "failed"): int(s["errors"]),
-            ("all", "group_created"): int(s["groups_created"]),
-            ("all", "group_removed"): int(s["groups_removed"]),
-            ("all", "limit_set"): int(s["limits_set"]),
+            ("all", "moved"): int(s.moves + s.event_moves),
+            ("all", "gone"): int(s.pids_gone),
+            ("all", "failed"): int(s.errors),
+            ("all", "group_created"): int(s.groups_created),
+            ("all", "group_removed"): int(s.groups_removed),
+            ("all", "limit_set"): int(s.limits_set),
         }
 
 

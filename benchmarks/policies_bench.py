@@ -151,6 +151,10 @@ from policies import connector
 from policies.engine import PolicyEngine
 root_path, pol_path, n, label = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 eng = PolicyEngine(CgroupRoot(root_path), pol_path, use_connector=False)
+import dataclasses
+def stats():  # a dict in revisions before the engine's stats became a frozen dataclass
+    s = eng.stats
+    return dataclasses.asdict(s) if dataclasses.is_dataclass(s) else s
 assert eng.reload() == [] and eng.reconcile() == []
 p = subprocess.Popen(["sleep", "30"])
 try:
@@ -170,7 +174,7 @@ try:
         handle()
         cpu.append(time.thread_time_ns() - c0)
         wall.append(time.perf_counter_ns() - t0)
-    assert eng.stats["event_moves"] == n, eng.stats
+    assert stats()["event_moves"] == n, stats()
     cpu.sort()
     print(f"  {label}exec event -> moved, n={n}: CPU median {statistics.median(cpu) / 1e3:.1f} us"
           f"  p90 {cpu[int(n * 0.9)] / 1e3:.1f} us; wall median"
@@ -310,6 +314,10 @@ os.nice(int(sys.argv[3]))
 en = sys.argv[4]
 kw = {} if en == "default" else {"event_nice": None if en == "off" else int(en)}
 eng = PolicyEngine(CgroupRoot(sys.argv[1]), sys.argv[2], reconcile_s=3600, **kw)
+import dataclasses
+def stats():  # a dict in revisions before the engine's stats became a frozen dataclass
+    s = eng.stats
+    return dataclasses.asdict(s) if dataclasses.is_dataclass(s) else s
 # split of the engine-side time for exec events: exec -> handler entered (kernel delivery,
 # wake-up, scheduling), and the handler's own work (read /proc, match, move)
 split = []
@@ -341,14 +349,14 @@ async def main():
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    while eng.stats["reconciles"] < 1:
+    while stats()["reconciles"] < 1:
         await asyncio.sleep(0.01)
     print("ready", flush=True)
     await stop.wait()
     t.cancel()
     print(json.dumps({"engine": list(eng.placement_latency_ns),
                       "delivery": [x[0] for x in split], "work": [x[1] for x in split],
-                      "move": moves, "stats": {k: v for k, v in eng.stats.items() if v}}),
+                      "move": moves, "stats": {k: v for k, v in stats().items() if v}}),
           flush=True)
 asyncio.run(main())
 """

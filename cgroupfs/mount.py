@@ -89,6 +89,17 @@ class CgroupMount:
         return "\n".join([head, *(f"  {c}: {why}" for c, why in self.missing.items())])
 
 
+def describe_mount(mount: CgroupMount | None) -> str:
+    """The cgroup mode in words, as the live view's header shows it: "pure cgroup v2",
+    "hybrid v1/v2 (no cpu, memory)"; "cgroup v2" when nothing was detected."""
+    if mount is None:
+        return "cgroup v2"
+    text = "hybrid v1/v2" if mount.mode == "hybrid" else "pure cgroup v2"
+    if mount.missing:
+        text += " (no " + ", ".join(sorted(mount.missing)) + ")"
+    return text
+
+
 def _unescape(field_: str) -> str:
     r"""Mount table fields escape space, tab, newline and backslash as \040 \011 \012 \134."""
     if "\\" not in field_:

@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from typing import Literal, TypeAlias, get_args
 
 from cgroupfs import writer
 from cgroupfs.errors import CgroupError
@@ -47,13 +48,8 @@ from policies.validate import check_file
 
 log = logging.getLogger(__name__)
 
-# engine.stats, for metrics (all counters since start, except *_last, *_active, policy_loaded):
-# policy_loaded 0/1; reloads / reload_failures: accepted / rejected policy files; reconciles,
-# reconcile_errors, reconcile_seconds_last; connector_active 0/1; events: proc-connector events
-# seen; event_moves: processes moved by the event path; moves: processes moved by reconciles (the
-# two are disjoint: total = moves + event_moves); pids_gone: exited or reused before the move;
-# groups_created / groups_removed / limits_set / limits_skipped (controller absent); errors.
-STAT_KEYS = (
+# The engine's counters, by name: a write with a misspelt name is a type error.
+StatName: TypeAlias = Literal[
     "policy_loaded",
     "reloads",
     "reload_failures",
@@ -70,7 +66,34 @@ STAT_KEYS = (
     "limits_set",
     "limits_skipped",
     "errors",
-)
+]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStats:
+    """``PolicyEngine.stats``: the counters at one moment, for metrics and tests.
+
+    All count since start, except ``policy_loaded`` and ``connector_active`` (0/1 now) and
+    ``reconcile_seconds_last``. ``moves`` (reconciles) and ``event_moves`` (the event path) are
+    disjoint: every move is ``moves + event_moves``.
+    """
+
+    policy_loaded: float = 0  # a policy is in force
+    reloads: float = 0  # policy files accepted
+    reload_failures: float = 0  # policy files rejected (the last good one stayed)
+    reconciles: float = 0
+    reconcile_errors: float = 0
+    reconcile_seconds_last: float = 0
+    connector_active: float = 0  # the proc connector's event thread runs
+    events: float = 0  # proc-connector events seen
+    event_moves: float = 0
+    moves: float = 0
+    pids_gone: float = 0  # exited or reused before the move
+    groups_created: float = 0
+    groups_removed: float = 0
+    limits_set: float = 0
+    limits_skipped: float = 0  # the controller is absent
+    errors: float = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +172,7 @@ class PolicyEngine:
         self._event_root = _ResolvedRoot(root.path)
         # counters written by both the event thread and reconciles (pids_gone, errors)
         self._stats_lock = threading.Lock()
-        self.stats: dict[str, float] = dict.fromkeys(STAT_KEYS, 0)
+        self._counts: dict[StatName, float] = dict.fromkeys(get_args(StatName), 0)
         self._mtime: tuple[int, int, int] | None = None
         self._root_cgroup: str | None = None
         self._current: Current | None = None
@@ -167,7 +190,7 @@ class PolicyEngine:
         policy, errors = check_file(self.policy_path)
         self._mtime = mtime
         if policy is None:
-            self.stats["reload_failures"] += 1
+            self._counts["reload_failures"] += 1
             kept = "the previous policy stays in force" if self.policy else "no policy in force"
             log.error("policy %s rejected (%s):", self.policy_path, kept)
             for e in errors:
@@ -178,8 +201,8 @@ class PolicyEngine:
         sticky = frozenset(g.leaf for g in policy.all_groups() if g.sticky)
         self._rules = _Rules(policy, self.matcher, sticky)
         self._event_root.forget()
-        self.stats["reloads"] += 1
-        self.stats["policy_loaded"] = 1
+        self._counts["reloads"] += 1
+        self._counts["policy_loaded"] = 1
         log.info("policy %s loaded: %d groups", self.policy_path, len(policy.all_groups()))
         if self._wake is not None:
             self._wake.set()  # reconcile now
@@ -205,7 +228,7 @@ class PolicyEngine:
         if policy is None or matcher is None:
             return []
         if root_cg is None:
-            self.stats["reconcile_errors"] += 1
+            self._counts["reconcile_errors"] += 1
             msg = f"{self.root.path} is not on a cgroup2 filesystem: nothing placed"
             log.error("%s", msg)
             return [msg]
@@ -220,30 +243,36 @@ class PolicyEngine:
             self._current = read_current(self.root, root_cg) if actions else current
             self._event_root.forget()
         except (CgroupError, OSError) as e:
-            self.stats["reconcile_errors"] += 1
+            self._counts["reconcile_errors"] += 1
             log.error("reconcile failed: %s", e)
             return [str(e)]
         with self._stats_lock:
             for k, v in result.counts.items():
-                self.stats[k] = self.stats.get(k, 0) + v
+                if k in self._counts:  # apply's outcome names are a subset of StatName
+                    self._counts[k] += v
         if self.on_placed is not None:
             for m in result.moved:
                 self.on_placed(m.pid, m.comm, m.rel, m.reason)
-        self.stats["reconciles"] += 1
-        self.stats["reconcile_seconds_last"] = time.monotonic() - t0
+        self._counts["reconciles"] += 1
+        self._counts["reconcile_seconds_last"] = time.monotonic() - t0
         return result.errors
 
     # -- events --------------------------------------------------------------------------------
 
     def on_event(self, what: int, pid: int, timestamp_ns: int) -> None:
         """One proc-connector event (the event thread's callback; see connector.scan)."""
-        self.stats["events"] += 1  # written by this thread only
+        self._counts["events"] += 1  # written by this thread only
         if what != PROC_EVENT_FORK and self.place_one(pid) and timestamp_ns:
             self.placement_latency_ns.append(time.monotonic_ns() - timestamp_ns)
 
-    def _count(self, key: str) -> None:
+    @property
+    def stats(self) -> EngineStats:
+        """The counters now, as a frozen snapshot."""
+        return EngineStats(**self._counts)
+
+    def _count(self, key: StatName) -> None:
         with self._stats_lock:
-            self.stats[key] += 1
+            self._counts[key] += 1
 
     def place_one(self, pid: int) -> bool:
         """Place one process by the rules now (event path). True if it was moved."""
@@ -270,7 +299,7 @@ class PolicyEngine:
             log.warning("moving %d (%s) to %s: %s", pid, p.comm, d.group.leaf, e)
             return False
         if moved:
-            self.stats["event_moves"] += 1  # written by this thread only
+            self._counts["event_moves"] += 1  # written by this thread only
             log.debug("placed %d (%s) in %s: %s", pid, p.comm, d.group.leaf, d.reason)
             if self.on_placed is not None:
                 self.on_placed(pid, p.comm, d.group.leaf, d.reason)
@@ -291,7 +320,7 @@ class PolicyEngine:
                     conn, self.on_event, nice=self.event_nice, on_error=self._connector_failed
                 )
                 events.start()
-                self.stats["connector_active"] = 1
+                self._counts["connector_active"] = 1
                 log.info(
                     "proc connector: new processes are placed on exec (event thread%s)",
                     f" at nice {self.event_nice}" if events.niced else "",
@@ -314,9 +343,9 @@ class PolicyEngine:
                 if self._file_mtime() != self._mtime:
                     self.reload()  # sets _wake on success; errors are logged
         finally:
-            self.stats["connector_active"] = 0
+            self._counts["connector_active"] = 0
             if events is not None:
                 events.stop()
 
     def _connector_failed(self, _e: OSError) -> None:
-        self.stats["connector_active"] = 0  # the thread logged it; reconciles go on
+        self._counts["connector_active"] = 0  # the thread logged it; reconciles go on

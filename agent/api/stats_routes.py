@@ -20,6 +20,7 @@ from agent.statsview.history import Event, history_from_store, history_to_json
 from agent.statsview.jsonio import StatsDoc, doc_to_json
 from agent.statsview.rows import RowCache, visible
 from cgroupfs.errors import CgroupError, CgroupGone
+from cgroupfs.mount import CgroupMount, describe_mount
 from cgroupfs.paths import CgroupRoot
 from collectors.store import Store
 
@@ -27,26 +28,12 @@ NamesFn = Callable[[], Mapping[str, str]]
 EventsFn = Callable[[str], Iterable[Event]]
 
 
-def describe_mount(mount: object | None) -> str:
-    """The cgroup mode in words, from cgroupfs.mount.CgroupMount (mode, missing controllers)."""
-    if mount is None:
-        return "cgroup v2"
-    mode = str(getattr(mount, "mode", "v2"))
-    mode = getattr(getattr(mount, "mode", None), "value", mode)
-    missing = getattr(mount, "missing", None) or ()
-    names = sorted(missing.keys() if isinstance(missing, Mapping) else missing)
-    text = "pure cgroup v2" if "hybrid" not in str(mode) else "hybrid v1/v2"
-    if names:
-        text += " (no " + ", ".join(str(n) for n in names) + ")"
-    return text
-
-
 def add_stats_routes(
     app: web.Application,
     store: Store,
     root: CgroupRoot,
     *,
-    mount: object | None = None,
+    mount: CgroupMount | None = None,
     names: NamesFn | None = None,
     interval_s: float | None = None,
     freezer: Callable[[CgroupRoot, str, bool], object] | None = None,

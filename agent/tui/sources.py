@@ -16,6 +16,7 @@ from agent.statsview.history import History, history_from_store
 from agent.statsview.jsonio import StatsDoc
 from agent.statsview.rows import RowCache
 from cgroupfs.errors import CgroupError
+from cgroupfs.mount import CgroupMount, describe_mount, detect
 from collectors.store import Store
 
 ACTIONS = ("freeze", "thaw", "stop", "kill")
@@ -175,9 +176,7 @@ class AgentSource:
             raise ValueError(action)
 
 
-def mode_text(mount: object | None) -> str:
-    from agent.api.stats_routes import describe_mount
-
+def mode_text(mount: CgroupMount | None) -> str:
     return describe_mount(mount)
 
 
@@ -190,19 +189,13 @@ def controllers_text(have: set[str]) -> str:
     return "cgroup v2" + (f" (no {', '.join(missing)})" if missing else "")
 
 
-def _detect() -> object | None:
+def _detect() -> CgroupMount | None:
     """cgroupfs' mount detection (mode and missing controllers), None when it finds none."""
     try:
-        from cgroupfs import mount  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return None
-    try:
-        found: object | None = mount.detect()
+        found = detect()
     except CgroupError:
         return None
-    if found is not None and getattr(found, "path", None) is None:
-        return None
-    return found
+    return None if found.path is None else found
 
 
 def open_standalone(root_path: str | None, interval_s: float) -> CollectorSource:
@@ -214,7 +207,7 @@ def open_standalone(root_path: str | None, interval_s: float) -> CollectorSource
     mount = _detect()
     if root_path is None and mount is None:
         raise CgroupError("no cgroup2 mount found; pass --root PATH of a cgroup v2 tree")
-    path = root_path or str(getattr(mount, "path", ""))
+    path = root_path or (mount.path if mount is not None and mount.path else "")
     root = CgroupRoot(path)
     try:
         have = set(read_file(root, "", "cgroup.controllers").decode().split())

@@ -150,18 +150,18 @@ async def test_engine_places_new_process_reloads_and_removes(
     task = asyncio.create_task(eng.run())
     p: subprocess.Popen[bytes] | None = None
     try:
-        assert await _wait_for(lambda: eng.stats["reconciles"] >= 1)
+        assert await _wait_for(lambda: eng.stats.reconciles >= 1)
         assert os.path.isdir(os.path.join(host_cgroup, "sleepers"))
         p = subprocess.Popen(["sleep", token])
         target = f"{root_cg}/sleepers"
         assert await _wait_for(lambda: _cgroup_of(p.pid) == target)
         assert await _wait_for(lambda: (p.pid, "sleepers") in {(x[0], x[2]) for x in placed})
-        if eng.stats["connector_active"]:
-            assert eng.stats["event_moves"] >= 1  # placed by the exec event, not a reconcile
+        if eng.stats.connector_active:
+            assert eng.stats.event_moves >= 1  # placed by the exec event, not a reconcile
         # an invalid policy is rejected: nothing moves, the old policy stays
         with open(path, "w") as f:
             f.write("groups:\n  - name: ../escape\n")
-        assert await _wait_for(lambda: eng.stats["reload_failures"] >= 1)
+        assert await _wait_for(lambda: eng.stats.reload_failures >= 1)
         assert eng.policy is not None and eng.policy.all_groups()[0].path == "sleepers"
         assert _cgroup_of(p.pid) == target
         # the group is dropped: its process goes to default, the cgroup disappears
@@ -170,7 +170,7 @@ async def test_engine_places_new_process_reloads_and_removes(
         assert await _wait_for(lambda: not os.path.exists(os.path.join(host_cgroup, "sleepers")))
         assert _cgroup_of(p.pid) == f"{root_cg}/default"
         # the counters are merged when the whole apply returns, just after the rmdir
-        assert await _wait_for(lambda: eng.stats["groups_removed"] >= 1)
+        assert await _wait_for(lambda: eng.stats.groups_removed >= 1)
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -240,8 +240,8 @@ async def test_event_thread_places_only_what_it_may(
     task = asyncio.create_task(eng.run())
     started: list[subprocess.Popen[bytes]] = []
     try:
-        assert await _wait_for(lambda: eng.stats["reconciles"] >= 1)
-        if not eng.stats["connector_active"]:
+        assert await _wait_for(lambda: eng.stats.reconciles >= 1)
+        if not eng.stats.connector_active:
             pytest.skip("proc connector unavailable on this host")
         thread = _event_thread()
         assert thread is not None and thread.native_id is not None
@@ -262,8 +262,8 @@ async def test_event_thread_places_only_what_it_may(
         assert _cgroup_of(protected.pid) == f"{root_cg}/keep"
         assert _cgroup_of(excluded.pid) == _cgroup_of(os.getpid())
         # the event thread counts a move just after the kernel shows it
-        assert await _wait_for(lambda: eng.stats["event_moves"] >= 1), eng.stats
-        assert eng.stats["event_moves"] == 1 and eng.stats["moves"] == 0, eng.stats
+        assert await _wait_for(lambda: eng.stats.event_moves >= 1), eng.stats
+        assert eng.stats.event_moves == 1 and eng.stats.moves == 0, eng.stats
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -271,4 +271,4 @@ async def test_event_thread_places_only_what_it_may(
         for p in started:
             p.kill()
             p.wait()
-    assert _event_thread() is None and eng.stats["connector_active"] == 0
+    assert _event_thread() is None and eng.stats.connector_active == 0

@@ -28,7 +28,7 @@ def test_reload_keeps_last_good_policy(tmp_path: str) -> None:
     errors = eng.reload()
     assert [e.split(": ", 1)[0] for e in errors] == [f"{path}:2:11", f"{path}:3:26"]
     assert [g.path for g in eng.policy.all_groups()] == ["web"]
-    assert eng.stats["reload_failures"] == 1 and eng.stats["reloads"] == 1
+    assert eng.stats.reload_failures == 1 and eng.stats.reloads == 1
     with open(path, "w") as f:
         f.write(GOOD2)
     assert eng.reload() == []
@@ -40,7 +40,7 @@ def test_missing_file_is_an_error(tmp_path: str) -> None:
     eng = PolicyEngine(CgroupRoot(str(tmp_path)), os.path.join(tmp_path, "none.yaml"))
     errors = eng.reload()
     assert len(errors) == 1 and "cannot read the file" in errors[0]
-    assert eng.policy is None and eng.stats["policy_loaded"] == 0
+    assert eng.policy is None and eng.stats.policy_loaded == 0
 
 
 def test_fork_events_are_counted_not_placed(tmp_path: str) -> None:
@@ -56,7 +56,7 @@ def test_fork_events_are_counted_not_placed(tmp_path: str) -> None:
     eng.on_event(PROC_EVENT_EXEC, 11, 1)
     eng.on_event(PROC_EVENT_UID, 12, 0)  # no timestamp: placed, no latency recorded
     assert placed == [11, 12]
-    assert eng.stats["events"] == 3 and len(eng.placement_latency_ns) == 1
+    assert eng.stats.events == 3 and len(eng.placement_latency_ns) == 1
 
 
 def test_event_path_without_policy_or_tree_places_nothing(tmp_path: str) -> None:
@@ -67,7 +67,7 @@ def test_event_path_without_policy_or_tree_places_nothing(tmp_path: str) -> None
     assert eng.place_one(os.getpid()) is False  # no policy yet
     assert eng.reload() == []
     assert eng.place_one(1) is False  # policy, but no reconcile has read the tree yet
-    assert eng.stats["event_moves"] == eng.stats["errors"] == 0
+    assert eng.stats.event_moves == eng.stats.errors == 0
 
 
 def test_resolved_root_remembers_only_safe_answers(tmp_path: str) -> None:
@@ -91,3 +91,18 @@ def test_resolved_root_remembers_only_safe_answers(tmp_path: str) -> None:
     root.forget()
     with pytest.raises(UnsafePath):
         root.resolve("c/x")
+
+
+def test_stats_are_a_frozen_snapshot_of_every_counter(tmp_path: str) -> None:
+    from dataclasses import FrozenInstanceError, fields
+    from typing import get_args
+
+    from policies.engine import EngineStats, StatName
+
+    assert [f.name for f in fields(EngineStats)] == list(get_args(StatName))
+    eng = PolicyEngine(CgroupRoot(str(tmp_path)), os.path.join(tmp_path, "none.yaml"))
+    before = eng.stats
+    assert eng.reload() != []
+    assert before.reload_failures == 0 and eng.stats.reload_failures == 1
+    with pytest.raises(FrozenInstanceError):
+        before.reloads = 1  # type: ignore[misc]

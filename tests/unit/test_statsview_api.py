@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from agent.api.stats_client import AgentError, StatsClient
-from agent.api.stats_routes import add_stats_routes, describe_mount
+from agent.api.stats_routes import add_stats_routes
 from agent.cli import main
 from agent.statsview.fake import T0, demo_store
 from agent.statsview.history import Event
@@ -208,11 +208,12 @@ def test_cli_stats_bad_root_is_a_message_not_a_traceback(
 
 
 def test_describe_mount() -> None:
-    class M:
-        mode = "hybrid"
-        missing = {"cpu": "bound to v1", "memory": "bound to v1"}
+    from cgroupfs.mount import CgroupMount, describe_mount
 
-    assert describe_mount(M()) == "hybrid v1/v2 (no cpu, memory)"
+    missing = {"memory": "bound to v1", "cpu": "bound to v1"}
+    hybrid = CgroupMount("hybrid", "/sys/fs/cgroup/unified", frozenset({"pids"}), missing)
+    assert describe_mount(hybrid) == "hybrid v1/v2 (no cpu, memory)"
+    assert describe_mount(CgroupMount("v2", "/sys/fs/cgroup", frozenset())) == "pure cgroup v2"
     assert describe_mount(None) == "cgroup v2"
 
 

@@ -87,12 +87,14 @@ def test_existing_process_moved_with_limits_in_force(
     assert _read(os.path.join(group, "pids.max")) == "10"
     assert _read(os.path.join(group, "cpu.max")) == "50000 100000"
     assert str(p.pid) in _read(os.path.join(group, "cgroup.procs")).split()
-    assert eng.stats["limits_set"] == 3 and eng.stats["limits_skipped"] == 0
+    assert eng.stats.limits_set == 3 and eng.stats.limits_skipped == 0
     # idempotent: a second pass changes nothing
-    before = dict(eng.stats)
+    before = eng.stats
     assert eng.reconcile() == []
-    for k in ("moves", "limits_set", "groups_created", "groups_removed"):
-        assert eng.stats[k] == before[k], k
+    after = eng.stats
+    assert after.moves == before.moves and after.limits_set == before.limits_set
+    assert after.groups_created == before.groups_created
+    assert after.groups_removed == before.groups_removed
 
 
 async def test_new_process_placed_on_exec(
@@ -101,16 +103,16 @@ async def test_new_process_placed_on_exec(
     eng = PolicyEngine(CgroupRoot(vm_cgroup), policy_file, reconcile_s=3600, watch_s=0.2)
     task = asyncio.create_task(eng.run())
     try:
-        assert await _wait_for(lambda: eng.stats["reconciles"] >= 1)
-        assert eng.stats["connector_active"] == 1, "the VM kernel has the proc connector"
+        assert await _wait_for(lambda: eng.stats.reconciles >= 1)
+        assert eng.stats.connector_active == 1, "the VM kernel has the proc connector"
         target = procs.hierarchy_path(os.path.join(vm_cgroup, "sleepers"))
         for _ in range(5):
             p = subprocess.Popen(["sleep", token])
             sleepers.append(p)
             assert await _wait_for(lambda p=p: _cgroup_of(p.pid) == target, 10)  # type: ignore[misc]
         # The event thread counts a move just after the kernel shows it: wait for the count too.
-        assert await _wait_for(lambda: eng.stats["event_moves"] >= 5), eng.stats
-        assert eng.stats["event_moves"] == 5 and eng.stats["reconciles"] == 1, eng.stats
+        assert await _wait_for(lambda: eng.stats.event_moves >= 5), eng.stats
+        assert eng.stats.event_moves == 5 and eng.stats.reconciles == 1, eng.stats
         lat = sorted(eng.placement_latency_ns)
         print(
             f"\nexec -> placed (n={len(lat)}): median {statistics.median(lat) / 1e6:.2f} ms,"
@@ -136,7 +138,7 @@ async def test_reload_invalid_keeps_policy_then_evacuate_and_remove(
         # invalid: rejected, nothing moves, limits untouched
         with open(policy_file, "w") as f:
             f.write("groups:\n  - name: sleepers\n    limits: {memory.max: 50%}\n")
-        assert await _wait_for(lambda: eng.stats["reload_failures"] == 1)
+        assert await _wait_for(lambda: eng.stats.reload_failures == 1)
         await asyncio.sleep(0.3)
         assert _cgroup_of(p.pid) == hp(group)
         assert _read(os.path.join(group, "memory.max")) == str(64 << 20)
