@@ -77,6 +77,24 @@ def build() -> Dashboard:
             description="Errors per second by reason (0 when there were none).",
         )
     )
+    d = d.with_panel(
+        timeseries_panel(
+            "Part failures",
+            [
+                (
+                    "sum by (instance, part) "
+                    f"(increase(pystats_agent_part_failures_total{{{INSTANCE}}}[{R}]))"
+                    " or on() vector(0)",
+                    f"{I} {{{{part}}}}",
+                )
+            ],
+            unit="none",
+            bars=True,
+            description="Failures of the agent's parts (0 when there were none): an optional "
+            "part (policies, selfmon, oomlog, events) is restarted, an essential one stops "
+            "the agent.",
+        )
+    )
     d = d.with_row(row("Workloads and placement"))
     d = d.with_panel(
         timeseries_panel(
