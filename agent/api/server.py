@@ -266,7 +266,9 @@ def add_workload_routes(app: web.Application, manager: WorkloadManager) -> None:
         try:
             grace = float(request.query.get("grace", "10"))
         except ValueError:
-            raise SpecError("grace must be a number of seconds") from None
+            grace = -1.0
+        if not 0 <= grace < 1e9:  # also NaN and inf: a stop must end
+            raise SpecError("grace must be a number of seconds")
         return await manager.stop(request.match_info["name"], grace_s=grace)
 
     async def kill(request: web.Request) -> Any:

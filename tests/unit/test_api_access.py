@@ -183,6 +183,9 @@ async def test_bad_bodies_and_signals_are_400_without_a_traceback(
         (_post("/v1/workloads/w/kill?signal=99999", b""), b"unknown signal '99999'"),
         (_post("/v1/workloads/w/kill?signal=0", b""), b"unknown signal '0'"),
         (_post("/v1/workloads/w/kill?signal=SIGNOPE", b""), b"unknown signal"),
+        (_post("/v1/workloads/w/stop?grace=inf", b""), b"grace must be a number"),
+        (_post("/v1/workloads/w/stop?grace=nan", b""), b"grace must be a number"),
+        (_post("/v1/workloads/w/stop?grace=-1", b""), b"grace must be a number"),
     ]
     for request, message in cases:
         reply = await _raw(api, request)
