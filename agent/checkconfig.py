@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from agent.api.access import AccessError, resolve_access
 from agent.config import AgentConfig
 from agent.rootsetup import RootError, choose_root
 from cgroupfs.mount import detect
@@ -28,6 +29,13 @@ def check(cfg: AgentConfig) -> int:
         f"{cfg.slow_every} ticks, history {cfg.history_s:g}s"
     )
     print(f"API socket: {cfg.socket} (mode {cfg.socket_mode:04o}); metrics: {cfg.metrics_listen}")
+    try:
+        resolve_access(cfg)
+        group = cfg.api_group or cfg.socket_group
+        print(f"API users: root{f' and members of group {group}' if group else ''}")
+    except AccessError as e:
+        print(f"error: {e}", file=sys.stderr)
+        ok = False
     if cfg.policy:
         from policies.validate import check_file
 

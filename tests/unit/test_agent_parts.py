@@ -156,3 +156,21 @@ def test_an_unknown_api_group_is_a_one_line_start_error(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert "cannot start: api_group: no group named 'no-such-group'" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_check_config_names_the_api_users(tmp_path: Path) -> None:
+    cfg = tmp_path / "agent.yaml"
+    for group, expect, code in (
+        ("daemon", "API users: root and members of group daemon", None),
+        ("no-such-group", "error: api_group: no group named 'no-such-group'", 2),
+    ):
+        cfg.write_text(f"api_group: {group}\n")
+        r = subprocess.run(
+            [sys.executable, "-m", "agent.daemon_main", "--config", str(cfg), "--check-config"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert expect in r.stdout + r.stderr
+        assert code is None or r.returncode == code
