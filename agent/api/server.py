@@ -123,11 +123,11 @@ def spec_from_body(body: Any) -> WorkloadSpec:
         if body.get(key) is not None and not _is_scalar(body[key]):
             raise SpecError(f"{key} must be a string or a number, got {body[key]!r:.40}")
     use_userns = body.get("userns", False)
-    if not isinstance(use_userns, bool):
-        raise SpecError("userns must be true or false")
+    if not isinstance(use_userns, bool) and use_userns != "auto":
+        raise SpecError('userns must be true or false, or "auto"')
     base = USERNS_DEFAULT_BASE
     if body.get("userns_base") is not None:
-        if not use_userns:
+        if use_userns is not True:
             raise SpecError("userns_base is given but userns is not true")
         base = parse_userns_base(body["userns_base"])
     return WorkloadSpec(
@@ -140,8 +140,9 @@ def spec_from_body(body: Any) -> WorkloadSpec:
         rootfs=_opt_str(body, "rootfs"),
         limits=parse_limits(body.get("memory"), body.get("cpus"), body.get("pids")),
         restart=_opt_str(body, "restart") or "no",
-        userns=use_userns,
+        userns=bool(use_userns),
         userns_base=base,
+        userns_auto=use_userns == "auto",
         mounts=mounts_from_body(body.get("mounts")),
     )
 

@@ -72,6 +72,15 @@ def _userns_base(text: str) -> int:
         raise argparse.ArgumentTypeError(str(e).removeprefix("invalid --userns-base ")) from None
 
 
+def _userns_mode(text: str) -> str:
+    if text != "auto":
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a mode: use --userns alone, or --userns=auto (put the command "
+            "after --)"
+        )
+    return text
+
+
 def _env(text: str) -> str:
     key, sep, _ = text.partition("=")
     if not sep or not key or not (key[0].isalpha() or key[0] == "_"):
@@ -159,8 +168,12 @@ def register(sub: Any) -> None:
     p.add_argument("--net", choices=("none", "host"), default="none", help="default none")
     p.add_argument(
         "--userns",
-        action="store_true",
-        help="run in a new user namespace, root inside mapped to host uid/gid BASE",
+        nargs="?",
+        const=True,  # bare --userns, as before; not a string, so argparse keeps it as is
+        type=_userns_mode,
+        metavar="auto",
+        help="run in a new user namespace, root inside mapped to host uid/gid BASE;"
+        " --userns=auto gives the workload a 65536-id range of its own, released by rm",
     )
     p.add_argument(
         "--userns-base",
@@ -240,8 +253,10 @@ def run_body(args: argparse.Namespace) -> dict[str, Any]:
         body["rootfs"] = os.path.abspath(args.rootfs)
     if args.env:
         body["env"] = list(args.env)
+    if args.userns == "auto" and args.userns_base is not None:
+        raise ValueError("--userns=auto picks the range itself: drop --userns-base")
     if args.userns or args.userns_base is not None:
-        body["userns"] = True
+        body["userns"] = "auto" if args.userns == "auto" else True
     if args.userns_base is not None:
         body["userns_base"] = args.userns_base
     security = security_body(args)

@@ -33,6 +33,7 @@ from typing import Any
 
 from cgroupfs.errors import CgroupError
 from cgroupfs.paths import CgroupRoot
+from workloads.lifecycle import idalloc
 from workloads.lifecycle.exitinfo import describe_exit
 from workloads.lifecycle.restart import (
     STABLE_RUN_S,
@@ -121,6 +122,7 @@ class WorkloadManager:
         self.problems: list[str] = []  # corrupt records found at start, for the operator
         self._workloads: dict[str, Workload] = {}
         self._forks = ForkServerClient() if use_fork_server else None
+        self._ids = idalloc.IdAllocator(self.state_dir)  # --userns=auto ranges
         self._closing = asyncio.Event()
         self._changed = asyncio.Condition()
 
@@ -141,6 +143,9 @@ class WorkloadManager:
             wdir = os.path.join(self.wl_dir, name)
             if os.path.isdir(wdir):
                 self._adopt(name, wdir)
+        specs = [w.spec for w in self._workloads.values()]
+        for note in self._ids.reconcile(idalloc.held_ranges(specs)):
+            log.warning("--userns=auto: %s", note)
 
     async def run(self) -> None:
         """Watch for exits and apply restart policies until close()."""
@@ -380,6 +385,11 @@ class WorkloadManager:
                 f" {spec.name!r} (its record was lost): kill them (echo 1 > {path}/cgroup.kill)"
                 " or choose another name"
             )
+        try:
+            others = [o.spec for o in self._workloads.values()]
+            spec = idalloc.assign(self._ids, spec, others)  # --userns=auto: its own range
+        except SpecError as e:
+            raise WorkloadError(str(e)) from None
         wdir = os.path.join(self.wl_dir, spec.name)
         try:
             os.mkdir(wdir, 0o700)
@@ -409,6 +419,8 @@ class WorkloadManager:
             with contextlib.suppress(CgroupError, OSError):
                 cgroups.remove_workload_cgroup(self.root, spec.name)
             shutil.rmtree(wdir, ignore_errors=True)
+            if spec.userns_auto:
+                self._ids.release(spec.name)
             raise
         return self.inspect(spec.name)
 
@@ -564,6 +576,8 @@ class WorkloadManager:
         except CgroupError as e:
             log.warning("removing the cgroup of %s: %s", name, e)
         shutil.rmtree(w.wdir, ignore_errors=True)
+        if w.spec.userns_auto:
+            self._ids.release(name)
         async with self._changed:
             self._changed.notify_all()
 

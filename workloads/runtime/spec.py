@@ -52,6 +52,7 @@ class WorkloadSpec:
     restart: str = "no"
     userns: bool = False
     userns_base: int = USERNS_DEFAULT_BASE
+    userns_auto: bool = False  # --userns=auto: userns_base was allocated (lifecycle.idalloc)
     security: SecurityOpts = field(default_factory=SecurityOpts)
 
     def to_json(self) -> dict[str, Any]:
@@ -76,6 +77,7 @@ class WorkloadSpec:
             restart=str(d.get("restart", "no")),
             userns=bool(d.get("userns", False)),
             userns_base=int(d.get("userns_base", USERNS_DEFAULT_BASE)),
+            userns_auto=bool(d.get("userns_auto", False)),
             security=SecurityOpts.from_json(d.get("security")),
         )
 
@@ -230,8 +232,15 @@ def check_spec(spec: WorkloadSpec) -> None:
         if not ENV_KEY_RE.match(key):
             raise SpecError(f"invalid environment variable name {key!r}")
     security.check(spec.security)
-    if spec.userns:
-        parse_userns_base(spec.userns_base)
-        _userns_ids_free(spec.userns_base)
-        if spec.rootfs is not None:
-            _userns_reachable(spec.rootfs, spec.userns_base)
+    if spec.userns_auto and not spec.userns:
+        raise SpecError("userns_auto is set but userns is not")
+    if spec.userns and not spec.userns_auto:  # an auto range is checked once allocated
+        check_userns_range(spec)
+
+
+def check_userns_range(spec: WorkloadSpec) -> None:
+    """The --userns range must be valid, nobody else's, and able to reach the rootfs."""
+    parse_userns_base(spec.userns_base)
+    _userns_ids_free(spec.userns_base)
+    if spec.rootfs is not None:
+        _userns_reachable(spec.rootfs, spec.userns_base)
