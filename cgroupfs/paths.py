@@ -140,6 +140,30 @@ def check_filename(filename: str) -> str:
     return filename
 
 
+def request_rel(rel: object, *, allow_root: bool = False) -> str:
+    """A cgroup path received in a request (API body, query, CLI), checked before any write.
+
+    It must be a string relative to the agent's root ("workloads/web"): a leading "/" is
+    refused rather than stripped (someone who sends "/sys/fs/cgroup/x" meant a host path),
+    and so are ".", ".." and empty components, NUL and newlines. The root itself ("") only
+    with ``allow_root``: freezing or killing it would reach every workload and possibly the
+    agent. Resolving the result (CgroupRoot.resolve) then refuses a symlink leading out.
+    """
+    if not isinstance(rel, str):
+        raise UnsafePath(f"cgroup path must be a string, got {type(rel).__name__}")
+    if rel.startswith("/"):
+        raise UnsafePath(
+            f"cgroup path {rel!r} is absolute: give it relative to the agent's cgroup root, "
+            "as `pystats stats` lists it (e.g. 'workloads/web')"
+        )
+    parts = split_rel(rel, strict=False)
+    if not parts and not allow_root:
+        raise UnsafePath("refusing to act on the agent's cgroup root itself: name a cgroup below")
+    if rel != "/".join(parts):
+        raise UnsafePath(f"cgroup path {rel!r} is not in canonical form: use {'/'.join(parts)!r}")
+    return rel
+
+
 def join_rel(parent: str, name: str) -> str:
     """The rel of child ``name`` of cgroup ``parent``."""
     parent = parent.strip("/")
