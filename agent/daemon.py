@@ -4,7 +4,9 @@ Each part runs inside ``_guard``: an essential part (collector, API, exporter) t
 the whole agent cleanly (systemd restarts it; workloads keep running in their shims); an
 optional part (the policy engine) is logged and restarted with backoff. SIGTERM/SIGINT stop,
 SIGHUP re-reads the configuration (agent.reloadcfg says what applies live) and the policy.
-Readiness and the watchdog go to systemd through sd_notify.
+Readiness and the watchdog go to systemd through sd_notify. Before it touches its socket or its
+workloads it takes the locks of its state directory and cgroup root (agent.pidlock), so a second
+agent on either refuses to start. The parts come from agent.parts.build_parts as one value.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from agent.rootsetup import AgentLayout, prepare
 from cgroupfs.mount import detect
 from collectors.store import Store
 
-__all__ = ["Agent", "Health", "StopAgent"]
+__all__ = ["Agent", "Health", "StopAgent"]  # Health: older imports of it from here
 
 log = logging.getLogger("pystats.agent")
 
