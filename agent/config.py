@@ -35,6 +35,8 @@ class AgentConfig:
     interval_s: float = 1.0
     slow_every: int = 10
     history_s: float = 600.0
+    history_retention_s: float = 86400.0  # durable history on disk (<state_dir>/history)
+    history_max_bytes: int = 2 << 30
     max_depth: int | None = None
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
@@ -156,6 +158,13 @@ def _budget(v: object) -> int:
     return int(n)
 
 
+def _history_bytes(v: object) -> int:
+    n = parse_bytes(v if isinstance(v, int | str) and not isinstance(v, bool) else repr(v))
+    if n == float("inf") or n < 64 * 1024 * 1024:
+        raise ValueError(f"history_max_bytes must be a size of at least 64M, got {v!r}")
+    return int(n)
+
+
 # YAML key -> (dataclass field, converter)
 KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "root": ("root", _str),
@@ -170,6 +179,8 @@ KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "interval": ("interval_s", parse_duration),
     "slow_every": ("slow_every", _pos_int),
     "history": ("history_s", parse_duration),
+    "history_retention": ("history_retention_s", parse_duration),
+    "history_max_bytes": ("history_max_bytes", _history_bytes),
     "max_depth": ("max_depth", _opt_pos_int),
     "include": ("include", _globs),
     "exclude": ("exclude", _globs),

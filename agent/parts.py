@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from agent.api.access import ApiAccess
+from agent.api.agent_client import AgentFacts
+from agent.api.agent_routes import add_agent_routes
 from agent.api.server import add_workload_routes, peer_check_middleware, serve_unix
 from agent.api.stats_routes import add_stats_routes
 from agent.config import AgentConfig
@@ -26,6 +28,7 @@ from agent.exporter.exporter import Exporter
 from agent.exporter.http import add_metrics_routes
 from agent.health import Health
 from agent.oomlog import log_oom_kills
+from agent.recording import AgentRecorder
 from agent.rootsetup import AgentLayout
 from agent.selfmon import SelfMonitor
 from cgroupfs.paths import CgroupRoot
@@ -53,6 +56,8 @@ class Parts:
     runs: Mapping[str, Part]  # task name -> part, in start order
     monitor: SelfMonitor
     engine: HostedEngine | None  # None without a policy
+    # Builds the engine for a policy first configured by SIGHUP (the daemon runs it).
+    make_engine: Callable[[AgentConfig], HostedEngine] | None = None
     closers: tuple[Callable[[], Awaitable[None]], ...] = ()
     sync_closers: tuple[Callable[[], None], ...] = ()
 
@@ -113,16 +118,18 @@ async def build_parts(
 
     prefix = agent_prefix(croot.path, layout)
     labels = _labeler(prefix, manager)
-    events = EventLog()
+    recorder = AgentRecorder(cfg, store, collector.sampler.host, labels)
+    events: EventLog = recorder.events  # also written to the durable history
 
     def workload_path(name: str) -> str:
         return (prefix or "") + workload_rel(name)
 
-    engine: HostedEngine | None = None
-    if cfg.policy:
+    def new_engine(c: AgentConfig) -> HostedEngine:
         from agent.policyhost import make_engine
 
-        engine = make_engine(cfg, layout, on_placed=placement_events(events, prefix or ""))
+        return make_engine(c, layout, on_placed=placement_events(events, prefix or ""))
+
+    engine = new_engine(cfg) if cfg.policy else None
 
     monitor = SelfMonitor(cfg.memory_budget, store, collector, health)
     info = AgentInfo(
@@ -131,12 +138,15 @@ async def build_parts(
         placement_actions=None if engine is None else engine.action_counts,
         footprint=monitor.values,
         part_failures=lambda: health.part_failures,
+        recorder=recorder.values,
+        oom_kills_recorded=recorder.oom_counts,
     )
     exporter = Exporter(store, info, naming="both" if cfg.cadvisor_compat else "pystats")
 
     # The API: workloads and stats on a Unix socket; every connection's peer is checked.
     api = web.Application(middlewares=[peer_check_middleware(access)])
     add_workload_routes(api, manager)
+    add_agent_routes(api, AgentFacts(layout.root.path, layout.policies, os.getpid()))
     add_stats_routes(
         api,
         store,
@@ -162,6 +172,7 @@ async def build_parts(
         "selfmon": Part(monitor.run, False),
         "oomlog": Part(lambda: log_oom_kills(store, labels), False),
         "events": Part(lambda: watch_workloads(manager, events, workload_path), False),
+        "recorder": Part(recorder.run, False),
     }
     if engine is not None:
         runs["policies"] = Part(engine.run, False)
@@ -169,8 +180,9 @@ async def build_parts(
         runs=runs,
         monitor=monitor,
         engine=engine,
+        make_engine=new_engine,
         closers=(api_runner.cleanup, metrics_runner.cleanup, manager.close),
-        sync_closers=(collector.close,),
+        sync_closers=(collector.close, recorder.close),
     )
 
 

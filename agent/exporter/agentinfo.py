@@ -45,6 +45,10 @@ class AgentInfo:
     footprint: Callable[[], Mapping[str, float]] | None = None
     # part of the agent (collector, policies, ...) -> failures since start (agent.health)
     part_failures: Callable[[], Mapping[str, int]] | None = None
+    # the history recorder (agent.recording.AgentRecorder.values): RECORDER key -> value
+    recorder: Callable[[], Mapping[str, float]] | None = None
+    # (cgroup, workload or "") -> OOM kills recorded, all time (survives removal and restarts)
+    oom_kills_recorded: Callable[[], Mapping[tuple[str, str], int]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +120,27 @@ def _part_failures(v: SelfView) -> SelfSamples:
     return [({"part": part}, n) for part, n in sorted(get().items())]
 
 
+def _recorder(key: str) -> Callable[[SelfView], SelfSamples]:
+    def get(v: SelfView) -> SelfSamples:
+        f = v.info.recorder
+        return [] if f is None else _one(f().get(key))
+
+    return get
+
+
+def _oom_recorded(v: SelfView) -> SelfSamples:
+    get = v.info.oom_kills_recorded
+    if get is None:
+        return []
+    out: SelfSamples = []
+    for (cgroup, workload), n in sorted(get().items()):
+        labels = {"cgroup": cgroup or "/"}
+        if workload:
+            labels["workload"] = workload
+        out.append((labels, n))
+    return out
+
+
 def _footprint(key: str) -> Callable[[SelfView], SelfSamples]:
     def get(v: SelfView) -> SelfSamples:
         return _one(v.footprint.get(key))
@@ -159,6 +184,29 @@ SELF_METRICS: tuple[SelfMetric, ...] = (
                "Failures of each part of the agent since start: an optional part (policies, "
                "selfmon, oomlog, events) is restarted, an essential one stops the agent.",
                samples=_part_failures),
+    # the history recorder (agent.recording)
+    SelfMetric("pystats_recorder_ticks", "counter", "Ticks written to the durable history.",
+               samples=_recorder("ticks_recorded")),
+    SelfMetric("pystats_recorder_dropped_ticks", "counter",
+               "Ticks not recorded: the recorder's writer was behind (slow disk) or stopped.",
+               samples=_recorder("ticks_dropped")),
+    SelfMetric("pystats_recorder_events", "counter", "Events written to the durable history.",
+               samples=_recorder("events_recorded")),
+    SelfMetric("pystats_recorder_written_bytes", "counter",
+               "Bytes the recorder appended to its segments.", "bytes",
+               samples=_recorder("bytes_written")),
+    SelfMetric("pystats_recorder_disk_bytes", "gauge",
+               "Bytes of history on disk (all segments, after retention).", "bytes",
+               samples=_recorder("disk_bytes")),
+    SelfMetric("pystats_recorder_cpu_seconds", "counter",
+               "CPU time of the recorder's writer thread (encoding, compressing, writing).",
+               "seconds", samples=_recorder("cpu_seconds")),
+    SelfMetric("pystats_recorder_stopped", "gauge",
+               "1 when recording stopped (no space left, write error; see the log).",
+               samples=_recorder("stopped")),
+    SelfMetric("pystats_cgroup_oom_kills_recorded", "counter",
+               "OOM kills per cgroup from the durable history: keeps counting across the "
+               "cgroup's removal and the agent's restarts.", samples=_oom_recorded),
     SelfMetric("pystats_exporter_render_seconds", "gauge",
                "Time the exporter took to render the per-cgroup metrics of the last tick.",
                "seconds", samples=lambda v: _one(v.render_seconds)),
