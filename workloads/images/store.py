@@ -175,6 +175,16 @@ class ContentStore:
             return 0
         return n
 
+    def sweep(self) -> int:
+        """Remove what killed writers left; only while no writer runs (the caller's lock)."""
+        freed = 0
+        for name in os.listdir(self.ingest_dir):
+            path = os.path.join(self.ingest_dir, name)
+            with contextlib.suppress(FileNotFoundError):
+                freed += os.stat(path).st_size
+                os.unlink(path)
+        return freed
+
     def digests(self) -> dict[str, int]:
         """Every stored blob and its size."""
         out: dict[str, int] = {}

@@ -1,0 +1,334 @@
+"""ImageService: the image store's operations (pull, load, list, remove, prune, resolve).
+
+Everything here is blocking file and network work: the agent calls it in a thread, never on its
+event loop. Blobs are verified as they enter the content store, layers unpacked once, and an
+image's record written last. Garbage collection (rmi, prune) holds ``gc.lock`` exclusively;
+every import holds it shared, so a collection never removes a blob an import just wrote but has
+not yet recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from workloads.images.db import ImageDB, ImageRecord, LayerRecord
+from workloads.images.errors import ImageError, ImageInUse, ImageNotFound
+from workloads.images.manifest import Descriptor, ImageConfig, Manifest, parse_config
+from workloads.images.reference import BadReference, Reference, parse
+from workloads.images.sources import Source
+from workloads.images.store import ContentStore, locked
+from workloads.images.unpack import Layers
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One step of a pull or load, per blob: docker pull's lines."""
+
+    id: str  # the blob's short digest, or the reference for the whole image
+    status: str  # "Waiting", "Downloading", "Download complete", "Already exists", ...
+    current: int = 0
+    total: int = 0
+
+
+ProgressFn = Callable[[Progress], None]
+Fetch = Callable[[Descriptor, Callable[[int], None]], None]  # put one blob into the store
+
+
+@dataclass(frozen=True)
+class ImageSummary:
+    id: str
+    names: list[str]
+    size: int  # unpacked bytes
+    blob_size: int
+    layers: int
+    created_at: float
+    manifest_digest: str | None
+    used_by: list[str]
+
+
+@dataclass(frozen=True)
+class Removed:
+    untagged: list[str]
+    deleted: list[str]
+    freed_bytes: int
+
+
+def short(digest: str) -> str:
+    return digest.removeprefix("sha256:")[:12]
+
+
+def _quiet(_: Progress) -> None:
+    pass
+
+
+class ImageService:
+    def __init__(self, root: str, users: Callable[[], dict[str, list[str]]] | None = None):
+        """``root``: <state>/images. ``users``: image id -> names of workloads using it."""
+        self.root = root
+        self.store = ContentStore(root)
+        self.layers = Layers(os.path.join(root, "layers"))
+        self.db = ImageDB(root)
+        self.users = users or dict
+        self._gc_lock = os.path.join(root, "gc.lock")
+
+    @contextlib.contextmanager
+    def _gc(self, exclusive: bool) -> Iterator[None]:
+        fd = os.open(self._gc_lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)
+
+    # ---- lookups --------------------------------------------------------------------------
+
+    def find(self, text: str) -> ImageRecord | None:
+        """A local image by reference, full id, or a unique id prefix (as docker's)."""
+        db_tags = self.db.tags()
+        try:
+            ref = parse(text)
+        except BadReference:
+            ref = None
+        if ref is not None:
+            if ref.digest:
+                for rec in self.db.all():
+                    if ref.digest in (rec.manifest_digest, rec.id):
+                        return rec
+            elif str(ref) in db_tags:
+                return self.db.get(db_tags[str(ref)])
+        hexpart = text.removeprefix("sha256:")
+        if len(hexpart) >= 4 and all(c in "0123456789abcdef" for c in hexpart):
+            hits = [r for r in self.db.all() if r.id[7:].startswith(hexpart)]
+            if len(hits) == 1:
+                return hits[0]
+        return None
+
+    def get(self, text: str) -> ImageRecord:
+        rec = self.find(text)
+        if rec is None:
+            raise ImageNotFound(f"no such image: {text}")
+        return rec
+
+    def config(self, rec: ImageRecord) -> ImageConfig:
+        return parse_config(self.store.read(rec.id))
+
+    def layer_dirs(self, rec: ImageRecord) -> list[str]:
+        """The image's unpacked layers, top first (overlayfs's lowerdir order)."""
+        dirs = [self.layers.path(layer.diff_id) for layer in reversed(rec.layers)]
+        for d in dirs:
+            if not os.path.isdir(d):
+                raise ImageError(f"image {short(rec.id)}: layer {d} is missing; pull it again")
+        return dirs
+
+    def summaries(self) -> list[ImageSummary]:
+        users = self.users()
+        out = []
+        for rec in self.db.all():
+            out.append(
+                ImageSummary(
+                    id=rec.id,
+                    names=[parse(n).familiar for n in self.db.names_of(rec.id)],
+                    size=rec.size,
+                    blob_size=rec.blob_size,
+                    layers=len(rec.layers),
+                    created_at=rec.created_at,
+                    manifest_digest=rec.manifest_digest,
+                    used_by=sorted(users.get(rec.id, [])),
+                )
+            )
+        return sorted(out, key=lambda s: -s.created_at)
+
+    # ---- imports --------------------------------------------------------------------------
+
+    def import_image(
+        self,
+        manifest: Manifest,
+        manifest_digest: str | None,
+        fetch: Fetch,
+        names: tuple[str, ...] = (),
+        progress: ProgressFn = _quiet,
+        platform: str = "",
+    ) -> ImageRecord:
+        """Config, then each layer (stored and unpacked), then the record, then the tags."""
+        with self._gc(exclusive=False):
+            cfg_desc = manifest.config
+            if not self.store.has(cfg_desc.digest):
+                fetch(cfg_desc, lambda n: None)
+            cfg = parse_config(self.store.read(cfg_desc.digest))
+            if len(cfg.diff_ids) != len(manifest.layers):
+                raise ImageError(
+                    f"image {short(cfg_desc.digest)}: {len(manifest.layers)} layers but "
+                    f"{len(cfg.diff_ids)} diff_ids in its config"
+                )
+            layers = []
+            for desc, diff_id in zip(manifest.layers, cfg.diff_ids, strict=True):
+                layers.append(self._layer(desc, diff_id, fetch, progress))
+            rec = ImageRecord(
+                id=cfg_desc.digest,
+                layers=tuple(layers),
+                manifest_digest=manifest_digest,
+                platform=platform or f"{cfg.os}/{cfg.architecture}",
+                created_at=time.time(),
+            )
+            old = self.db.get(rec.id)
+            if old is not None and old.manifest_digest and not rec.manifest_digest:
+                rec = ImageRecord(**{**rec.__dict__, "manifest_digest": old.manifest_digest})
+            self.db.put(rec)
+            self._tag(rec.id, names)
+            return rec
+
+    def _layer(
+        self, desc: Descriptor, diff_id: str, fetch: Fetch, progress: ProgressFn
+    ) -> LayerRecord:
+        sid = short(desc.digest)
+        if self.layers.has(diff_id):
+            progress(Progress(sid, "Already exists"))
+        else:
+            if not self.store.has(desc.digest):
+                done = [0]
+
+                def on_bytes(n: int) -> None:
+                    done[0] += n
+                    progress(Progress(sid, "Downloading", done[0], desc.size))
+
+                progress(Progress(sid, "Downloading", 0, desc.size))
+                fetch(desc, on_bytes)
+                progress(Progress(sid, "Download complete", desc.size, desc.size))
+            progress(Progress(sid, "Extracting"))
+            self.layers.unpack(self.store.path(desc.digest), diff_id)
+            progress(Progress(sid, "Pull complete"))
+        return LayerRecord(
+            digest=desc.digest,
+            diff_id=diff_id,
+            size=desc.size,
+            unpacked=self.layers.size(diff_id),
+            media_type=desc.media_type,
+        )
+
+    def _tag(self, image_id: str, names: tuple[str, ...]) -> None:
+        """Point ``names`` at the image; under the gc lock (shared: imports tag one by one,
+        as their records are written in order; a flock is per open file, so never take it
+        twice in one thread)."""
+        if not names:
+            return
+        with locked(os.path.join(self.root, "tags.lock")):
+            tags = self.db.tags()
+            for n in names:
+                tags[str(parse(n))] = image_id
+            self.db.set_tags(tags)
+
+    def load(self, path: str, tag: str | None = None, progress: ProgressFn = _quiet) -> list[str]:
+        """`pystats load -i PATH`: every image of the archive or layout; their names (or ids)."""
+        if tag is not None:
+            tag = str(parse(tag))
+        src = Source(path)
+        try:
+            found, where = src.images()
+            if tag is not None and len(found) != 1:
+                raise ImageError(f"--tag needs an archive of one image; {path} has {len(found)}")
+
+            def fetch(desc: Descriptor, on_bytes: Callable[[int], None]) -> None:
+                self.store.ingest(desc.digest, src.chunks(where(desc)), None, on_bytes)
+
+            out: list[str] = []
+            for f in found:
+                names = f.names or ((tag,) if tag else ())
+                rec = self.import_image(f.manifest, f.manifest_digest, fetch, names, progress)
+                out.extend([parse(n).familiar for n in names] or [rec.id])
+            return out
+        finally:
+            src.close()
+
+    # ---- removal --------------------------------------------------------------------------
+
+    def rmi(self, text: str, force: bool = False) -> Removed:
+        """Untag ``text`` (a name) or remove the image (an id, or its last name). An image a
+        workload uses is never removed, with or without force."""
+        rec = self.get(text)
+        with self._gc(exclusive=True):
+            tags = self.db.tags()
+            names = [n for n, i in tags.items() if i == rec.id]
+            try:
+                named = str(parse(text)) if parse(text).tag or parse(text).digest else None
+            except BadReference:
+                named = None
+            if named in names and len(names) > 1 and not force:
+                del tags[named]
+                self.db.set_tags(tags)
+                return Removed(untagged=[parse(named).familiar], deleted=[], freed_bytes=0)
+            if len(names) > 1 and not force:
+                raise ImageInUse(
+                    f"image {short(rec.id)} has several names ({', '.join(names)}): "
+                    "remove them one by one, or use --force"
+                )
+            users = self.users().get(rec.id, [])
+            if users:
+                raise ImageInUse(
+                    f"image {text} is used by workload(s) {', '.join(sorted(users))}: "
+                    "pystats rm them first"
+                )
+            for n in names:
+                del tags[n]
+            self.db.set_tags(tags)
+            self.db.delete(rec.id)
+            freed = self._collect()
+        return Removed(
+            untagged=[parse(n).familiar for n in names], deleted=[rec.id], freed_bytes=freed
+        )
+
+    def prune(self, all_: bool = False) -> Removed:
+        """Remove images with no name (``all_``: every image) that no workload uses, then
+        every blob and layer no image needs."""
+        with self._gc(exclusive=True):
+            users = self.users()
+            tags = self.db.tags()
+            named = set(tags.values())
+            deleted = []
+            for rec in self.db.all():
+                if rec.id in users or (rec.id in named and not all_):
+                    continue
+                for n in [n for n, i in tags.items() if i == rec.id]:
+                    del tags[n]
+                self.db.delete(rec.id)
+                deleted.append(rec.id)
+            self.db.set_tags(tags)
+            freed = self._collect()
+        return Removed(untagged=[], deleted=deleted, freed_bytes=freed)
+
+    def _collect(self) -> int:
+        """Blobs and layers no record names, and what killed pulls and unpacks left."""
+        keep_blobs: set[str] = set()
+        keep_layers: set[str] = set()
+        for rec in self.db.all():
+            keep_blobs.add(rec.id)
+            if rec.manifest_digest:
+                keep_blobs.add(rec.manifest_digest)
+            for layer in rec.layers:
+                keep_blobs.add(layer.digest)
+                keep_layers.add(layer.diff_id)
+        freed = 0
+        for digest in self.store.digests():
+            if digest not in keep_blobs:
+                freed += self.store.delete(digest)
+        for diff_id in self.layers.diff_ids():
+            if diff_id not in keep_layers:
+                freed += self.layers.delete(diff_id)
+        self.layers.sweep()
+        freed += self.store.sweep()
+        return freed
+
+    def disk_usage(self) -> dict[str, int]:
+        """Bytes of the blobs and of the unpacked layers, for `images` and the exporter."""
+        blobs = sum(self.store.digests().values())
+        layers = sum(self.layers.size(d) for d in self.layers.diff_ids())
+        return {"blobs": blobs, "layers": layers}
+
+
+def names_for(ref: Reference) -> tuple[str, ...]:
+    """The tag a pull by ``ref`` records (a pull by digest records none, as docker)."""
+    return (str(Reference(ref.domain, ref.path, ref.tag)),) if ref.tag else ()
