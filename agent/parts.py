@@ -17,8 +17,6 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from agent.api.access import ApiAccess
-from agent.api.agent_client import AgentFacts
-from agent.api.agent_routes import add_agent_routes
 from agent.api.server import add_workload_routes, peer_check_middleware, serve_unix
 from agent.api.stats_routes import add_stats_routes
 from agent.config import AgentConfig
@@ -56,8 +54,6 @@ class Parts:
     runs: Mapping[str, Part]  # task name -> part, in start order
     monitor: SelfMonitor
     engine: HostedEngine | None  # None without a policy
-    # Builds the engine for a policy first configured by SIGHUP (the daemon runs it).
-    make_engine: Callable[[AgentConfig], HostedEngine] | None = None
     closers: tuple[Callable[[], Awaitable[None]], ...] = ()
     sync_closers: tuple[Callable[[], None], ...] = ()
 
@@ -124,12 +120,11 @@ async def build_parts(
     def workload_path(name: str) -> str:
         return (prefix or "") + workload_rel(name)
 
-    def new_engine(c: AgentConfig) -> HostedEngine:
+    engine: HostedEngine | None = None
+    if cfg.policy:
         from agent.policyhost import make_engine
 
-        return make_engine(c, layout, on_placed=placement_events(events, prefix or ""))
-
-    engine = new_engine(cfg) if cfg.policy else None
+        engine = make_engine(cfg, layout, on_placed=placement_events(events, prefix or ""))
 
     monitor = SelfMonitor(cfg.memory_budget, store, collector, health)
     info = AgentInfo(
@@ -146,7 +141,6 @@ async def build_parts(
     # The API: workloads and stats on a Unix socket; every connection's peer is checked.
     api = web.Application(middlewares=[peer_check_middleware(access)])
     add_workload_routes(api, manager)
-    add_agent_routes(api, AgentFacts(layout.root.path, layout.policies, os.getpid()))
     add_stats_routes(
         api,
         store,
@@ -180,7 +174,6 @@ async def build_parts(
         runs=runs,
         monitor=monitor,
         engine=engine,
-        make_engine=new_engine,
         closers=(api_runner.cleanup, metrics_runner.cleanup, manager.close),
         sync_closers=(collector.close, recorder.close),
     )
