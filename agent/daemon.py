@@ -19,6 +19,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from agent import pidlock, sdnotify
 from agent.api.access import ApiAccess, resolve_access
@@ -28,6 +29,9 @@ from agent.parts import Part, Parts, build_parts, close_parts
 from agent.rootsetup import AgentLayout, prepare
 from cgroupfs.mount import detect
 from collectors.store import Store
+
+if TYPE_CHECKING:
+    from agent.policyhost import HostedEngine
 
 __all__ = ["Agent", "Health", "StopAgent"]  # Health: older imports of it from here
 
@@ -54,6 +58,8 @@ class Agent:
         self._stop = asyncio.Event()
         self.store = Store(history_len=config.history_points)
         self.parts: Parts | None = None  # set once built; SIGHUP reaches the engine and monitor
+        self._tg: asyncio.TaskGroup | None = None  # where SIGHUP starts a new policy engine
+        self._late_engine: HostedEngine | None = None  # a policy first configured by SIGHUP
 
     async def run(self) -> int:
         """Run until a stop signal (0) or an essential part's failure (1). Raises AlreadyRunning
@@ -94,6 +100,7 @@ class Agent:
         status = 0
         try:
             async with asyncio.TaskGroup() as tg:
+                self._tg = tg
                 for name, part in parts.runs.items():
                     tg.create_task(self._guard(name, part), name=name)
                 tg.create_task(self._watchdog(), name="watchdog")
@@ -157,9 +164,12 @@ class Agent:
     def reload(self) -> None:
         if self.reread is not None:
             self._reload_config(self.reread)
-        engine = None if self.parts is None else self.parts.engine
+        engine = self._engine()
         if engine is None:
-            log.info("SIGHUP: no policy configured, nothing to reload")
+            if self.config.policy and self._start_engine():
+                log.info("SIGHUP: policy %s turned on", self.config.policy)
+            else:
+                log.info("SIGHUP: no policy configured, nothing to reload")
             return
         errors = engine.reload()
         if errors:
@@ -168,6 +178,21 @@ class Agent:
                 log.error("  %s", e)
         else:
             log.info("SIGHUP: policy reloaded")
+
+    def _engine(self) -> HostedEngine | None:
+        if self.parts is not None and self.parts.engine is not None:
+            return self.parts.engine
+        return self._late_engine
+
+    def _start_engine(self) -> bool:
+        """Run a policy engine for a policy the agent started without (SIGHUP)."""
+        parts, tg = self.parts, self._tg
+        if parts is None or parts.make_engine is None or tg is None:
+            return False
+        engine = self._late_engine = parts.make_engine(self.config)
+        self.health.part_failures.setdefault("policies", 0)
+        tg.create_task(self._guard("policies", Part(engine.run, False)), name="policies")
+        return True
 
     def _reload_config(self, reread: Callable[[], AgentConfig]) -> None:
         from agent.reloadcfg import apply
@@ -180,7 +205,7 @@ class Agent:
                 log.error("  %s", line)
             return
         parts = self.parts
-        engine, monitor = (None, None) if parts is None else (parts.engine, parts.monitor)
+        engine, monitor = self._engine(), (None if parts is None else parts.monitor)
         for note in apply(self.config, new, engine, monitor):
             log.info("SIGHUP: %s", note)
         self.config = new

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from agent.api.access import ApiAccess
+from agent.api.agent_client import AgentFacts
+from agent.api.agent_routes import add_agent_routes
 from agent.api.server import add_workload_routes, peer_check_middleware, serve_unix
 from agent.api.stats_routes import add_stats_routes
 from agent.config import AgentConfig
@@ -54,6 +56,8 @@ class Parts:
     runs: Mapping[str, Part]  # task name -> part, in start order
     monitor: SelfMonitor
     engine: HostedEngine | None  # None without a policy
+    # Builds the engine for a policy first configured by SIGHUP (the daemon runs it).
+    make_engine: Callable[[AgentConfig], HostedEngine] | None = None
     closers: tuple[Callable[[], Awaitable[None]], ...] = ()
     sync_closers: tuple[Callable[[], None], ...] = ()
 
@@ -120,11 +124,12 @@ async def build_parts(
     def workload_path(name: str) -> str:
         return (prefix or "") + workload_rel(name)
 
-    engine: HostedEngine | None = None
-    if cfg.policy:
+    def new_engine(c: AgentConfig) -> HostedEngine:
         from agent.policyhost import make_engine
 
-        engine = make_engine(cfg, layout, on_placed=placement_events(events, prefix or ""))
+        return make_engine(c, layout, on_placed=placement_events(events, prefix or ""))
+
+    engine = new_engine(cfg) if cfg.policy else None
 
     monitor = SelfMonitor(cfg.memory_budget, store, collector, health)
     info = AgentInfo(
@@ -141,6 +146,7 @@ async def build_parts(
     # The API: workloads and stats on a Unix socket; every connection's peer is checked.
     api = web.Application(middlewares=[peer_check_middleware(access)])
     add_workload_routes(api, manager)
+    add_agent_routes(api, AgentFacts(layout.root.path, layout.policies, os.getpid()))
     add_stats_routes(
         api,
         store,
@@ -174,6 +180,7 @@ async def build_parts(
         runs=runs,
         monitor=monitor,
         engine=engine,
+        make_engine=new_engine,
         closers=(api_runner.cleanup, metrics_runner.cleanup, manager.close),
         sync_closers=(collector.close, recorder.close),
     )

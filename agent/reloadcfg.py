@@ -50,8 +50,11 @@ def apply(
         elif f.name == "reconcile_interval_s" and engine is not None:
             engine.reconcile_s = new.reconcile_interval_s
         elif f.name == "policy":
-            if engine is None or after is None:
-                notes.append(f"policy: {before!r} -> {after!r} takes effect on restart")
+            if after is None:
+                notes.append(f"policy: {before!r} -> None takes effect on restart")
+                continue
+            if engine is None:  # the daemon starts an engine for it
+                notes.append(f"policy: None -> {after!r} applied: the policy engine starts")
                 continue
             engine.policy_path = after
         notes.append(f"{f.name}: {before!r} -> {after!r} applied")

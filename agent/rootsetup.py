@@ -85,7 +85,7 @@ def choose_root(
         if path == base:
             raise RootError(
                 f"root {configured!r} is the whole cgroup2 mount: give the agent a subtree of its "
-                "own (e.g. {base}/pystats) so it never writes cgroups it did not create"
+                f"own (e.g. {base}/pystats) so it never writes cgroups it did not create"
             )
         return path, False
     e = env if env is not None else os.environ

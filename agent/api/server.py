@@ -337,6 +337,8 @@ async def serve_unix(
     if mode & 0o007:
         raise UnsafeSocketPath(f"socket mode {mode:04o} would let every user launch workloads")
     _prepare_socket_path(path)
+    bound: list[int] = []  # the inode we bound: a clean stop removes that socket, no other
+    app.on_cleanup.append(lambda _app: _remove_socket(path, bound))
     # No access log: the live view polls every second and would flood the journal.
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
@@ -347,10 +349,20 @@ async def serve_unix(
         await site.start()
     finally:
         os.umask(old)
+    bound.append(os.lstat(path).st_ino)
     if uid is not None or gid is not None:
         os.chown(path, -1 if uid is None else uid, -1 if gid is None else gid)
     os.chmod(path, mode)
     return runner
+
+
+async def _remove_socket(path: str, bound: list[int]) -> None:
+    """On a clean stop: unlink our socket (not one a later agent bound at the same path)."""
+    try:
+        if bound and os.lstat(path).st_ino == bound[0]:
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def make_app(manager: WorkloadManager, allowed_uids: Iterable[int] = (0,)) -> web.Application:

@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from agent.cli import history as cli_history
 from agent.cli import policy as cli_policy
 from agent.cli import view as cli_view
 from agent.cli import workloads as cli_workloads
@@ -35,12 +36,16 @@ def build_parser() -> argparse.ArgumentParser:
     cli_view.register(parser, sub)
     cli_workloads.register(sub)
     cli_policy.register(sub)
+    cli_history.register(sub)  # after view's: adds `stats --at`
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from agent.cli.common import join_negative_values, value_options
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    raw = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(join_negative_values(raw, value_options(parser)))
     func: Handler | None = getattr(args, "func", None)
     if func is None:
         func = cli_view.default_handler
@@ -48,6 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return func(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `pystats ps | head -1`: the reader left, as for `cat`
+        from agent.cli.common import EXIT_BROKEN_PIPE, silence_stdout
+
+        silence_stdout()
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

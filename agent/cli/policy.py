@@ -33,15 +33,24 @@ def register(sub: Any) -> None:
     pl.add_argument(
         "--root",
         default=AUTO,
-        help=f"the policy engine's cgroup root (default: <cgroup2 mount>/{POLICIES_SUBTREE})",
+        help="the policy engine's cgroup root (default: the running agent's, asked on --socket;"
+        f" without one, the configuration's root, else <cgroup2 mount>/{POLICIES_SUBTREE})",
     )
+    _add_socket(pl)
     pl.set_defaults(func=_plan)
 
     e = psub.add_parser("explain", help="say which rule places a process, and why (or why none)")
     e.add_argument("pid", metavar="PID", type=int)
     e.add_argument("--policy", metavar="FILE", help="policy file (default: the agent config's)")
     e.add_argument("--root", default=AUTO, help="the policy engine's cgroup root (as for plan)")
+    _add_socket(e)
     e.set_defaults(func=_explain)
+
+
+def _add_socket(p: argparse.ArgumentParser) -> None:
+    from agent.api.socketpath import SOCKET_HELP, default_socket
+
+    p.add_argument("--socket", default=default_socket(), help=SOCKET_HELP)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -58,7 +67,10 @@ def _check(args: argparse.Namespace) -> int:
         else:
             groups = policy.all_groups()
             rules = sum(len(g.match) for g in groups)
-            print(f"{path}: ok ({len(groups)} groups, {rules} match rules)")
+            from agent.cli.common import plural
+
+            counts = f"{plural(len(groups), 'group')}, {plural(rules, 'match rule')}"
+            print(f"{path}: ok ({counts})")
     return status
 
 
@@ -73,9 +85,24 @@ def _load(path: str) -> Any:
     return policy
 
 
-def _root(arg: str) -> str | None:
+def _root(arg: str, socket_path: str) -> str | None:
     if arg != AUTO:
         return os.path.abspath(arg)
+    from agent.api.agent_client import agent_facts
+
+    facts = agent_facts(socket_path)
+    if facts is not None:
+        return facts.policies_root
+    from agent.config import ConfigError, load_config
+
+    try:
+        configured = load_config(None).root
+    except ConfigError:
+        configured = AUTO
+    if configured and configured != AUTO:
+        from agent.rootsetup import POLICIES
+
+        return os.path.join(os.path.realpath(configured), POLICIES)
     from cgroupfs.mount import detect
 
     mount = detect()
@@ -106,12 +133,28 @@ def _state(root_path: str) -> Any:
         current = (
             read_current(root, root_cgroup)
             if os.path.isdir(root_path)
-            else Current(root_cgroup, frozenset())
+            # Not made yet: it gets the controllers its parent has (rootsetup enables them).
+            else Current(root_cgroup, _parent_controllers(root_path))
         )
     except (CgroupError, OSError) as e:
         print(f"pystats policy: cannot read {root_path}: {e}", file=sys.stderr)
         return None
     return root, current, snapshot()
+
+
+def _parent_controllers(root_path: str) -> frozenset[str]:
+    from cgroupfs import reader
+    from cgroupfs.errors import CgroupError
+    from cgroupfs.parsers import parse_controllers
+    from cgroupfs.paths import CgroupRoot
+
+    parent = os.path.dirname(root_path)
+    while parent != "/" and not os.path.isdir(parent):
+        parent = os.path.dirname(parent)
+    try:
+        return parse_controllers(reader.read_file(CgroupRoot(parent), "", "cgroup.controllers"))
+    except (CgroupError, OSError, ValueError):
+        return frozenset()
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -120,7 +163,7 @@ def _plan(args: argparse.Namespace) -> int:
     policy = _load(args.file)
     if policy is None:
         return 1
-    root_path = _root(args.root)
+    root_path = _root(args.root, args.socket)
     state = _root_state(root_path)
     if state is None:
         return 2
@@ -132,6 +175,9 @@ def _plan(args: argparse.Namespace) -> int:
         for a in actions:
             print(a)
     except BrokenPipeError:  # `| head`
+        return 0
+    if not actions:
+        print("nothing to do: the tree already matches the policy")
         return 0
     print(f"{len(actions)} action{'s' if len(actions) != 1 else ''} (nothing was changed)")
     return 0
@@ -161,13 +207,16 @@ def _explain(args: argparse.Namespace) -> int:
     policy = _load(path)
     if policy is None:
         return 1
-    state = _root_state(_root(args.root))
+    state = _root_state(_root(args.root, args.socket))
     if state is None:
         return 2
     _root_obj, current, procs = state
     if args.pid <= 0:
         print(f"pystats policy explain: {args.pid} is not a process ID", file=sys.stderr)
         return 2
+    if not any(p.pid == args.pid for p in procs):
+        print(f"pystats policy explain: process {args.pid} does not exist", file=sys.stderr)
+        return 1
     for line in explain(policy, args.pid, procs, current, self_pids={os.getpid()}):
         print(line)
     return 0

@@ -27,6 +27,15 @@ Uses a running pystats-agent when one answers on --socket; otherwise samples cgr
 """
 
 
+def _duration(text: str) -> float:
+    from agent.config import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--root", help="cgroup root to show (default: the cgroup2 mount); implies standalone"
@@ -36,7 +45,11 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--standalone", action="store_true", help="never use an agent: sample cgroupfs here"
     )
     p.add_argument(
-        "--interval", type=float, default=1.0, help="seconds between refreshes (default 1)"
+        "--interval",
+        type=_duration,
+        default=1.0,
+        help="time between refreshes, as the agent's config takes it: 1s, 500ms, 2m or"
+        " seconds (default 1s)",
     )
     p.add_argument(
         "--demo", action="store_true", help="show a built-in demo tree (reads no cgroups)"

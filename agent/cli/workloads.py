@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from agent.api.socketpath import SOCKET_HELP
+from agent.cli.common import workload_name
 
 EXIT_API_ERROR = 125
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what `cat` reports when its reader is gone
@@ -78,6 +79,20 @@ def _userns_mode(text: str) -> str:
             f"{text!r} is not a mode: use --userns alone, or --userns=auto (put the command "
             "after --)"
         )
+    return text
+
+
+def _signal(text: str) -> str:
+    """A signal name (KILL, SIGKILL) or number, checked here: the agent would refuse it too."""
+    import signal
+
+    t = text.upper()
+    if t.isdigit():
+        if not 1 <= int(t) <= signal.SIGRTMAX:
+            raise argparse.ArgumentTypeError(f"{text!r}: a signal number is 1 to {signal.SIGRTMAX}")
+        return t
+    if (t if t.startswith("SIG") else "SIG" + t) not in signal.Signals.__members__:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a signal name (e.g. KILL, TERM, HUP)")
     return text
 
 
@@ -198,30 +213,30 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("logs", help="print a workload's output")
     p.add_argument("-f", "--follow", action="store_true", help="follow until it exits")
-    p.add_argument("name")
+    p.add_argument("name", type=workload_name)
     _add_socket(p)
     p.set_defaults(func=cmd_logs)
 
     p = sub.add_parser("stop", help="SIGTERM, then cgroup.kill after a grace period")
     p.add_argument("-t", "--time", type=float, default=10.0, help="grace seconds (default 10)")
-    p.add_argument("name")
+    p.add_argument("name", type=workload_name)
     _add_socket(p)
     p.set_defaults(func=cmd_stop)
 
     p = sub.add_parser("kill", help="send a signal (default KILL: the whole cgroup)")
-    p.add_argument("-s", "--signal", default="KILL", help="signal name or number")
-    p.add_argument("name")
+    p.add_argument("-s", "--signal", default="KILL", type=_signal, help="signal name or number")
+    p.add_argument("name", type=workload_name)
     _add_socket(p)
     p.set_defaults(func=cmd_kill)
 
     p = sub.add_parser("rm", help="remove a stopped workload (record, logs, cgroup)")
     p.add_argument("-f", "--force", action="store_true", help="kill it first if running")
-    p.add_argument("name")
+    p.add_argument("name", type=workload_name)
     _add_socket(p)
     p.set_defaults(func=cmd_rm)
 
     p = sub.add_parser("inspect", help="a workload's record as JSON")
-    p.add_argument("name")
+    p.add_argument("name", type=workload_name)
     _add_socket(p)
     p.set_defaults(func=cmd_inspect)
 
@@ -327,6 +342,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
+    from agent.cli.common import size_short
+
     head = ("NAME", "STATE", "PID", "EXIT", "RESTARTS", "MEMORY", "CPUS", "PIDS", "COMMAND")
     lines = [head]
     for r in rows:
@@ -339,7 +356,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
                 str(r.get("pid") or "-"),
                 "-" if r.get("exit_code") is None else str(r["exit_code"]),
                 str(r.get("restart_count", 0)),
-                "-" if mem is None else f"{mem // (1024 * 1024)}M",
+                size_short(mem),
                 "-" if lim.get("cpus") is None else f"{lim['cpus']:g}",
                 "-" if lim.get("pids") is None else str(lim["pids"]),
                 " ".join(" ".join(r.get("argv") or []).split())[:40],  # one line per workload

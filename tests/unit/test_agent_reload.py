@@ -49,9 +49,12 @@ def test_live_keys_are_applied_and_the_rest_wait_for_restart() -> None:
     assert sum(n.endswith(" applied") for n in notes) == 4
 
 
-def test_adding_a_policy_without_an_engine_waits_for_restart() -> None:
+def test_adding_a_policy_without_an_engine_starts_one() -> None:
+    # issue 17: SIGHUP turns a newly configured policy on (the daemon starts the engine)
     notes = apply(AgentConfig(), AgentConfig(policy="/p.yaml"), None, None)
-    assert notes == ["policy: None -> '/p.yaml' takes effect on restart"]
+    assert notes == ["policy: None -> '/p.yaml' applied: the policy engine starts"]
+    removed = apply(AgentConfig(policy="/p.yaml"), AgentConfig(), None, None)
+    assert removed == ["policy: '/p.yaml' -> None takes effect on restart"]
 
 
 def test_unchanged_config_changes_nothing() -> None:

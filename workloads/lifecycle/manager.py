@@ -57,6 +57,9 @@ TICK_S = 0.1
 START_TIMEOUT_S = 60.0  # generous: under the test VM's emulation a fork+exec can take seconds
 TAKE_DOWN_TIMEOUT_S = 10.0  # cgroup.kill to an empty cgroup, before a restart into it
 NO_RECORD = RunStatus(run=0, state=State.CREATED)
+# A removed workload's cgroup keeps its name as a metric label this long: the collector and
+# Prometheus (5 min staleness) still hold its last samples.
+LABEL_AFTER_RM_S = 300.0
 
 
 class WorkloadError(Exception):
@@ -121,6 +124,7 @@ class WorkloadManager:
         self.log_keep = log_keep
         self.problems: list[str] = []  # corrupt records found at start, for the operator
         self._workloads: dict[str, Workload] = {}
+        self._removed: dict[str, float] = {}  # name -> monotonic time of its rm (labels)
         self._forks = ForkServerClient() if use_fork_server else None
         self._ids = idalloc.IdAllocator(self.state_dir)  # --userns=auto ranges
         self._closing = asyncio.Event()
@@ -168,7 +172,12 @@ class WorkloadManager:
 
     def labels_for_cgroup(self, rel: str) -> str | None:
         parts = rel.strip("/").split("/")
-        if len(parts) >= 2 and parts[0] == cgroups.WORKLOADS and parts[1] in self._workloads:
+        if len(parts) < 2 or parts[0] != cgroups.WORKLOADS:
+            return None
+        if parts[1] in self._workloads:
+            return parts[1]
+        gone = self._removed.get(parts[1])
+        if gone is not None and time.monotonic() - gone < LABEL_AFTER_RM_S:
             return parts[1]
         return None
 
@@ -571,6 +580,9 @@ class WorkloadManager:
             cgroups.kill_workload_cgroup(self.root, name)
             await self._wait_exited(w, START_TIMEOUT_S)
         del self._workloads[name]
+        now = time.monotonic()
+        self._removed = {n: t for n, t in self._removed.items() if now - t < LABEL_AFTER_RM_S}
+        self._removed[name] = now
         try:
             cgroups.remove_workload_cgroup(self.root, name)
         except CgroupError as e:

@@ -1,0 +1,85 @@
+"""Small pieces every CLI module shares: argv fixes, quiet broken pipes, name and size formats.
+
+Standard library only (this module is imported at start-up by agent.cli).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import sys
+from collections.abc import Sequence
+
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what `cat` reports when its reader is gone
+_NEGATIVE = re.compile(r"^-\d")
+
+
+def value_options(parser: argparse.ArgumentParser) -> set[str]:
+    """Every option string (in ``parser`` and its subparsers) that takes exactly one value."""
+    out: set[str] = set()
+    todo = [parser]
+    while todo:
+        p = todo.pop()
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                todo.extend(action.choices.values())
+            elif action.option_strings and action.nargs is None:
+                out.update(action.option_strings)
+    return out
+
+
+def join_negative_values(argv: Sequence[str], options: set[str]) -> list[str]:
+    """``--memory -5M`` -> ``--memory=-5M`` (``-t -1`` -> ``-t-1``), so that argparse hands a
+    value that looks like an option to the option's own check, which then says what is wrong
+    with it (argparse alone answers "expected one argument"). Stops at ``--``."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok == "--":
+            out.extend(argv[i:])
+            break
+        nxt = argv[i + 1] if i + 1 < len(argv) else None
+        if tok in options and nxt is not None and _NEGATIVE.match(nxt):
+            out.append(f"{tok}={nxt}" if tok.startswith("--") else tok + nxt)
+            i += 2
+            continue
+        out.append(tok)
+        i += 1
+    return out
+
+
+def silence_stdout() -> None:
+    """After EPIPE on stdout: point it at /dev/null, so Python's flush at exit stays quiet."""
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def workload_name(text: str) -> str:
+    """argparse type of a workload-name argument: never empty (the API has no such path)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("a workload name cannot be empty")
+    return text
+
+
+def size_short(n: int | None) -> str:
+    """A byte count in the largest binary unit that keeps it readable: 512K, 256M, 1.5G."""
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "K", "M", "G", "T", "P"):
+        if value < 1024 or unit == "P":
+            if unit == "B" or value == int(value):
+                return f"{int(value)}{unit}"
+            return f"{value:.1f}{unit}" if value < 100 else f"{value:.0f}{unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 group``, ``2 groups`` (``many`` for irregular plurals)."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
