@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -24,15 +23,11 @@ from collectors.recorder.codec import TickEntry, TickInput
 from collectors.recorder.events import RecordedEvent, from_oom
 from collectors.recorder.reader import HistoryReader
 from collectors.recorder.retention import segments
-from collectors.recorder.writer import Recorder, RecorderConfig
+from collectors.recorder.writer import Recorder, RecorderConfig, history_dir_of
 from collectors.store import Store
 
 log = logging.getLogger("pystats.agent")
 _PLACED = re.compile(r"placed (\d+) \(([^)]*)\)")
-
-
-def history_dir(state_dir: str) -> str:
-    return os.path.join(state_dir, "history")
 
 
 def tick_input(store: Store, host: HostInfo) -> TickInput:
@@ -68,7 +63,7 @@ class AgentRecorder:
         self.store = store
         self.host = host
         self.labels = labels
-        self.directory = history_dir(cfg.state_dir)
+        self.directory = history_dir_of(cfg.state_dir)
         self.recorder = Recorder(
             RecorderConfig(
                 self.directory,

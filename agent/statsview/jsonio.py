@@ -22,7 +22,7 @@ class StatsDoc:
 
     rows: Sequence[StatsRow]
     time: float  # wall clock of the snapshot
-    source: str  # "standalone" or "agent"
+    source: str  # "standalone", "agent" or "replay" (recorded history)
     root: str  # the cgroup root the paths are relative to
     mode: str  # the cgroup mode, in words ("cgroup v2", "hybrid v1/v2: no cpu, memory")
     tick: int = 0

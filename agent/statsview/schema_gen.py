@@ -69,7 +69,7 @@ def build_schema() -> dict[str, Any]:
         "properties": {
             "version": {"const": 1},
             "time": {"type": "number", "description": "wall clock (Unix seconds) of the snapshot"},
-            "source": {"enum": ["standalone", "agent"]},
+            "source": {"enum": ["standalone", "agent", "replay"]},
             "root": {"type": "string"},
             "mode": {"type": "string"},
             "tick": {"type": "integer", "minimum": 0},

@@ -55,6 +55,11 @@ class PystatsApp(App[None]):
         Binding("x", "act('stop')", "Stop", show=False),
         Binding("K", "act('kill')", "Kill", show=False),
         Binding("escape", "escape", "Clear", show=False),
+        # replay (pystats replay --at): a tick back/forward, a minute back/forward
+        Binding("left_square_bracket", "step(-1)", "-Tick", show=False),
+        Binding("right_square_bracket", "step(1)", "+Tick", show=False),
+        Binding("left_curly_bracket", "step_minute(-1)", "-Min", show=False),
+        Binding("right_curly_bracket", "step_minute(1)", "+Min", show=False),
         *(Binding(str((i + 1) % 10), f"sort_col({i})", show=False) for i in range(10)),
     ]
 
@@ -302,6 +307,20 @@ class PystatsApp(App[None]):
 
     def action_faster(self) -> None:
         self._set_interval(-1)
+
+    def action_step(self, ticks: int) -> None:
+        step = getattr(self.source, "step", None)
+        if step is None:
+            self.notify("[ ] { } step through recorded history: pystats replay --at TIME")
+            return
+        step(ticks)
+
+    def action_step_minute(self, sign: int) -> None:
+        step = getattr(self.source, "step_seconds", None)
+        if step is None:
+            self.notify("[ ] { } step through recorded history: pystats replay --at TIME")
+            return
+        step(60.0 * sign)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

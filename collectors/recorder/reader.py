@@ -189,6 +189,34 @@ class HistoryReader:
         i = max(0, min(i, len(ix.walls) - 1))
         return ix.walls[i] / 1e6 if ix.walls else wall
 
+    def tick_near(self, wall: float) -> float:
+        """The wall time of the last tick at or before ``wall``; the first tick when ``wall``
+        is before the history begins. Raises NoHistory when nothing is recorded."""
+        try:
+            seg, i = self._locate(wall)
+        except NoHistory:
+            span = self.span()
+            if span is None:
+                raise
+            return span[0]
+        return self._index(seg).walls[i] / 1e6
+
+    def ticks(self, since: float, until: float) -> Iterator[Snapshot]:
+        """Every recorded tick from ``since`` to ``until``, in order (damaged ones skipped)."""
+        lo, hi = int(since * 1e6), int(until * 1e6)
+        for seg in self._segments():
+            if seg.first_us > hi:
+                return
+            if seg.last_us is not None and seg.last_us < lo:
+                continue
+            ix = self._index(seg)
+            start = bisect.bisect_left(ix.walls, lo)
+            end = bisect.bisect_right(ix.walls, hi) - 1
+            for i in range(start, end + 1):
+                dec = self._decode(seg, i)
+                if dec.ready:
+                    yield dec.snapshot()
+
     def series(self, path: str) -> list[Point]:
         """The path's points over the records decoded for the last ``at`` (the keyframe group
         up to that tick): its recent history for the detail pane."""
@@ -213,16 +241,17 @@ class HistoryReader:
     def events(
         self, since: float | None = None, until: float | None = None
     ) -> Iterator[RecordedEvent]:
+        """Recorded events in time order. Segment names bound what is read by their last time
+        only: events may be appended a little out of order (threads, between-tick checks)."""
         lo = None if since is None else int(since * 1e6)
         hi = None if until is None else int(until * 1e6)
         for s in segments(self.directory, "events"):
-            if hi is not None and s.first_us > hi:
-                break
             if lo is not None and s.last_us is not None and s.last_us < lo:
                 continue
             res = scan(s.path)
             if res.problem is not None and s.last_us is not None:  # the open one: its tail
                 self._problem(f"{res.problem}; events after it are skipped")
+            got: list[RecordedEvent] = []
             with open(s.path, "rb", buffering=0) as f:
                 for loc in res.records:
                     w = loc.header.wall_us
@@ -230,6 +259,8 @@ class HistoryReader:
                         continue
                     frame = os.pread(f.fileno(), loc.header.length, loc.offset + HEADER_SIZE)
                     try:
-                        yield decode_event(frame)
+                        got.append(decode_event(frame))
                     except FormatError as e:
                         self._problem(f"{os.path.basename(s.path)}: {e}")
+            got.sort(key=lambda ev: ev.wall)
+            yield from got

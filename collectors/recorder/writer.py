@@ -280,3 +280,8 @@ class Recorder:
             self._ticks.clear()
             self._events.clear()
         log.error("history recording stopped: %s (collection and the API go on)", reason)
+
+
+def history_dir_of(state_dir: str) -> str:
+    """Where an agent with this state directory records."""
+    return os.path.join(state_dir, "history")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -40,7 +41,7 @@ async def _run_ticks(state: Path, ticks: int, oom: list[OomEvent]) -> AgentRecor
 
 
 async def test_ticks_events_and_oom_counter_survive_a_restart(tmp_path: Path) -> None:
-    kill = OomEvent("workloads/w0/c1", 1.0e9, 2, 2, pid=412, comm="python3")
+    kill = OomEvent("workloads/w0/c1", time.time() + 0.1, 2, 2, pid=412, comm="python3")
     rec = await _run_ticks(tmp_path, 4, [kill])
     assert rec.oom_counts() == {("workloads/w0/c1", "web"): 2}
     r = HistoryReader(str(tmp_path / "history"))
