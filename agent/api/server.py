@@ -31,6 +31,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from agent.api.access import ApiAccess, Peer, peer_of
+from agent.api.lifecycle_routes import add_lifecycle_routes
 from workloads.lifecycle.manager import WorkloadError, WorkloadManager
 from workloads.runtime.mounts import from_body as mounts_from_body
 from workloads.runtime.spec import (
@@ -288,6 +289,7 @@ def add_workload_routes(app: web.Application, manager: WorkloadManager) -> None:
     app.router.add_post("/v1/workloads/{name}/stop", wrap(stop))
     app.router.add_post("/v1/workloads/{name}/kill", wrap(kill))
     app.router.add_delete("/v1/workloads/{name}", wrap(rm))
+    add_lifecycle_routes(app, manager)  # pause, unpause, start, restart, wait, prune
 
 
 class UnsafeSocketPath(OSError):

@@ -82,6 +82,16 @@ def _userns_mode(text: str) -> str:
     return text
 
 
+def _grace(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1e9:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0")
+    return value
+
+
 def _signal(text: str) -> str:
     """A signal name (KILL, SIGKILL) or number, checked here: the agent would refuse it too."""
     import signal
@@ -217,23 +227,25 @@ def register(sub: Any) -> None:
     _add_socket(p)
     p.set_defaults(func=cmd_logs)
 
+    from agent.cli import lifecycle
+
     p = sub.add_parser("stop", help="SIGTERM, then cgroup.kill after a grace period")
-    p.add_argument("-t", "--time", type=float, default=10.0, help="grace seconds (default 10)")
-    p.add_argument("name", type=workload_name)
+    p.add_argument("-t", "--time", type=_grace, default=10.0, help="grace seconds (default 10)")
+    p.add_argument("names", nargs="+", metavar="NAME", type=workload_name)
     _add_socket(p)
-    p.set_defaults(func=cmd_stop)
+    p.set_defaults(func=lifecycle.each_name(lifecycle.stop_one))
 
     p = sub.add_parser("kill", help="send a signal (default KILL: the whole cgroup)")
     p.add_argument("-s", "--signal", default="KILL", type=_signal, help="signal name or number")
-    p.add_argument("name", type=workload_name)
+    p.add_argument("names", nargs="+", metavar="NAME", type=workload_name)
     _add_socket(p)
-    p.set_defaults(func=cmd_kill)
+    p.set_defaults(func=lifecycle.each_name(lifecycle.kill_one))
 
     p = sub.add_parser("rm", help="remove a stopped workload (record, logs, cgroup)")
     p.add_argument("-f", "--force", action="store_true", help="kill it first if running")
-    p.add_argument("name", type=workload_name)
+    p.add_argument("names", nargs="+", metavar="NAME", type=workload_name)
     _add_socket(p)
-    p.set_defaults(func=cmd_rm)
+    p.set_defaults(func=lifecycle.each_name(lifecycle.rm_one))
 
     p = sub.add_parser("inspect", help="a workload's record as JSON")
     p.add_argument("name", type=workload_name)

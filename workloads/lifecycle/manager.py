@@ -33,7 +33,7 @@ from typing import Any
 
 from cgroupfs.errors import CgroupError
 from cgroupfs.paths import CgroupRoot
-from workloads.lifecycle import idalloc
+from workloads.lifecycle import freezer, idalloc
 from workloads.lifecycle.exitinfo import describe_exit
 from workloads.lifecycle.restart import (
     STABLE_RUN_S,
@@ -92,11 +92,14 @@ class Workload:
     launch_pid: int | None = None  # the shim just launched, before it wrote a record
     taking_down: bool = False  # its shim died: killing what is left before the run ends
     watch_error: str | None = None  # the last failure of the watcher on it (logged once)
+    paused: bool = False  # its cgroup is frozen (pystats pause); kept in manager.json
 
     @property
     def state(self) -> State:
         if self.restart_at is not None:
             return State.RESTARTING
+        if self.paused and self.status.state is State.RUNNING:
+            return State.PAUSED
         return self.status.state
 
 
@@ -208,6 +211,7 @@ class WorkloadManager:
             mgr = state.read_json(os.path.join(wdir, MANAGER))
             w.restarts = int(mgr.get("restarts", 0))
             w.stopped_by_user = bool(mgr.get("stopped_by_user", False))
+            w.paused = bool(mgr.get("paused", False))
         except FileNotFoundError:
             pass
         except (state.CorruptRecord, ValueError, TypeError) as e:
@@ -285,7 +289,7 @@ class WorkloadManager:
     def _write_manager(self, w: Workload) -> None:
         state.write_json_atomic(
             os.path.join(w.wdir, MANAGER),
-            {"restarts": w.restarts, "stopped_by_user": w.stopped_by_user},
+            {"restarts": w.restarts, "stopped_by_user": w.stopped_by_user, "paused": w.paused},
         )
 
     # ---- watching -------------------------------------------------------------------------
@@ -348,6 +352,7 @@ class WorkloadManager:
 
     def _on_exit(self, w: Workload) -> None:
         st = w.status
+        w.paused = False  # a frozen run can still be killed; the next one starts thawed
         w.handled_run = st.run
         code = 255 if st.exit_code is None else st.exit_code
         ran = (st.finished_at or 0) - (st.started_at or 0)
@@ -515,7 +520,7 @@ class WorkloadManager:
 
     def listing(self, all_: bool = False) -> list[dict[str, Any]]:
         out = [self.inspect(n) for n in sorted(self._workloads)]
-        live = (State.RUNNING.value, State.RESTARTING.value)
+        live = (State.RUNNING.value, State.RESTARTING.value, State.PAUSED.value)
         return out if all_ else [d for d in out if d["state"] in live]
 
     def log_files(self, name: str) -> list[str]:
@@ -524,7 +529,8 @@ class WorkloadManager:
     def is_done(self, name: str) -> bool:
         """True when the workload has exited and will not be restarted (or was removed)."""
         w = self._workloads.get(name)
-        return w is None or w.state not in (State.RUNNING, State.RESTARTING, State.CREATED)
+        busy = (State.RUNNING, State.RESTARTING, State.CREATED, State.PAUSED)
+        return w is None or w.state not in busy
 
     async def _wait_exited(self, w: Workload, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -550,6 +556,7 @@ class WorkloadManager:
         w = self._get(name)
         w.stopped_by_user = True
         w.restart_at = None
+        self._thaw(w)  # a frozen workload cannot act on its stop signal
         self._write_manager(w)
         if self._signal(w, signal.SIGTERM) and not await self._wait_exited(w, grace_s):
             cgroups.kill_workload_cgroup(self.root, name)
@@ -558,7 +565,7 @@ class WorkloadManager:
 
     async def kill(self, name: str, sig: int = signal.SIGKILL) -> dict[str, Any]:
         w = self._get(name)
-        if w.state is not State.RUNNING:
+        if w.state not in (State.RUNNING, State.PAUSED):
             raise Conflict(f"workload {name!r} is not running")
         if sig == signal.SIGKILL:
             w.stopped_by_user = True
@@ -572,7 +579,7 @@ class WorkloadManager:
 
     async def rm(self, name: str, force: bool = False) -> None:
         w = self._get(name)
-        if w.state in (State.RUNNING, State.RESTARTING):
+        if w.state in (State.RUNNING, State.RESTARTING, State.PAUSED):
             if not force:
                 raise Conflict(f"workload {name!r} is {w.state}: stop it first or use --force")
             w.stopped_by_user = True
@@ -590,6 +597,66 @@ class WorkloadManager:
         shutil.rmtree(w.wdir, ignore_errors=True)
         if w.spec.userns_auto:
             self._ids.release(name)
+        async with self._changed:
+            self._changed.notify_all()
+
+    # ---- pause, start, wait (pystats pause/unpause/start/restart/wait) ----------------------
+
+    def _thaw(self, w: Workload) -> None:
+        if w.paused:
+            try:
+                freezer.set_frozen(self.root, w.spec.name, False)
+            except freezer.FreezeError as e:
+                log.warning("%s", e)  # cgroup.kill still ends it
+            w.paused = False
+
+    async def _set_frozen(self, w: Workload, frozen: bool) -> None:
+        try:
+            await asyncio.to_thread(freezer.set_frozen, self.root, w.spec.name, frozen)
+        except freezer.FreezeError as e:
+            raise WorkloadError(str(e)) from None
+        w.paused = frozen
+        self._write_manager(w)
+        await self._notify()
+
+    async def pause(self, name: str) -> dict[str, Any]:
+        """Freeze the workload's cgroup (cgroup.freeze): every process stops where it is."""
+        w = self._get(name)
+        if w.state is State.PAUSED:
+            raise Conflict(f"workload {name!r} is already paused")
+        if w.state is not State.RUNNING:
+            raise Conflict(f"workload {name!r} is not running")
+        await self._set_frozen(w, True)
+        return self.inspect(name)
+
+    async def unpause(self, name: str) -> dict[str, Any]:
+        w = self._get(name)
+        if w.state is not State.PAUSED:
+            raise Conflict(f"workload {name!r} is not paused")
+        await self._set_frozen(w, False)
+        return self.inspect(name)
+
+    async def start_workload(self, name: str) -> dict[str, Any]:
+        """Run an exited workload again (a new run, the same record); its restart policy
+        applies again."""
+        w = self._get(name)
+        if w.state in (State.RUNNING, State.PAUSED, State.CREATED):
+            return self.inspect(name)  # docker: starting a running container is a no-op
+        w.restart_at = None
+        w.stopped_by_user = False
+        w.failures_in_row = 0
+        self._write_manager(w)
+        await self._launch(w, wait=True)
+        await self._notify()
+        return self.inspect(name)
+
+    async def wait_exit(self, name: str) -> dict[str, Any]:
+        """Block until the workload has exited for good (no restart pending)."""
+        while not self.is_done(name):
+            await self.wait_changed(0.5)
+        return self.inspect(name)
+
+    async def _notify(self) -> None:
         async with self._changed:
             self._changed.notify_all()
 

@@ -29,6 +29,7 @@ class State(StrEnum):
     RUNNING = "running"
     EXITED = "exited"
     RESTARTING = "restarting"  # exited, a restart is pending (manager only, never on disk)
+    PAUSED = "paused"  # running, its cgroup frozen (manager only, never on disk)
 
 
 def _check(path: str, d: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:

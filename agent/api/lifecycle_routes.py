@@ -1,0 +1,78 @@
+"""Workload lifecycle routes beyond create/stop/kill/rm (pystats pause/unpause/start/restart/
+wait/container prune):
+
+    POST /v1/workloads/{name}/pause      freeze its cgroup (409 unless running)
+    POST /v1/workloads/{name}/unpause
+    POST /v1/workloads/{name}/start      run an exited workload again
+    POST /v1/workloads/{name}/restart[?grace=S]   stop (as /stop), then start
+    POST /v1/workloads/{name}/wait       answers once it has exited for good: its record
+    POST /v1/workloads-prune             remove every exited workload: {"removed": [...]}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from workloads.lifecycle.manager import WorkloadError, WorkloadManager
+from workloads.supervisor.record import State
+
+Route = Callable[[WorkloadManager, web.Request], Awaitable[Any]]
+
+
+def _grace(request: web.Request) -> float:
+    try:
+        grace = float(request.query.get("grace", "10"))
+    except ValueError:
+        grace = -1.0
+    if not 0 <= grace < 1e9:
+        raise WorkloadError("grace must be a number of seconds")
+    return grace
+
+
+async def _restart(m: WorkloadManager, request: web.Request) -> Any:
+    name = request.match_info["name"]
+    await m.stop(name, grace_s=_grace(request))
+    return await m.start_workload(name)
+
+
+async def _prune(m: WorkloadManager, _request: web.Request) -> Any:
+    removed = []
+    for info in m.listing(all_=True):
+        if info["state"] == State.EXITED.value:
+            await m.rm(info["name"])
+            removed.append(info["name"])
+    return {"removed": removed}
+
+
+def _by_name(method: Callable[[WorkloadManager, str], Awaitable[Any]]) -> Route:
+    async def route(m: WorkloadManager, request: web.Request) -> Any:
+        return await method(m, request.match_info["name"])
+
+    return route
+
+
+ROUTES: dict[str, Route] = {
+    "/v1/workloads/{name}/pause": _by_name(WorkloadManager.pause),
+    "/v1/workloads/{name}/unpause": _by_name(WorkloadManager.unpause),
+    "/v1/workloads/{name}/start": _by_name(WorkloadManager.start_workload),
+    "/v1/workloads/{name}/wait": _by_name(WorkloadManager.wait_exit),
+    "/v1/workloads/{name}/restart": _restart,
+    "/v1/workloads-prune": _prune,
+}
+
+
+def add_lifecycle_routes(app: web.Application, manager: WorkloadManager) -> None:
+    def handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            try:
+                return web.json_response(await route(manager, request))
+            except WorkloadError as e:
+                return web.json_response({"error": str(e)}, status=e.status)
+
+        return handle
+
+    for path, route in ROUTES.items():
+        app.router.add_post(path, handler(route))

@@ -1,0 +1,132 @@
+"""`pystats start/restart/wait/pause/unpause/container prune`: clients of the agent's lifecycle
+routes (agent.api.lifecycle_routes). Each takes several names, as docker's do: every name is
+tried, each printed when done, and the exit status is 1 if any failed."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from agent.api.socketpath import SOCKET_HELP, default_socket
+from agent.cli.common import workload_name
+
+Action = Callable[[Any, str, argparse.Namespace], str]
+
+
+def _post(client: Any, name: str, verb: str, **query: Any) -> dict[str, Any]:
+    out: dict[str, Any] = client._json("POST", client._path(name, "/" + verb, **query))
+    return out
+
+
+def _start(client: Any, name: str, args: argparse.Namespace) -> str:
+    _post(client, name, "start")
+    return name
+
+
+def _restart(client: Any, name: str, args: argparse.Namespace) -> str:
+    _post(client, name, "restart", grace=args.time)
+    return name
+
+
+def _pause(client: Any, name: str, args: argparse.Namespace) -> str:
+    _post(client, name, "pause")
+    return name
+
+
+def _unpause(client: Any, name: str, args: argparse.Namespace) -> str:
+    _post(client, name, "unpause")
+    return name
+
+
+def _wait(client: Any, name: str, args: argparse.Namespace) -> str:
+    info = _post(client, name, "wait")
+    code = info.get("exit_code")
+    return "-1" if code is None else str(code)  # docker prints each exit code
+
+
+def each_name(action: Action) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        from agent.api.client import ApiError, WorkloadClient
+
+        client = WorkloadClient(args.socket, timeout=None)
+        status = 0
+        for name in args.names:
+            try:
+                print(action(client, name, args), flush=True)
+            except ApiError as e:
+                print(f"pystats: error: {name}: {e}", file=sys.stderr)
+                status = 1
+        return status
+
+    return handler
+
+
+def _prune(args: argparse.Namespace) -> int:
+    from agent.api.client import ApiError, WorkloadClient
+
+    if not args.force and sys.stdin.isatty():
+        answer = input("This removes every exited workload (record, logs, cgroup). Go on? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            return 0
+    client = WorkloadClient(args.socket)
+    try:
+        removed = client._json("POST", "/v1/workloads-prune")["removed"]
+    except ApiError as e:
+        print(f"pystats: error: {e}", file=sys.stderr)
+        return 1
+    print("Deleted workloads:" if removed else "Nothing to delete")
+    for name in removed:
+        print(name)
+    return 0
+
+
+def _socket(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--socket", default=default_socket(), help=SOCKET_HELP)
+
+
+def _names(p: argparse.ArgumentParser) -> None:
+    p.add_argument("names", nargs="+", metavar="NAME", type=workload_name)
+
+
+def register(sub: Any) -> None:
+    specs: list[tuple[str, str, Action]] = [
+        ("start", "run exited workloads again (their restart policy applies again)", _start),
+        ("pause", "freeze every process of workloads (cgroup.freeze)", _pause),
+        ("unpause", "thaw paused workloads", _unpause),
+        ("wait", "block until workloads exit for good; print their exit codes", _wait),
+    ]
+    for cmd, text, action in specs:
+        p = sub.add_parser(cmd, help=text, description=text)
+        _names(p)
+        _socket(p)
+        p.set_defaults(func=each_name(action))
+
+    p = sub.add_parser("restart", help="stop workloads (as pystats stop), then start them")
+    p.add_argument("-t", "--time", type=float, default=10.0, help="grace seconds (default 10)")
+    _names(p)
+    _socket(p)
+    p.set_defaults(func=each_name(_restart))
+
+    p = sub.add_parser("container", help="manage workloads as a group (docker's `container`)")
+    csub = p.add_subparsers(dest="container_command", metavar="ACTION", required=True)
+    pr = csub.add_parser("prune", help="remove every exited workload")
+    pr.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
+    _socket(pr)
+    pr.set_defaults(func=_prune)
+
+
+def stop_one(client: Any, name: str, args: argparse.Namespace) -> str:
+    client.stop(name, grace_s=args.time)
+    return name
+
+
+def kill_one(client: Any, name: str, args: argparse.Namespace) -> str:
+    client.kill(name, signal=args.signal)
+    return name
+
+
+def rm_one(client: Any, name: str, args: argparse.Namespace) -> str:
+    client.rm(name, force=args.force)
+    return name
