@@ -12,7 +12,6 @@ import sys
 from collections.abc import Callable, Sequence
 
 from agent.cli import history as cli_history
-from agent.cli import history as cli_history
 from agent.cli import lifecycle as cli_lifecycle
 from agent.cli import policy as cli_policy
 from agent.cli import view as cli_view
@@ -39,7 +38,6 @@ def build_parser() -> argparse.ArgumentParser:
     cli_workloads.register(sub)
     cli_lifecycle.register(sub)
     cli_policy.register(sub)
-    cli_history.register(sub)  # after view's: adds `stats --at`
     cli_history.register(sub)  # after view's: adds `stats --at`
     return parser
 
