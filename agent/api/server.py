@@ -31,6 +31,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from agent.api.access import ApiAccess, Peer, peer_of
+from agent.api.image_routes import add_image_routes, image_request_from_body
 from agent.api.lifecycle_routes import add_lifecycle_routes
 from workloads.lifecycle.manager import WorkloadError, WorkloadManager
 from workloads.runtime.mounts import from_body as mounts_from_body
@@ -59,6 +60,9 @@ CREATE_FIELDS = frozenset(
         "userns",
         "userns_base",
         "mounts",
+        "image",  # run from an image (agent.api.image_routes.image_request_from_body)
+        "entrypoint",
+        "user",
     }
 )
 log = logging.getLogger("pystats.agent")
@@ -227,6 +231,7 @@ async def _send_logs(
 def add_workload_routes(app: web.Application, manager: WorkloadManager) -> None:
     """Mount /v1/workloads on ``app`` (the daemon adds peer_check_middleware to the app)."""
     app[MANAGER_KEY] = manager
+    add_image_routes(app, manager.images)  # /v1/images
 
     def wrap(fn: Callable[[web.Request], Awaitable[Any]]) -> Handler:
         async def handler(request: web.Request) -> web.StreamResponse:
@@ -251,7 +256,7 @@ def add_workload_routes(app: web.Application, manager: WorkloadManager) -> None:
             # The client left (or broke the framing) mid-body: nobody to answer, not our error.
             log.info("a client left before sending its whole request: %s", e)
             raise web.HTTPBadRequest() from None
-        return await manager.create(spec_from_body(body))
+        return await manager.create(spec_from_body(body), image_request_from_body(body))
 
     async def list_(request: web.Request) -> Any:
         return manager.listing(all_=request.query.get("all") in ("1", "true"))

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from agent.cli import history as cli_history
 from agent.cli import lifecycle as cli_lifecycle
+from agent.cli import images as cli_images
 from agent.cli import policy as cli_policy
 from agent.cli import view as cli_view
 from agent.cli import workloads as cli_workloads
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     cli_view.register(parser, sub)
     cli_workloads.register(sub)
+    cli_images.register(sub)
     cli_lifecycle.register(sub)
     cli_policy.register(sub)
     cli_history.register(sub)  # after view's: adds `stats --at`

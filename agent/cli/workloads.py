@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from agent.api.socketpath import SOCKET_HELP
+from agent.cli import images as cli_images
 from agent.cli.common import workload_name
 
 EXIT_API_ERROR = 125
@@ -211,7 +212,8 @@ def register(sub: Any) -> None:
     p.add_argument("--workdir", "-w", help="working directory inside")
     p.add_argument("-d", "--detach", action="store_true", help="print the name and return")
     _add_security(p)
-    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ARG...")
+    cli_images.add_run_flags(p)
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="IMAGE [CMD...] | -- CMD ...")
     _add_socket(p)
     p.set_defaults(func=cmd_run)
 
@@ -264,14 +266,8 @@ def _client(args: argparse.Namespace) -> Any:
 
 
 def run_body(args: argparse.Namespace) -> dict[str, Any]:
-    cmd = list(args.cmd)
-    if cmd and cmd[0] == "--":
-        cmd = cmd[1:]
-    if not cmd:
-        raise ValueError("no command given: pystats run [OPTIONS] -- CMD [ARG...]")
-    if cmd[0].startswith("-"):
-        raise ValueError(f"unknown option {cmd[0]!r} (put the command after --)")
-    body: dict[str, Any] = {"argv": cmd, "net": args.net, "restart": args.restart}
+    cmd, image = cli_images.split_run_args(args)  # IMAGE [CMD...] or -- CMD...
+    body: dict[str, Any] = {"argv": cmd, "net": args.net, "restart": args.restart, **image}
     for key in ("name", "cpus", "memory", "pids", "rootfs", "hostname", "workdir"):
         value = getattr(args, key)
         if value is not None:
@@ -334,7 +330,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     client = _client(args)
     try:
-        info = client.create(body)
+        info = cli_images.create_pulling(client, args, body)  # pulls a missing image first
     except ApiError as e:
         _err(str(e))
         return EXIT_API_ERROR

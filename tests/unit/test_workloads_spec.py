@@ -144,8 +144,9 @@ def test_run_flags_become_the_request_body() -> None:
 
 
 def test_command_without_double_dash_keeps_its_own_flags() -> None:
-    body = run_body(_parse("run", "ls", "-la", "/"))  # type: ignore[arg-type]
-    assert body["argv"] == ["ls", "-la", "/"]
+    # The first word is an image (docker's `run IMAGE CMD`); the command keeps its flags.
+    body = run_body(_parse("run", "busybox", "ls", "-la", "/"))  # type: ignore[arg-type]
+    assert body["argv"] == ["ls", "-la", "/"] and body["image"] == "busybox"
 
 
 @pytest.mark.parametrize(

@@ -14,14 +14,24 @@ import fcntl
 import os
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from workloads.images.db import ImageDB, ImageRecord, LayerRecord
-from workloads.images.errors import ImageError, ImageInUse, ImageNotFound
-from workloads.images.manifest import Descriptor, ImageConfig, Manifest, parse_config
+from workloads.images.errors import DigestMismatch, ImageError, ImageInUse, ImageNotFound
+from workloads.images.manifest import (
+    Descriptor,
+    ImageConfig,
+    Index,
+    Manifest,
+    parse_config,
+    parse_manifest,
+    pick,
+)
 from workloads.images.reference import BadReference, Reference, parse
+from workloads.images.registry import Credentials, Registry
 from workloads.images.sources import Source
-from workloads.images.store import ContentStore, locked
+from workloads.images.store import ContentStore, locked, sha256_digest
 from workloads.images.unpack import Layers
 
 
@@ -36,6 +46,7 @@ class Progress:
 
 
 ProgressFn = Callable[[Progress], None]
+PARALLEL_LAYERS = 3  # as docker's max-concurrent-downloads
 Fetch = Callable[[Descriptor, Callable[[int], None]], None]  # put one blob into the store
 
 
@@ -68,7 +79,9 @@ def _quiet(_: Progress) -> None:
 
 class ImageService:
     def __init__(self, root: str, users: Callable[[], dict[str, list[str]]] | None = None):
-        """``root``: <state>/images. ``users``: image id -> names of workloads using it."""
+        """``root``: <state>/images. ``users``: image id -> names of workloads using it.
+        Private registry CAs: ``<root>/certs.d/<host>/ca.crt``."""
+        self.certs_dir = os.path.join(root, "certs.d")
         self.root = root
         self.store = ContentStore(root)
         self.layers = Layers(os.path.join(root, "layers"))
@@ -153,9 +166,13 @@ class ImageService:
         names: tuple[str, ...] = (),
         progress: ProgressFn = _quiet,
         platform: str = "",
+        manifest_bytes: bytes | None = None,
     ) -> ImageRecord:
-        """Config, then each layer (stored and unpacked), then the record, then the tags."""
+        """Config, then the layers (stored and unpacked, a few at a time), then the record,
+        then the tags."""
         with self._gc(exclusive=False):
+            if manifest_bytes is not None and manifest_digest is not None:
+                self.store.put_bytes(manifest_bytes, manifest_digest)
             cfg_desc = manifest.config
             if not self.store.has(cfg_desc.digest):
                 fetch(cfg_desc, lambda n: None)
@@ -165,9 +182,15 @@ class ImageService:
                     f"image {short(cfg_desc.digest)}: {len(manifest.layers)} layers but "
                     f"{len(cfg.diff_ids)} diff_ids in its config"
                 )
-            layers = []
-            for desc, diff_id in zip(manifest.layers, cfg.diff_ids, strict=True):
-                layers.append(self._layer(desc, diff_id, fetch, progress))
+            for desc in manifest.layers:
+                progress(Progress(short(desc.digest), "Waiting"))
+            with ThreadPoolExecutor(PARALLEL_LAYERS) as pool:
+                layers = list(
+                    pool.map(
+                        lambda pair: self._layer(pair[0], pair[1], fetch, progress),
+                        zip(manifest.layers, cfg.diff_ids, strict=True),
+                    )
+                )
             rec = ImageRecord(
                 id=cfg_desc.digest,
                 layers=tuple(layers),
@@ -221,6 +244,40 @@ class ImageService:
             for n in names:
                 tags[str(parse(n))] = image_id
             self.db.set_tags(tags)
+
+    def pull(
+        self,
+        text: str,
+        *,
+        insecure: bool = False,
+        creds: Credentials | None = None,
+        progress: ProgressFn = _quiet,
+    ) -> ImageRecord:
+        """`pystats pull REF` from its registry; an index resolves to this host's platform."""
+        ref = parse(text)
+        reg = Registry(ref, insecure=insecure, creds=creds, certs_dir=self.certs_dir)
+        progress(Progress(ref.lookup, f"Pulling from {ref.repo}"))
+        data, ctype = reg.manifest(ref.lookup)
+        digest = sha256_digest(data)
+        if ref.digest and digest != ref.digest:
+            raise DigestMismatch(f"{ref}: the registry sent a manifest with digest {digest}")
+        m = parse_manifest(data, ctype)
+        if isinstance(m, Index):
+            desc = pick(m)
+            data, ctype = reg.manifest(desc.digest)
+            digest = sha256_digest(data)
+            if digest != desc.digest:
+                raise DigestMismatch(f"{ref}: manifest {desc.digest} arrived as {digest}")
+            m = parse_manifest(data, ctype or desc.media_type)
+            if isinstance(m, Index):
+                raise ImageError(f"{ref}: nested image indexes are not supported")
+
+        def fetch(desc: Descriptor, on_bytes: Callable[[int], None]) -> None:
+            self.store.ingest(desc.digest, reg.blob_chunks(desc.digest), desc.size, on_bytes)
+
+        rec = self.import_image(m, digest, fetch, names_for(ref), progress, manifest_bytes=data)
+        progress(Progress(ref.lookup, f"Digest: {digest}"))
+        return rec
 
     def load(self, path: str, tag: str | None = None, progress: ProgressFn = _quiet) -> list[str]:
         """`pystats load -i PATH`: every image of the archive or layout; their names (or ids)."""

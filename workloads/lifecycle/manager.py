@@ -33,6 +33,9 @@ from typing import Any
 
 from cgroupfs.errors import CgroupError
 from cgroupfs.paths import CgroupRoot
+from workloads.images import run as image_run
+from workloads.images.errors import ImageError, ImageNotFound
+from workloads.images.service import ImageService
 from workloads.lifecycle import freezer, idalloc
 from workloads.lifecycle.exitinfo import describe_exit
 from workloads.lifecycle.restart import (
@@ -130,6 +133,7 @@ class WorkloadManager:
         self._removed: dict[str, float] = {}  # name -> monotonic time of its rm (labels)
         self._forks = ForkServerClient() if use_fork_server else None
         self._ids = idalloc.IdAllocator(self.state_dir)  # --userns=auto ranges
+        self.images = ImageService(os.path.join(self.state_dir, "images"), self.image_users)
         self._closing = asyncio.Event()
         self._changed = asyncio.Condition()
 
@@ -172,6 +176,14 @@ class WorkloadManager:
 
     def states(self) -> dict[str, State]:
         return {name: w.state for name, w in self._workloads.items()}
+
+    def image_users(self) -> dict[str, list[str]]:
+        """Image id -> the workloads run from it (running or not: rmi and prune keep it)."""
+        out: dict[str, list[str]] = {}
+        for name, w in self._workloads.items():
+            if w.spec.image is not None:
+                out.setdefault(w.spec.image.id, []).append(name)
+        return out
 
     def labels_for_cgroup(self, rel: str) -> str | None:
         parts = rel.strip("/").split("/")
@@ -377,10 +389,21 @@ class WorkloadManager:
             raise NotFound(f"no such workload: {name!r}")
         return w
 
-    async def create(self, spec: WorkloadSpec) -> dict[str, Any]:
+    async def create(
+        self, spec: WorkloadSpec, image: image_run.ImageRequest | None = None
+    ) -> dict[str, Any]:
         """Validate, record, create the cgroup with its limits, launch. All or nothing."""
         if not spec.name:
             spec = WorkloadSpec(**{**spec.__dict__, "name": f"w-{uuid.uuid4().hex[:8]}"})
+        if image is not None and spec.name not in self._workloads:
+            try:
+                spec = await asyncio.to_thread(
+                    image_run.prepare, self.images, spec, image, self.state_dir
+                )
+            except ImageNotFound as e:
+                raise NotFound(f"{e} (pystats pull it first)") from None
+            except ImageError as e:
+                raise WorkloadError(str(e)) from None
         try:
             check_spec(spec)
             validate_name(spec.name)
@@ -432,6 +455,8 @@ class WorkloadManager:
             self._workloads.pop(spec.name, None)
             with contextlib.suppress(CgroupError, OSError):
                 cgroups.remove_workload_cgroup(self.root, spec.name)
+            with contextlib.suppress(ImageError):
+                image_run.remove(spec)
             shutil.rmtree(wdir, ignore_errors=True)
             if spec.userns_auto:
                 self._ids.release(spec.name)
@@ -462,6 +487,11 @@ class WorkloadManager:
         w.status = RunStatus(run=run, state=State.CREATED)
         w.status_key = (0, 0, 0)
         w.launch_pid = None
+        if w.spec.image is not None:
+            try:
+                await asyncio.to_thread(image_run.mount, w.spec)
+            except ImageError as e:
+                raise WorkloadError(str(e)) from None
         if self._forks is not None:
             w.launch_pid = await asyncio.to_thread(self._forks.spawn, w.wdir, run)
         else:
@@ -505,6 +535,7 @@ class WorkloadManager:
             "net": w.spec.net,
             "rootfs": w.spec.rootfs,
             "userns": _userns_info(w.spec),
+            "image": image_run.describe(w.spec),
             "limits": {
                 "memory_bytes": w.spec.limits.memory_bytes,
                 "cpus": w.spec.limits.cpus,
@@ -558,7 +589,7 @@ class WorkloadManager:
         w.restart_at = None
         self._thaw(w)  # a frozen workload cannot act on its stop signal
         self._write_manager(w)
-        if self._signal(w, signal.SIGTERM) and not await self._wait_exited(w, grace_s):
+        if self._signal(w, _stop_signal(w.spec)) and not await self._wait_exited(w, grace_s):
             cgroups.kill_workload_cgroup(self.root, name)
             await self._wait_exited(w, START_TIMEOUT_S)
         return self.inspect(name)
@@ -594,6 +625,10 @@ class WorkloadManager:
             cgroups.remove_workload_cgroup(self.root, name)
         except CgroupError as e:
             log.warning("removing the cgroup of %s: %s", name, e)
+        try:
+            await asyncio.to_thread(image_run.remove, w.spec)
+        except ImageError as e:
+            log.warning("removing the snapshot of %s: %s", name, e)
         shutil.rmtree(w.wdir, ignore_errors=True)
         if w.spec.userns_auto:
             self._ids.release(name)
@@ -659,6 +694,19 @@ class WorkloadManager:
     async def _notify(self) -> None:
         async with self._changed:
             self._changed.notify_all()
+
+
+def _stop_signal(spec: WorkloadSpec) -> int:
+    """SIGTERM, or the image's StopSignal (docker's rule)."""
+    name = spec.image.stop_signal if spec.image is not None else None
+    if not name:
+        return signal.SIGTERM
+    if name.isdigit():
+        return int(name)
+    try:
+        return int(signal.Signals[name if name.startswith("SIG") else "SIG" + name])
+    except KeyError:
+        return signal.SIGTERM
 
 
 def _userns_info(spec: WorkloadSpec) -> dict[str, str] | None:

@@ -17,6 +17,7 @@ from cgroupfs import paths, units
 from cgroupfs.errors import UnsafePath
 from workloads.runtime import idranges, security
 from workloads.runtime.errors import SpecError as SpecError  # its home; re-exported
+from workloads.runtime.imagespec import ImageSpec
 from workloads.runtime.security import SecurityOpts
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -54,6 +55,7 @@ class WorkloadSpec:
     userns_base: int = USERNS_DEFAULT_BASE
     userns_auto: bool = False  # --userns=auto: userns_base was allocated (lifecycle.idalloc)
     security: SecurityOpts = field(default_factory=SecurityOpts)
+    image: ImageSpec | None = None  # run from an image: rootfs is its snapshot's mount
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,6 +81,7 @@ class WorkloadSpec:
             userns_base=int(d.get("userns_base", USERNS_DEFAULT_BASE)),
             userns_auto=bool(d.get("userns_auto", False)),
             security=SecurityOpts.from_json(d.get("security")),
+            image=ImageSpec.from_json(d.get("image")),
         )
 
     def id_map(self) -> str | None:
@@ -219,7 +222,7 @@ def check_spec(spec: WorkloadSpec) -> None:
     if spec.rootfs is not None:
         if not spec.rootfs.startswith("/"):
             raise SpecError(f"invalid --rootfs {spec.rootfs!r}: must be an absolute path")
-        if not os.path.isdir(spec.rootfs):
+        if spec.image is None and not os.path.isdir(spec.rootfs):  # an image's: mounted later
             raise SpecError(f"--rootfs {spec.rootfs!r} does not exist or is not a directory")
     lim = spec.limits
     if lim.memory_bytes is not None and lim.memory_bytes < 4096:
@@ -242,5 +245,5 @@ def check_userns_range(spec: WorkloadSpec) -> None:
     """The --userns range must be valid, nobody else's, and able to reach the rootfs."""
     parse_userns_base(spec.userns_base)
     _userns_ids_free(spec.userns_base)
-    if spec.rootfs is not None:
+    if spec.rootfs is not None and spec.image is None:  # a snapshot's dirs are 0711
         _userns_reachable(spec.rootfs, spec.userns_base)
