@@ -535,6 +535,7 @@ class WorkloadManager:
             "net": w.spec.net,
             "rootfs": w.spec.rootfs,
             "userns": _userns_info(w.spec),
+            "security": w.spec.security.to_json(),
             "image": image_run.describe(w.spec),
             "limits": {
                 "memory_bytes": w.spec.limits.memory_bytes,

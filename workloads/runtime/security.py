@@ -134,7 +134,7 @@ def check(opts: SecurityOpts) -> None:
         try:
             seccomp_profile.read(path)
         except seccomp_profile.ProfileError as e:
-            raise SpecError(f"--security-opt seccomp={path}: {e}") from None
+            raise SpecError(f"--security-opt: {e}") from None
 
 
 @dataclass(frozen=True)
