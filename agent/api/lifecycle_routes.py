@@ -17,24 +17,29 @@ from typing import Any
 from aiohttp import web
 
 from workloads.lifecycle.manager import WorkloadError, WorkloadManager
+from workloads.runtime.spec import SpecError
 from workloads.supervisor.record import State
 
 Route = Callable[[WorkloadManager, web.Request], Awaitable[Any]]
 
 
-def _grace(request: web.Request) -> float:
+def grace_of(request: web.Request) -> float | None:
+    """?grace=S of a stop or restart; None (the workload's --stop-timeout) when absent."""
+    raw = request.query.get("grace")
+    if raw is None:
+        return None
     try:
-        grace = float(request.query.get("grace", "10"))
+        grace = float(raw)
     except ValueError:
         grace = -1.0
-    if not 0 <= grace < 1e9:
-        raise WorkloadError("grace must be a number of seconds")
+    if not 0 <= grace < 1e9:  # also NaN and inf: a stop must end
+        raise SpecError("grace must be a number of seconds")
     return grace
 
 
 async def _restart(m: WorkloadManager, request: web.Request) -> Any:
     name = request.match_info["name"]
-    await m.stop(name, grace_s=_grace(request))
+    await m.stop(name, grace_s=grace_of(request))
     return await m.start_workload(name)
 
 
@@ -71,6 +76,8 @@ def add_lifecycle_routes(app: web.Application, manager: WorkloadManager) -> None
                 return web.json_response(await route(manager, request))
             except WorkloadError as e:
                 return web.json_response({"error": str(e)}, status=e.status)
+            except SpecError as e:
+                return web.json_response({"error": str(e)}, status=400)
 
         return handle
 

@@ -32,9 +32,10 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from agent.api.access import ApiAccess, Peer, peer_of
 from agent.api.image_routes import add_image_routes, image_request_from_body
-from agent.api.lifecycle_routes import add_lifecycle_routes
+from agent.api.lifecycle_routes import add_lifecycle_routes, grace_of
 from workloads.lifecycle.manager import WorkloadError, WorkloadManager
 from workloads.runtime.mounts import from_body as mounts_from_body
+from workloads.runtime.runopts import RunOpts
 from workloads.runtime.spec import (
     USERNS_DEFAULT_BASE,
     SpecError,
@@ -57,6 +58,7 @@ CREATE_FIELDS = frozenset(
         "cpus",
         "pids",
         "restart",
+        "run",
         "userns",
         "userns_base",
         "mounts",
@@ -145,6 +147,7 @@ def spec_from_body(body: Any) -> WorkloadSpec:
         rootfs=_opt_str(body, "rootfs"),
         limits=parse_limits(body.get("memory"), body.get("cpus"), body.get("pids")),
         restart=_opt_str(body, "restart") or "no",
+        run=RunOpts.from_json(body.get("run")),
         userns=bool(use_userns),
         userns_base=base,
         userns_auto=use_userns == "auto",
@@ -270,13 +273,7 @@ def add_workload_routes(app: web.Application, manager: WorkloadManager) -> None:
         return await _follow(request, manager, name, request.query.get("follow") in ("1", "true"))
 
     async def stop(request: web.Request) -> Any:
-        try:
-            grace = float(request.query.get("grace", "10"))
-        except ValueError:
-            grace = -1.0
-        if not 0 <= grace < 1e9:  # also NaN and inf: a stop must end
-            raise SpecError("grace must be a number of seconds")
-        return await manager.stop(request.match_info["name"], grace_s=grace)
+        return await manager.stop(request.match_info["name"], grace_s=grace_of(request))
 
     async def kill(request: web.Request) -> Any:
         sig = _signal_number(request.query.get("signal", "KILL"))

@@ -12,8 +12,8 @@ import sys
 from collections.abc import Callable, Sequence
 
 from agent.cli import history as cli_history
-from agent.cli import lifecycle as cli_lifecycle
 from agent.cli import images as cli_images
+from agent.cli import lifecycle as cli_lifecycle
 from agent.cli import policy as cli_policy
 from agent.cli import view as cli_view
 from agent.cli import workloads as cli_workloads

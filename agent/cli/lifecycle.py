@@ -104,7 +104,9 @@ def register(sub: Any) -> None:
         p.set_defaults(func=each_name(action))
 
     p = sub.add_parser("restart", help="stop workloads (as pystats stop), then start them")
-    p.add_argument("-t", "--time", type=float, default=10.0, help="grace seconds (default 10)")
+    p.add_argument(
+        "-t", "--time", type=float, help="grace seconds (default: its --stop-timeout, else 10)"
+    )
     _names(p)
     _socket(p)
     p.set_defaults(func=each_name(_restart))
@@ -130,3 +132,58 @@ def kill_one(client: Any, name: str, args: argparse.Namespace) -> str:
 def rm_one(client: Any, name: str, args: argparse.Namespace) -> str:
     client.rm(name, force=args.force)
     return name
+
+
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    """`pystats run`'s docker flags for how a workload runs and ends."""
+    p.add_argument(
+        "--init",
+        action="store_true",
+        help="run Debian's tini as PID 1: it forwards signals to CMD and reaps orphans, so"
+        " `stop` ends a plain `sleep` at once (pystats: needs the host's /, no --rootfs yet)",
+    )
+    p.add_argument(
+        "--stop-signal", type=_checked("parse_signal"), metavar="SIGNAL",
+        help="signal that `stop` sends first (default TERM)",
+    )  # fmt: skip
+    p.add_argument(
+        "--stop-timeout", type=_checked("parse_stop_timeout"), metavar="SECONDS",
+        help="seconds `stop` waits before cgroup.kill (default 10; pystats refuses -1)",
+    )  # fmt: skip
+    p.add_argument(
+        "--rm", action="store_true",
+        help="remove the workload once it has exited (and will not be restarted)",
+    )  # fmt: skip
+
+
+def _checked(parser: str) -> Callable[[str], str]:
+    def check(text: str) -> str:
+        from workloads.runtime import runopts
+        from workloads.runtime.errors import SpecError
+
+        try:
+            getattr(runopts, parser)(text)
+        except SpecError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+        return text
+
+    return check
+
+
+def run_opts_body(args: argparse.Namespace) -> dict[str, Any]:
+    """The API's ``run`` object, absent when no flag is given."""
+    run: dict[str, Any] = {}
+    if args.init:
+        run["init"] = True
+    if args.stop_signal is not None:
+        run["stop_signal"] = args.stop_signal
+    if args.stop_timeout is not None:
+        run["stop_timeout"] = float(args.stop_timeout)
+    if args.rm:
+        run["auto_remove"] = True
+    return {"run": run} if run else {}
+
+
+def final_record(client: Any, name: str) -> dict[str, Any]:
+    """The workload's record once it exited for good (a --rm one's last record too)."""
+    return _post(client, name, "wait")

@@ -212,6 +212,7 @@ def register(sub: Any) -> None:
     p.add_argument("--workdir", "-w", help="working directory inside")
     p.add_argument("-d", "--detach", action="store_true", help="print the name and return")
     _add_security(p)
+    _lifecycle().add_run_flags(p)  # --init, --stop-signal, --stop-timeout, --rm
     cli_images.add_run_flags(p)
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="IMAGE [CMD...] | -- CMD ...")
     _add_socket(p)
@@ -232,7 +233,9 @@ def register(sub: Any) -> None:
     from agent.cli import lifecycle
 
     p = sub.add_parser("stop", help="SIGTERM, then cgroup.kill after a grace period")
-    p.add_argument("-t", "--time", type=_grace, default=10.0, help="grace seconds (default 10)")
+    p.add_argument(
+        "-t", "--time", type=_grace, help="grace seconds (default: its --stop-timeout, else 10)"
+    )
     p.add_argument("names", nargs="+", metavar="NAME", type=workload_name)
     _add_socket(p)
     p.set_defaults(func=lifecycle.each_name(lifecycle.stop_one))
@@ -253,6 +256,12 @@ def register(sub: Any) -> None:
     p.add_argument("name", type=workload_name)
     _add_socket(p)
     p.set_defaults(func=cmd_inspect)
+
+
+def _lifecycle() -> Any:
+    from agent.cli import lifecycle
+
+    return lifecycle
 
 
 def _err(msg: str) -> None:
@@ -282,6 +291,7 @@ def run_body(args: argparse.Namespace) -> dict[str, Any]:
         body["userns"] = "auto" if args.userns == "auto" else True
     if args.userns_base is not None:
         body["userns_base"] = args.userns_base
+    body.update(_lifecycle().run_opts_body(args))
     security = security_body(args)
     if security:
         body["security"] = security
@@ -341,7 +351,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         if not _copy_out(client.logs(name, follow=True)):
             return EXIT_BROKEN_PIPE
-        final = client.inspect(name)
+        final = _lifecycle().final_record(client, name)  # also after --rm removed it
     except ApiError as e:
         _err(str(e))
         return EXIT_API_ERROR

@@ -66,7 +66,7 @@ OLD_CONFIG = {
 
 
 def test_state_values_are_the_wire_spelling() -> None:
-    assert [s.value for s in State] == ["created", "running", "exited", "restarting"]
+    assert [s.value for s in State] == ["created", "running", "exited", "restarting", "paused"]
     assert State("running") is State.RUNNING and isinstance(State.RUNNING, str)
     assert f"{State.EXITED}" == "exited" and json.dumps(State.EXITED) == '"exited"'
 

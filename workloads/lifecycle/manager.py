@@ -46,6 +46,7 @@ from workloads.lifecycle.restart import (
     should_restart,
 )
 from workloads.runtime import cgroups, security, userns
+from workloads.runtime.runopts import DEFAULT_STOP_TIMEOUT_S
 from workloads.runtime.spec import SpecError, WorkloadSpec, check_spec, validate_name
 from workloads.supervisor import procs, state
 from workloads.supervisor.forkserver import ForkServerClient
@@ -131,6 +132,7 @@ class WorkloadManager:
         self.problems: list[str] = []  # corrupt records found at start, for the operator
         self._workloads: dict[str, Workload] = {}
         self._removed: dict[str, float] = {}  # name -> monotonic time of its rm (labels)
+        self._exited_info: dict[str, dict[str, Any]] = {}  # --rm'd workloads' last record
         self._forks = ForkServerClient() if use_fork_server else None
         self._ids = idalloc.IdAllocator(self.state_dir)  # --userns=auto ranges
         self.images = ImageService(os.path.join(self.state_dir, "images"), self.image_users)
@@ -247,6 +249,10 @@ class WorkloadManager:
             w.status = RunStatus(
                 run=0, state=State.EXITED, error="never started: no status was recorded"
             )
+        if w.policy.mode == "always" and w.stopped_by_user:
+            # docker: `always` restarts a stopped workload when the agent starts again,
+            # `unless-stopped` does not.
+            w.stopped_by_user = False
         if w.status.state is State.EXITED:
             # An exit that happened while the agent was down: restart policy decides now.
             w.handled_run = 0
@@ -353,6 +359,10 @@ class WorkloadManager:
         if w.status.state is State.EXITED and w.handled_run != w.status.run:
             self._on_exit(w)
             changed = True
+            if w.restart_at is None and w.spec.run.auto_remove:  # --rm
+                self._exited_info[w.spec.name] = self.inspect(w.spec.name)
+                await self.rm(w.spec.name)
+                return True
         if w.restart_at is not None and now >= w.restart_at:
             w.restart_at = None
             try:
@@ -583,14 +593,20 @@ class WorkloadManager:
             return False
         return True
 
-    async def stop(self, name: str, grace_s: float = 10.0) -> dict[str, Any]:
-        """SIGTERM, then after ``grace_s`` cgroup.kill; no restart afterwards."""
+    async def stop(self, name: str, grace_s: float | None = None) -> dict[str, Any]:
+        """The stop signal (SIGTERM unless --stop-signal), then after ``grace_s`` (default: its
+        --stop-timeout, else 10 s) cgroup.kill; no restart afterwards."""
         w = self._get(name)
+        if grace_s is None:
+            grace_s = w.spec.run.stop_timeout
+        if grace_s is None:
+            grace_s = DEFAULT_STOP_TIMEOUT_S
         w.stopped_by_user = True
         w.restart_at = None
         self._thaw(w)  # a frozen workload cannot act on its stop signal
         self._write_manager(w)
-        if self._signal(w, _stop_signal(w.spec)) and not await self._wait_exited(w, grace_s):
+        sig = w.spec.run.stop_signal or _stop_signal(w.spec)
+        if self._signal(w, sig) and not await self._wait_exited(w, grace_s):
             cgroups.kill_workload_cgroup(self.root, name)
             await self._wait_exited(w, START_TIMEOUT_S)
         return self.inspect(name)
@@ -687,9 +703,15 @@ class WorkloadManager:
         return self.inspect(name)
 
     async def wait_exit(self, name: str) -> dict[str, Any]:
-        """Block until the workload has exited for good (no restart pending)."""
+        """Block until the workload has exited for good (no restart pending). A --rm workload's
+        last record is answered once after its removal (`pystats run --rm` reads its exit)."""
+        if name not in self._workloads and name in self._exited_info:
+            return self._exited_info.pop(name)
+        self._get(name)
         while not self.is_done(name):
             await self.wait_changed(0.5)
+        if name not in self._workloads and name in self._exited_info:
+            return self._exited_info.pop(name)
         return self.inspect(name)
 
     async def _notify(self) -> None:

@@ -1,4 +1,6 @@
-"""Restart policies (`no`, `on-failure[:N]`, `always`) and their backoff. Pure functions."""
+"""Restart policies (`no`, `on-failure[:N]`, `always`, `unless-stopped`) and their backoff.
+Pure functions. `unless-stopped` is `always`, except that a workload stopped by the user stays
+stopped when the agent starts again (the manager clears the stop of an `always` one then)."""
 
 from __future__ import annotations
 
@@ -14,13 +16,13 @@ STABLE_RUN_S = 10.0
 
 @dataclass(frozen=True)
 class RestartPolicy:
-    mode: str  # "no" | "on-failure" | "always"
+    mode: str  # "no" | "on-failure" | "always" | "unless-stopped"
     max_retries: int | None = None  # on-failure:N; None is unbounded
 
 
 def parse_restart(text: str) -> RestartPolicy:
     mode, sep, count = text.partition(":")
-    if mode in ("no", "always") and not sep:
+    if mode in ("no", "always", "unless-stopped") and not sep:
         return RestartPolicy(mode)
     if mode == "on-failure":
         if not sep:
@@ -28,7 +30,9 @@ def parse_restart(text: str) -> RestartPolicy:
         if count.isdigit() and int(count) >= 1:
             return RestartPolicy(mode, int(count))
         raise SpecError(f"invalid --restart {text!r}: N in on-failure:N must be a positive integer")
-    raise SpecError(f"invalid --restart {text!r}: expected no, on-failure[:N] or always")
+    raise SpecError(
+        f"invalid --restart {text!r}: expected no, on-failure[:N], always or unless-stopped"
+    )
 
 
 def should_restart(
@@ -36,7 +40,7 @@ def should_restart(
 ) -> bool:
     if stopped_by_user or policy.mode == "no":
         return False
-    if policy.mode == "always":
+    if policy.mode in ("always", "unless-stopped"):
         return True
     if exit_code == 0:
         return False

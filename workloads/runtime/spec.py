@@ -18,6 +18,8 @@ from cgroupfs.errors import UnsafePath
 from workloads.runtime import idranges, security
 from workloads.runtime.errors import SpecError as SpecError  # its home; re-exported
 from workloads.runtime.imagespec import ImageSpec
+from workloads.runtime.runopts import RunOpts
+from workloads.runtime.runopts import check as check_run_opts
 from workloads.runtime.security import SecurityOpts
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -51,6 +53,7 @@ class WorkloadSpec:
     rootfs: str | None = None
     limits: Limits = field(default_factory=Limits)
     restart: str = "no"
+    run: RunOpts = field(default_factory=RunOpts)  # --init, --stop-signal/--stop-timeout, --rm
     userns: bool = False
     userns_base: int = USERNS_DEFAULT_BASE
     userns_auto: bool = False  # --userns=auto: userns_base was allocated (lifecycle.idalloc)
@@ -77,6 +80,7 @@ class WorkloadSpec:
                 pids=lim.get("pids"),
             ),
             restart=str(d.get("restart", "no")),
+            run=RunOpts.from_json(d.get("run")),
             userns=bool(d.get("userns", False)),
             userns_base=int(d.get("userns_base", USERNS_DEFAULT_BASE)),
             userns_auto=bool(d.get("userns_auto", False)),
@@ -235,6 +239,7 @@ def check_spec(spec: WorkloadSpec) -> None:
         if not ENV_KEY_RE.match(key):
             raise SpecError(f"invalid environment variable name {key!r}")
     security.check(spec.security)
+    check_run_opts(spec)
     if spec.userns_auto and not spec.userns:
         raise SpecError("userns_auto is set but userns is not")
     if spec.userns and not spec.userns_auto:  # an auto range is checked once allocated

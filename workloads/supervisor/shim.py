@@ -33,6 +33,7 @@ from collections.abc import Callable
 from cgroupfs.paths import CgroupRoot
 from workloads.runtime import cgroups, linux, security, userns
 from workloads.runtime.init import EXIT_SETUP, exec_workload
+from workloads.runtime.runopts import exec_spec
 from workloads.runtime.spec import WorkloadSpec
 from workloads.supervisor import procs, state
 from workloads.supervisor.logs import RotatingLog, log_path
@@ -122,7 +123,7 @@ def _supervise(wdir: str, run: int) -> int:
     _reserve_space(wdir)
     cfg_path = os.path.join(wdir, CONFIG)
     cfg = ShimConfig.from_json(state.read_json(cfg_path), cfg_path)
-    spec = cfg.spec
+    spec = exec_spec(cfg.spec)  # --init: tini runs the command
     root = CgroupRoot(cfg.root)
     rel = cgroups.workload_rel(spec.name)
     try:

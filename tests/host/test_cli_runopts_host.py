@@ -1,0 +1,76 @@
+# ruff: noqa: F811  (pytest fixtures imported from the agent tests are named as parameters)
+"""Issue 17.2 against the real agent on this host's v2 tree: --init (tini as PID 1: `stop` of a
+plain sleep ends at once with 143), --stop-signal, --stop-timeout, --rm, unless-stopped."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from agent.api.client import WorkloadClient
+from tests.host.test_agent_host import Agent, agent  # noqa: F401 (a fixture)
+from tests.host.test_cli_defects_host import cli, wagent  # noqa: F401 (a fixture)
+
+pytestmark = pytest.mark.host
+
+
+def test_init_makes_stop_quick_and_exit_143(wagent: Agent, host_cgroup: str) -> None:
+    wagent.start(wagent.config(host_cgroup))
+    c = WorkloadClient(wagent.sock)
+    p = cli(wagent.sock, "run", "-d", "--name", "ti", "--init", "--", "sleep", "1000")
+    assert p.returncode == 0, p.stderr
+    assert c.inspect("ti")["argv"] == ["sleep", "1000"]  # the user's command, as docker shows
+    t0 = time.monotonic()
+    p = cli(wagent.sock, "stop", "ti")
+    took = time.monotonic() - t0
+    assert p.returncode == 0, p.stderr
+    info = c.inspect("ti")
+    assert info["exit_code"] == 143, info  # SIGTERM forwarded by tini, not cgroup.kill's 137
+    print(f"stop with --init took {took:.2f} s (CLI start included)")
+    assert took < 10  # the default grace would have run out first
+
+
+def test_stop_signal_and_timeout_come_from_the_run_flags(wagent: Agent, host_cgroup: str) -> None:
+    wagent.start(wagent.config(host_cgroup))
+    c = WorkloadClient(wagent.sock)
+    trap = "trap 'echo got-int; exit 7' INT; while :; do sleep 0.1; done"
+    p = cli(
+        wagent.sock, "run", "-d", "--name", "si", "--stop-signal", "INT", "--", "sh", "-c", trap
+    )
+    assert p.returncode == 0, p.stderr
+    assert cli(wagent.sock, "stop", "si").returncode == 0
+    assert c.inspect("si")["exit_code"] == 7
+    assert b"got-int" in b"".join(c.logs("si"))
+    # sleep as PID 1 ignores TERM: --stop-timeout 0.3 sends it to cgroup.kill quickly
+    p = cli(wagent.sock, "run", "-d", "--name", "st", "--stop-timeout", "0.3", "--", "sleep", "99")
+    assert p.returncode == 0, p.stderr
+    t0 = time.monotonic()
+    assert cli(wagent.sock, "stop", "st").returncode == 0
+    assert c.inspect("st")["exit_code"] == 137
+    assert time.monotonic() - t0 < 9
+    bad = cli(wagent.sock, "run", "--stop-signal", "NOPE", "--", "true")
+    assert bad.returncode == 2 and "invalid signal 'NOPE'" in bad.stderr
+
+
+def test_rm_removes_after_exit_and_run_still_gets_the_code(wagent: Agent, host_cgroup: str) -> None:
+    wagent.start(wagent.config(host_cgroup))
+    c = WorkloadClient(wagent.sock)
+    p = cli(wagent.sock, "run", "--rm", "--name", "gone", "--", "sh", "-c", "echo hi; exit 5")
+    assert (p.returncode, p.stdout) == (5, "hi\n"), p.stderr
+    assert all(w["name"] != "gone" for w in c.listing(all_=True))
+
+
+def test_unless_stopped_restarts_until_stopped(wagent: Agent, host_cgroup: str) -> None:
+    wagent.start(wagent.config(host_cgroup))
+    c = WorkloadClient(wagent.sock)
+    p = cli(wagent.sock, "run", "-d", "--name", "us", "--restart", "unless-stopped", "--",
+            "sh", "-c", "sleep 0.2")  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    deadline = time.monotonic() + 30
+    while c.inspect("us")["restart_count"] < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert cli(wagent.sock, "stop", "us").returncode == 0
+    time.sleep(1)
+    assert c.inspect("us")["state"] == "exited"
