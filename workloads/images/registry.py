@@ -100,8 +100,10 @@ class Registry:
             return conn, conn.getresponse()
         except ssl.SSLError as e:
             conn.close()
+            why = getattr(e, "verify_message", None)
+            detail = f"certificate verify failed ({why})" if why else str(e.reason or e)
             raise RegistryError(
-                f"TLS with {u.netloc} failed: {e.reason or e} (a private CA goes in "
+                f"TLS with {u.netloc} failed: {detail} (a private CA goes in "
                 f"certs.d/{u.netloc}/ca.crt; plain HTTP needs --insecure-registry {u.netloc})"
             ) from None
         except (OSError, http.client.HTTPException) as e:
