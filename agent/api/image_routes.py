@@ -2,6 +2,7 @@
 
     GET    /v1/images                       list, with disk usage
     GET    /v1/images/inspect?ref=REF       one image: record, names, config
+    GET    /v1/images/usage                 bytes per image and per workload's upper layer
     POST   /v1/images/pull                  body {ref, insecure?, username?, password?}
     POST   /v1/images/load                  body {path, tag?}: a file or OCI layout the agent reads
     DELETE /v1/images?ref=REF[&force=1]     rmi
@@ -129,7 +130,13 @@ def _inspect(images: ImageService, ref: str) -> dict[str, Any]:
     }
 
 
-def add_image_routes(app: web.Application, images: ImageService) -> None:
+def add_image_routes(
+    app: web.Application,
+    images: ImageService,
+    rootfs_usage: Callable[[], dict[str, int | None]] | None = None,
+) -> None:
+    """``rootfs_usage``: workload name -> bytes in its upper layer (None: no image, or
+    --read-only), for `GET /v1/images/usage` (docker system df -v's numbers)."""
     def wrap(fn: Callable[[web.Request], Awaitable[Any]]) -> Handler:
         async def handler(request: web.Request) -> web.StreamResponse:
             try:
@@ -184,6 +191,16 @@ def add_image_routes(app: web.Application, images: ImageService) -> None:
         removed = await asyncio.to_thread(images.rmi, need_ref(request), force)
         return asdict(removed)
 
+    async def usage(request: web.Request) -> Any:
+        def work() -> dict[str, Any]:
+            return {
+                "images": {s.id: s.size for s in images.summaries()},
+                "disk": images.disk_usage(),
+                "workloads": rootfs_usage() if rootfs_usage is not None else {},
+            }
+
+        return await asyncio.to_thread(work)
+
     async def prune(request: web.Request) -> Any:
         all_ = request.query.get("all") in ("1", "true")
         return asdict(await asyncio.to_thread(images.prune, all_))
@@ -191,6 +208,7 @@ def add_image_routes(app: web.Application, images: ImageService) -> None:
     for method, path, fn in (
         ("GET", "", list_),
         ("GET", "/inspect", inspect),
+        ("GET", "/usage", usage),
         ("POST", "/pull", pull),
         ("POST", "/load", load),
         ("DELETE", "", rmi),

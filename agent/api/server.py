@@ -234,7 +234,7 @@ async def _send_logs(
 def add_workload_routes(app: web.Application, manager: WorkloadManager) -> None:
     """Mount /v1/workloads on ``app`` (the daemon adds peer_check_middleware to the app)."""
     app[MANAGER_KEY] = manager
-    add_image_routes(app, manager.images)  # /v1/images
+    add_image_routes(app, manager.images, manager.rootfs_usage)  # /v1/images
 
     def wrap(fn: Callable[[web.Request], Awaitable[Any]]) -> Handler:
         async def handler(request: web.Request) -> web.StreamResponse:

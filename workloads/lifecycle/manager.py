@@ -179,6 +179,10 @@ class WorkloadManager:
     def states(self) -> dict[str, State]:
         return {name: w.state for name, w in self._workloads.items()}
 
+    def rootfs_usage(self) -> dict[str, int | None]:
+        """Bytes each workload wrote to its image snapshot (None: no image, or --read-only)."""
+        return {name: image_run.upper_size(w.spec) for name, w in self._workloads.items()}
+
     def image_users(self) -> dict[str, list[str]]:
         """Image id -> the workloads run from it (running or not: rmi and prune keep it)."""
         out: dict[str, list[str]] = {}
