@@ -65,12 +65,16 @@ def test_a_full_disk_drops_output_but_keeps_the_workload_and_its_exit_code(
     with open(os.path.join(wdir, "status.json")) as f:
         assert json.load(f)["log_bytes_dropped"] == info["log_bytes_dropped"]
     assert glob.glob(os.path.join(wdir, "*.tmp*")) == [], os.listdir(wdir)
-    # The disk stays full: a new workload is refused with a clear error, and leaves nothing.
+    # With the disk full to the last page, a new workload is refused with a clear error and
+    # leaves nothing behind; with room again it runs.
+    filler = os.path.join(agent.state, "workloads", "filler")
+    with open(filler, "wb", buffering=0) as f, contextlib.suppress(OSError):
+        while True:
+            f.write(b"\0" * 4096)
     with pytest.raises(ApiError, match="No space left on device"):
         agent.client.create({"name": "next", "argv": ["sh", "-c", "exit 3"]})
-    assert sorted(os.listdir(os.path.join(agent.state, "workloads"))) == ["noisy"]
-    # Once its logs are removed there is room again.
-    agent.client.rm("noisy")
+    assert sorted(os.listdir(os.path.join(agent.state, "workloads"))) == ["filler", "noisy"]
+    os.unlink(filler)
     agent.client.create({"name": "next", "argv": ["sh", "-c", "exit 3"]})
     assert agent.wait_state("next", {"exited"})["exit_code"] == 3
 

@@ -35,9 +35,17 @@ from workloads.runtime import cgroups, linux, security, userns
 from workloads.runtime.init import EXIT_SETUP, exec_workload
 from workloads.runtime.runopts import exec_spec
 from workloads.runtime.spec import WorkloadSpec
-from workloads.supervisor import procs, state
+from workloads.supervisor import procs
 from workloads.supervisor.logs import RotatingLog, log_path
-from workloads.supervisor.record import CONFIG, STATUS, RunStatus, ShimConfig, State
+from workloads.supervisor.record import (
+    CONFIG,
+    STATUS,
+    RunStatus,
+    ShimConfig,
+    State,
+    read_json,
+    write_json_atomic,
+)
 
 DRAIN_AFTER_EXIT_S = 2.0
 RESERVE = "status.reserve"
@@ -68,12 +76,12 @@ def _release_space(wdir: str) -> None:
 def _write_status(wdir: str, status: RunStatus, *, last: bool = False) -> None:
     """Record ``status``; a ``last`` record (the exit) may use the reserved space to get written."""
     try:
-        state.write_json_atomic(status_path(wdir), status.to_json())
+        write_json_atomic(status_path(wdir), status.to_json())
     except OSError as e:
         if not last or e.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
         _release_space(wdir)
-        state.write_json_atomic(status_path(wdir), status.to_json())
+        write_json_atomic(status_path(wdir), status.to_json())
 
 
 def _redirect_own_stdio(wdir: str) -> None:
@@ -122,7 +130,7 @@ def _supervise(wdir: str, run: int) -> int:
 
     _reserve_space(wdir)
     cfg_path = os.path.join(wdir, CONFIG)
-    cfg = ShimConfig.from_json(state.read_json(cfg_path), cfg_path)
+    cfg = ShimConfig.from_json(read_json(cfg_path), cfg_path)
     spec = exec_spec(cfg.spec)  # --init: tini runs the command
     root = CgroupRoot(cfg.root)
     rel = cgroups.workload_rel(spec.name)
