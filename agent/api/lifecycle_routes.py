@@ -7,16 +7,23 @@ wait/container prune):
     POST /v1/workloads/{name}/restart[?grace=S]   stop (as /stop), then start
     POST /v1/workloads/{name}/wait       answers once it has exited for good: its record
     POST /v1/workloads-prune             remove every exited workload: {"removed": [...]}
+    GET  /v1/workloads/{name}/top        {"pids": [...]}: the processes in its cgroup tree
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
+from cgroupfs import reader
+from cgroupfs.errors import CgroupGone
+from cgroupfs.paths import CgroupRoot
 from workloads.lifecycle.manager import WorkloadError, WorkloadManager
+from workloads.runtime.cgroups import workload_rel
 from workloads.runtime.spec import SpecError
 from workloads.supervisor.record import State
 
@@ -69,6 +76,21 @@ ROUTES: dict[str, Route] = {
 }
 
 
+async def _top(m: WorkloadManager, request: web.Request) -> Any:
+    name = request.match_info["name"]
+    m.inspect(name)  # 404 for an unknown name
+    return {"pids": await asyncio.to_thread(tree_pids, m.root, workload_rel(name))}
+
+
+def tree_pids(root: CgroupRoot, rel: str) -> list[int]:
+    """Every PID in cgroup ``rel`` and below (a workload may make cgroups of its own)."""
+    pids: list[int] = []
+    for sub, _inode in reader.walk(root, start=rel):
+        with contextlib.suppress(CgroupGone, FileNotFoundError):
+            pids.extend(reader.read_procs(root, sub))
+    return sorted(set(pids))
+
+
 def add_lifecycle_routes(app: web.Application, manager: WorkloadManager) -> None:
     def handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def handle(request: web.Request) -> web.StreamResponse:
@@ -83,3 +105,4 @@ def add_lifecycle_routes(app: web.Application, manager: WorkloadManager) -> None
 
     for path, route in ROUTES.items():
         app.router.add_post(path, handler(route))
+    app.router.add_get("/v1/workloads/{name}/top", handler(_top))

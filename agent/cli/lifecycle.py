@@ -111,6 +111,8 @@ def register(sub: Any) -> None:
     _socket(p)
     p.set_defaults(func=each_name(_restart))
 
+    register_top(sub)
+
     p = sub.add_parser("container", help="manage workloads as a group (docker's `container`)")
     csub = p.add_subparsers(dest="container_command", metavar="ACTION", required=True)
     pr = csub.add_parser("prune", help="remove every exited workload")
@@ -187,3 +189,39 @@ def run_opts_body(args: argparse.Namespace) -> dict[str, Any]:
 def final_record(client: Any, name: str) -> dict[str, Any]:
     """The workload's record once it exited for good (a --rm one's last record too)."""
     return _post(client, name, "wait")
+
+
+def _top(args: argparse.Namespace) -> int:
+    """docker top: `ps` (default -ef) run here on the workload's PIDs (host PIDs)."""
+    import subprocess
+
+    from agent.api.client import ApiError, WorkloadClient
+
+    client = WorkloadClient(args.socket)
+    try:
+        pids = client._json("GET", client._path(args.name, "/top"))["pids"]
+    except ApiError as e:
+        print(f"pystats: error: {e}", file=sys.stderr)
+        return 1
+    if not pids:
+        print(f"pystats: error: workload {args.name!r} has no processes", file=sys.stderr)
+        return 1
+    opts = list(args.ps_options) or ["-ef"]
+    # -e would list every process: ps takes -p for the selection, so drop it from the options.
+    opts = [o.replace("e", "") if o.startswith("-") and not o.startswith("--") else o for o in opts]
+    opts = [o for o in opts if o != "-"]
+    proc = subprocess.run(["ps", *opts, "-p", ",".join(map(str, pids))], check=False)
+    return proc.returncode
+
+
+def register_top(sub: Any) -> None:
+    p = sub.add_parser(
+        "top",
+        help="the processes of a workload (host PIDs), as ps shows them",
+        description="Runs ps (default -ef) on the processes of the workload's cgroup. As docker"
+        " top; PIDs are the host's, not those inside the workload.",
+    )
+    p.add_argument("name", type=workload_name)
+    p.add_argument("ps_options", nargs=argparse.REMAINDER, metavar="PS OPTIONS")
+    _socket(p)
+    p.set_defaults(func=_top)

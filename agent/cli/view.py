@@ -68,6 +68,9 @@ def register(parser: argparse.ArgumentParser, sub: Any) -> None:
     p.add_argument("--no-stream", action="store_true", help="print one snapshot and exit")
     p.add_argument("-a", "--all", action="store_true", help="also show unpopulated cgroups")
     p.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+    p.add_argument(
+        "names", nargs="*", metavar="NAME", help="only these workloads (or cgroups, by name)"
+    )
     p.set_defaults(func=stats_handler)
 
 
@@ -120,7 +123,13 @@ def stats_handler(args: argparse.Namespace) -> int:
             else choose_source(args.socket, args.root, args.interval, args.standalone)
         )
         return asyncio.run(
-            run_stats(source, stream=not args.no_stream, show_all=args.all, fmt=args.format)
+            run_stats(
+                source,
+                stream=not args.no_stream,
+                show_all=args.all,
+                fmt=args.format,
+                only=tuple(args.names),
+            )
         )
     except (CgroupError, OSError) as e:
         return _fail(str(e))

@@ -218,11 +218,14 @@ def register(sub: Any) -> None:
     _add_socket(p)
     p.set_defaults(func=cmd_run)
 
+    from agent.cli import observe
+
     p = sub.add_parser("ps", help="list workloads")
     p.add_argument("-a", "--all", action="store_true", help="include exited workloads")
     p.add_argument("--json", action="store_true", help="print JSON")
+    observe.add_ps_flags(p)
     _add_socket(p)
-    p.set_defaults(func=cmd_ps)
+    p.set_defaults(func=observe.cmd_ps)
 
     p = sub.add_parser("logs", help="print a workload's output")
     p.add_argument("-f", "--follow", action="store_true", help="follow until it exits")
@@ -252,10 +255,11 @@ def register(sub: Any) -> None:
     _add_socket(p)
     p.set_defaults(func=lifecycle.each_name(lifecycle.rm_one))
 
-    p = sub.add_parser("inspect", help="a workload's record as JSON")
-    p.add_argument("name", type=workload_name)
+    p = sub.add_parser("inspect", help="workloads' records as JSON (or --format)")
+    p.add_argument("names", nargs="+", metavar="NAME", type=workload_name)
+    observe.add_inspect_flags(p)
     _add_socket(p)
-    p.set_defaults(func=cmd_inspect)
+    p.set_defaults(func=observe.cmd_inspect)
 
 
 def _lifecycle() -> Any:
@@ -359,80 +363,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_API_ERROR if code is None else int(code)
 
 
-def _table(rows: list[dict[str, Any]]) -> str:
-    from agent.cli.common import size_short
-
-    head = ("NAME", "STATE", "PID", "EXIT", "RESTARTS", "MEMORY", "CPUS", "PIDS", "COMMAND")
-    lines = [head]
-    for r in rows:
-        lim = r.get("limits") or {}
-        mem = lim.get("memory_bytes")
-        lines.append(
-            (
-                r["name"],
-                r["state"] + (" (OOM)" if r.get("oom_killed") else ""),
-                str(r.get("pid") or "-"),
-                "-" if r.get("exit_code") is None else str(r["exit_code"]),
-                str(r.get("restart_count", 0)),
-                size_short(mem),
-                "-" if lim.get("cpus") is None else f"{lim['cpus']:g}",
-                "-" if lim.get("pids") is None else str(lim["pids"]),
-                " ".join(" ".join(r.get("argv") or []).split())[:40],  # one line per workload
-            )
-        )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
-    )
-
-
 def _simple(args: argparse.Namespace, action: str) -> int:
-    import json
-
     from agent.api.client import ApiError
 
     client = _client(args)
     try:
-        if action == "ps":
-            rows = client.listing(all_=args.all)
-            print(json.dumps(rows, indent=2) if args.json else _table(rows))
-        elif action == "inspect":
-            print(json.dumps(client.inspect(args.name), indent=2))
-        elif action == "stop":
-            client.stop(args.name, grace_s=args.time)
-            print(args.name)
-        elif action == "kill":
-            client.kill(args.name, signal=args.signal)
-            print(args.name)
-        elif action == "rm":
-            client.rm(args.name, force=args.force)
-            print(args.name)
-        elif action == "logs" and not _copy_out(client.logs(args.name, follow=args.follow)):
+        if action == "logs" and not _copy_out(client.logs(args.name, follow=args.follow)):
             return EXIT_BROKEN_PIPE
     except ApiError as e:
         _err(str(e))
         return 1
     return 0
-
-
-def cmd_ps(args: argparse.Namespace) -> int:
-    return _simple(args, "ps")
-
-
-def cmd_inspect(args: argparse.Namespace) -> int:
-    return _simple(args, "inspect")
-
-
-def cmd_stop(args: argparse.Namespace) -> int:
-    return _simple(args, "stop")
-
-
-def cmd_kill(args: argparse.Namespace) -> int:
-    return _simple(args, "kill")
-
-
-def cmd_rm(args: argparse.Namespace) -> int:
-    return _simple(args, "rm")
 
 
 def cmd_logs(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 from agent.statsview.jsonio import StatsDoc, dumps
@@ -12,8 +13,13 @@ from agent.statsview.rows import visible
 CLEAR = "\033[2J\033[H"  # docker stats redraws the screen the same way
 
 
-def shown(doc: StatsDoc, show_all: bool) -> StatsDoc:
-    rows = visible(doc.rows, show_all)
+def shown(doc: StatsDoc, show_all: bool, only: Sequence[str] = ()) -> StatsDoc:
+    """The rows to print: populated ones (all with ``show_all``), or just the workloads (or
+    cgroups, by last path component) named in ``only``."""
+    if only:
+        rows = [r for r in doc.rows if r.workload in only or (not r.workload and r.name in only)]
+    else:
+        rows = visible(doc.rows, show_all)
     return StatsDoc(rows, doc.time, doc.source, doc.root, doc.mode, doc.tick, doc.interval_s)
 
 
@@ -22,7 +28,13 @@ def render(doc: StatsDoc, fmt: str) -> str:
 
 
 async def run_stats(
-    source: Any, *, stream: bool, show_all: bool, fmt: str, out: TextIO | None = None
+    source: Any,
+    *,
+    stream: bool,
+    show_all: bool,
+    fmt: str,
+    out: TextIO | None = None,
+    only: Sequence[str] = (),
 ) -> int:
     """``source`` is an agent.tui.sources Source; standalone sources are primed to two ticks."""
     out = out or sys.stdout
@@ -33,7 +45,11 @@ async def run_stats(
         else:
             await source.start()
         while True:
-            doc = shown(await source.fetch(), show_all)
+            doc = shown(await source.fetch(), show_all, only)
+            missing = sorted(set(only) - {r.workload or r.name for r in doc.rows})
+            if missing:
+                print(f"pystats: error: no such workload: {', '.join(missing)}", file=sys.stderr)
+                return 1
             text = render(doc, fmt)
             if stream and fmt == "table" and out.isatty():
                 text = CLEAR + text

@@ -29,7 +29,8 @@ def test_pause_freezes_and_ps_says_paused(wagent: Agent, host_cgroup: str) -> No
     assert (p.returncode, p.stdout) == (0, "p1\n"), p.stderr
     assert _frozen(wagent.root, "p1")
     ps = cli(wagent.sock, "ps").stdout.splitlines()
-    assert ps[1].split()[:2] == ["p1", "paused"], ps
+    assert ps[1].startswith("p1 ") and "(Paused)" in ps[1], ps
+    assert cli(wagent.sock, "ps", "-q", "--filter", "status=paused").stdout == "p1\n"
     again = cli(wagent.sock, "pause", "p1")
     assert again.returncode == 1 and "already paused" in again.stderr
     assert cli(wagent.sock, "unpause", "p1").returncode == 0

@@ -6,7 +6,7 @@ import pytest
 
 from agent.cli import build_parser, main
 from agent.cli.common import join_negative_values, size_short, value_options
-from agent.cli.workloads import _table
+from agent.cli.observe import table
 from agent.rootsetup import RootError, choose_root
 from cgroupfs.mount import CgroupMount
 from policies.plan import CreateGroup, Current, SetLimit, plan
@@ -55,7 +55,7 @@ def test_ps_memory_column_keeps_small_limits_readable() -> None:
         "512K", "256M", "1.5G", "1000B", "-",
     ]  # fmt: skip
     row = {"name": "w", "state": "running", "limits": {"memory_bytes": 512 * 1024}, "argv": ["x"]}
-    assert " 512K " in _table([row]).splitlines()[1]
+    assert " 512K " in table([row], 0.0).splitlines()[1]
 
 
 def test_the_whole_mount_as_root_names_the_mount_not_a_placeholder() -> None:

@@ -3,10 +3,11 @@
 It runs in a fresh single-threaded process forked by the shim after the shim unshared the PID
 namespace, so this process is PID 1 of that namespace. It waits until the shim has moved it into
 the workload cgroup (limits are in force before any of the workload's instructions), then makes
-its own mount, UTS, IPC and (for --net none) network namespaces, mounts a fresh /proc, pivots into
-the rootfs when one is given, and execs argv without a shell. Its own cgroup namespace, made
-once it is in its cgroup, shows that cgroup as "/". With --userns the namespaces exist
-already, made by the helper in workloads.runtime.userns and owned by the new user namespace.
+its own mount, UTS, IPC and (for --net none) network namespaces, builds its filesystem and
+pivots into it (workloads.runtime.mounts), and execs argv without a shell. Its own cgroup
+namespace, made once it is in its cgroup, shows that cgroup as "/". With --userns the namespaces
+exist already, made by the helper in workloads.runtime.userns and owned by the new user
+namespace.
 
 Exit codes when the workload never starts: 127 command not found, 126 not executable or bad
 workdir, 125 the runtime's own setup failed. The message goes to the workload's log (fd 2) and to
@@ -22,14 +23,12 @@ import resource
 import signal
 from typing import NoReturn
 
-from workloads.runtime import linux, security
+from workloads.runtime import linux, mounts, security
 from workloads.runtime.spec import WorkloadSpec
 
 EXIT_SETUP = 125
 EXIT_CANNOT_EXEC = 126
 EXIT_NOT_FOUND = 127
-
-_DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 
 
 def fail(err_fd: int, code: int, msg: str) -> NoReturn:
@@ -40,48 +39,25 @@ def fail(err_fd: int, code: int, msg: str) -> NoReturn:
     os._exit(code)
 
 
-def _setup_dev(rootfs: str) -> None:
-    dev = os.path.join(rootfs, "dev")
-    if not os.path.isdir(dev):
-        return
-    linux.mount("tmpfs", dev, "tmpfs", linux.MS_NOSUID | linux.MS_NOEXEC, "mode=755,size=64k")
-    for name in _DEVICES:
-        host = f"/dev/{name}"
-        if not os.path.exists(host):
-            continue
-        target = os.path.join(dev, name)
-        os.close(os.open(target, os.O_CREAT | os.O_WRONLY, 0o666))
-        linux.mount(host, target, None, linux.MS_BIND)
-
-
-def _mount_proc_sys(prefix: str, new_net: bool) -> None:
-    """A fresh /proc (this PID namespace's) and, in a new network namespace, a read-only /sys
-    whose /sys/class/net shows that namespace's devices instead of the host's."""
-    flags = linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC
-    linux.mount("proc", prefix + "/proc", "proc", flags)
-    if new_net and os.path.isdir(prefix + "/sys"):
-        linux.mount("sysfs", prefix + "/sys", "sysfs", flags | linux.MS_RDONLY)
-
-
-def prepare_rootfs(rootfs: str) -> None:
-    """Create the rootfs's /proc mount point if it lacks one (done as host root: inside a user
-    namespace the rootfs's owner is usually unmapped and the directory could not be made)."""
-    proc = os.path.join(rootfs, "proc")
-    if not os.path.isdir(proc):
-        os.mkdir(proc, 0o555)
-
-
-def _enter_rootfs(rootfs: str, new_net: bool) -> None:
-    # pivot_root needs the new root to be a mount point: bind it onto itself.
-    linux.mount(rootfs, rootfs, None, linux.MS_BIND | linux.MS_REC)
-    prepare_rootfs(rootfs)
-    _mount_proc_sys(rootfs, new_net)
-    _setup_dev(rootfs)
-    os.chdir(rootfs)
-    # pivot_root(".", "."): the old root is stacked under the new one, then detached.
-    linux.pivot_root(".", ".")
-    linux.umount2(".", linux.MNT_DETACH)
-    os.chdir("/")
+def mount_root(spec: WorkloadSpec, *, in_userns: bool) -> None:
+    """The workload's filesystem (workloads.runtime.mounts), entered with pivot_root. Without a
+    --rootfs the root is a read-only copy of the host's tree, built here as host root, or by
+    the user-namespace helper before the user namespace existed (``in_userns``)."""
+    if spec.rootfs:
+        if not in_userns:  # else the helper did, as host root
+            mounts.prepare_rootfs(spec.rootfs, spec.mounts)
+        root, host_root = spec.rootfs, False
+    else:
+        root = mounts.staged_root() if in_userns else mounts.build_host_root()
+        host_root = True
+    plan = mounts.Plan(
+        root=root,
+        host_root=host_root,
+        own_net=spec.net == "none",
+        in_userns=in_userns,
+        privileged=spec.security.privileged,
+    )
+    mounts.enter(plan, spec.mounts)
 
 
 def namespace_flags(spec: WorkloadSpec) -> int:
@@ -102,10 +78,7 @@ def setup_namespaces(spec: WorkloadSpec, *, unshared: bool = False) -> None:
     linux.unshare((0 if unshared else namespace_flags(spec)) | linux.CLONE_NEWCGROUP)
     # Nothing we mount may propagate back to the host.
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
-    if spec.rootfs:
-        _enter_rootfs(spec.rootfs, spec.net == "none")
-    else:
-        _mount_proc_sys("", spec.net == "none")
+    mount_root(spec, in_userns=unshared)
     linux.sethostname(spec.hostname or spec.name)
     if spec.net == "none":
         linux.loopback_up()
@@ -136,20 +109,6 @@ def _hint(spec: WorkloadSpec, e: OSError) -> str:
             " permission on the path)"
         )
     return ""
-
-
-def _become_image_user(spec: WorkloadSpec, err_fd: int) -> None:
-    """An image's User (resolved to ids at create time): dropping from root clears the
-    capabilities, as for docker's non-root users."""
-    img = spec.image
-    if img is None or img.uid is None:
-        return
-    try:
-        os.setgroups(list(img.groups))
-        os.setgid(img.gid if img.gid is not None else img.uid)
-        os.setuid(img.uid)
-    except OSError as e:
-        fail(err_fd, EXIT_SETUP, f"cannot become the image's user {img.user!r}: {e.strerror}")
 
 
 def exec_workload(
@@ -187,7 +146,6 @@ def exec_workload(
         security.apply_security(plan)  # the last step: seccomp is in force from here on
     except OSError as e:
         fail(err_fd, EXIT_SETUP, f"cannot apply the security profile: {e.strerror or e}")
-    _become_image_user(spec, err_fd)
     try:
         os.execvpe(argv[0], argv, spec.exec_env())
     except FileNotFoundError:

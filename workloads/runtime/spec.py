@@ -15,9 +15,10 @@ from typing import Any
 
 from cgroupfs import paths, units
 from cgroupfs.errors import UnsafePath
-from workloads.runtime import idranges, security
+from workloads.runtime import idranges, mounts, security
 from workloads.runtime.errors import SpecError as SpecError  # its home; re-exported
 from workloads.runtime.imagespec import ImageSpec
+from workloads.runtime.mounts import MountOpts
 from workloads.runtime.runopts import RunOpts
 from workloads.runtime.runopts import check as check_run_opts
 from workloads.runtime.security import SecurityOpts
@@ -58,6 +59,7 @@ class WorkloadSpec:
     userns_base: int = USERNS_DEFAULT_BASE
     userns_auto: bool = False  # --userns=auto: userns_base was allocated (lifecycle.idalloc)
     security: SecurityOpts = field(default_factory=SecurityOpts)
+    mounts: MountOpts = field(default_factory=MountOpts)
     image: ImageSpec | None = None  # run from an image: rootfs is its snapshot's mount
 
     def to_json(self) -> dict[str, Any]:
@@ -85,6 +87,7 @@ class WorkloadSpec:
             userns_base=int(d.get("userns_base", USERNS_DEFAULT_BASE)),
             userns_auto=bool(d.get("userns_auto", False)),
             security=SecurityOpts.from_json(d.get("security")),
+            mounts=MountOpts.from_json(d.get("mounts")),
             image=ImageSpec.from_json(d.get("image")),
         )
 
@@ -239,6 +242,7 @@ def check_spec(spec: WorkloadSpec) -> None:
         if not ENV_KEY_RE.match(key):
             raise SpecError(f"invalid environment variable name {key!r}")
     security.check(spec.security)
+    mounts.check(spec.mounts, spec.rootfs)
     check_run_opts(spec)
     if spec.userns_auto and not spec.userns:
         raise SpecError("userns_auto is set but userns is not")
