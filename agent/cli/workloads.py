@@ -189,7 +189,11 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--restart", type=_restart, default="no", help="no | on-failure[:N] | always (default no)"
     )
-    p.add_argument("--rootfs", help="directory to pivot_root into (default: the host's /)")
+    p.add_argument(
+        "--rootfs",
+        help="directory to pivot_root into (default: the host's /, read-only, with private "
+        "/tmp, /run and /var/tmp)",
+    )
     p.add_argument("--hostname", help="hostname inside (default: the name)")
     p.add_argument("--net", choices=("none", "host"), default="none", help="default none")
     p.add_argument(
@@ -212,6 +216,7 @@ def register(sub: Any) -> None:
     p.add_argument("--workdir", "-w", help="working directory inside")
     p.add_argument("-d", "--detach", action="store_true", help="print the name and return")
     _add_security(p)
+    _add_mounts(p)
     _lifecycle().add_run_flags(p)  # --init, --stop-signal, --stop-timeout, --rm
     cli_images.add_run_flags(p)
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="IMAGE [CMD...] | -- CMD ...")
@@ -296,6 +301,8 @@ def run_body(args: argparse.Namespace) -> dict[str, Any]:
     if args.userns_base is not None:
         body["userns_base"] = args.userns_base
     body.update(_lifecycle().run_opts_body(args))
+    if mounts := mounts_body(args):
+        body["mounts"] = mounts
     security = security_body(args)
     if security:
         body["security"] = security
@@ -378,3 +385,65 @@ def _simple(args: argparse.Namespace, action: str) -> int:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     return _simple(args, "logs")
+
+
+_MOUNT_FLAGS = (
+    (
+        ("-v", "--volume"),
+        "HOST:CONTAINER[:ro]",
+        "bind a host path (the only way, with --mount and --tmpfs, to write host files)",
+    ),
+    (
+        ("--mount",),
+        "type=bind|tmpfs,...",
+        "type=bind,source=HOST,target=PATH[,readonly] or type=tmpfs,target=PATH"
+        "[,tmpfs-size=64m][,tmpfs-mode=1777]",
+    ),
+    (
+        ("--tmpfs",),
+        "PATH[:size=..,mode=..]",
+        "a private tmpfs (nosuid, nodev, noexec unless 'exec')",
+    ),
+    (
+        ("--device",),
+        "HOST[:CONTAINER[:PERMS]]",
+        "add a host device node to /dev (PERMS of rwm, default rwm)",
+    ),
+)
+
+
+def _add_mounts(p: argparse.ArgumentParser) -> None:
+    for names, metavar, text in _MOUNT_FLAGS:
+        p.add_argument(*names, action="append", default=[], metavar=metavar, help=text)
+    p.add_argument(
+        "--read-only",
+        action="store_true",
+        help="make the --rootfs read-only (add --tmpfs for writable paths)",
+    )
+
+
+def mounts_body(args: argparse.Namespace) -> dict[str, Any]:
+    """The API's ``mounts`` object (workloads.runtime.mounts.from_body), empty when unused. The
+    syntax is checked here (SpecError is a ValueError: exit 2); the agent checks the host side."""
+    from workloads.runtime import mounts
+
+    for parse, values in (
+        (mounts.parse_volume, args.volume),
+        (mounts.parse_mount, args.mount),
+        (mounts.parse_tmpfs, args.tmpfs),
+        (mounts.split_device, args.device),
+    ):
+        for value in values:
+            parse(value)
+    body: dict[str, Any] = {}
+    for key, value in (
+        ("volumes", args.volume),
+        ("mounts", args.mount),
+        ("tmpfs", args.tmpfs),
+        ("devices", args.device),
+    ):
+        if value:
+            body[key] = list(value)
+    if args.read_only:
+        body["read_only"] = True
+    return body

@@ -44,9 +44,11 @@ def test_root_inside_unprivileged_outside_limits_in_force_stop_recorded(
         " cat secret || echo read-denied; echo pwned >> public || echo"
         " write-denied; echo ready; exec sleep 1000"
     )
+    # -v: the workload's /tmp is a tmpfs of its own, the host's is hidden.
     r = agent.cli(
         "run", "-d", "--name", "u", "--userns-base", str(BASE), "--memory", "48M",
-        "--pids", "20", "-w", str(open_dir), "--", "sh", "-c", script,
+        "--pids", "20", "-v", f"{open_dir}:{open_dir}", "-w", str(open_dir),
+        "--", "sh", "-c", script,
     )  # fmt: skip
     assert r.returncode == 0 and r.stdout == "u\n", r.stderr
     deadline = time.monotonic() + 60

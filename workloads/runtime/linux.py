@@ -1,4 +1,5 @@
-"""The Linux calls Python 3.11 lacks: unshare, mount, umount2, pivot_root, sethostname, prctl.
+"""The Linux calls Python 3.11 lacks: unshare, mount, umount2, pivot_root, sethostname, prctl,
+mount_setattr.
 
 Called through libc with ctypes (os.unshare arrives only in 3.12). Each raises OSError with the
 errno and the call named, so a failed setup step says which one failed.
@@ -27,10 +28,26 @@ MS_RDONLY: Final = 0x1
 MS_NOSUID: Final = 0x2
 MS_NODEV: Final = 0x4
 MS_NOEXEC: Final = 0x8
+MS_REMOUNT: Final = 0x20
+MS_NOATIME: Final = 0x400
+MS_NODIRATIME: Final = 0x800
 MS_BIND: Final = 0x1000
 MS_REC: Final = 0x4000
 MS_PRIVATE: Final = 0x40000
+MS_RELATIME: Final = 0x200000
 MNT_DETACH: Final = 0x2
+UMOUNT_NOFOLLOW: Final = 0x8
+
+# mount_setattr(2) (Linux 5.12): struct mount_attr's attr_set bits, and the *at() flags.
+MOUNT_ATTR_RDONLY: Final = 0x1
+MOUNT_ATTR_NOSUID: Final = 0x2
+MOUNT_ATTR_NODEV: Final = 0x4
+MOUNT_ATTR_NOEXEC: Final = 0x8
+AT_FDCWD: Final = -100
+AT_SYMLINK_NOFOLLOW: Final = 0x100
+AT_RECURSIVE: Final = 0x8000
+# The unified syscall table (424 and up) numbers it alike on every architecture.
+_SYS_MOUNT_SETATTR: Final = 442
 
 PR_SET_CHILD_SUBREAPER: Final = 36
 
@@ -50,6 +67,7 @@ _libc.mount.argtypes = [
     ctypes.c_char_p,
 ]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.syscall.restype = ctypes.c_long
 _libc.unshare.argtypes = [ctypes.c_int]
 _libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _libc.prctl.argtypes = [
@@ -89,6 +107,31 @@ def pivot_root(new_root: str, put_old: str) -> None:
     if nr is None:
         raise OSError(38, f"pivot_root: unknown syscall number on {platform.machine()}")
     _check(_libc.syscall(nr, _b(new_root), _b(put_old)), "pivot_root")
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
+    ]
+
+
+def mount_setattr(path: str, attr_set: int, *, recursive: bool) -> None:
+    """Set MOUNT_ATTR_* bits on the mount at ``path`` (and every mount below it when
+    ``recursive``) without touching its other flags. ENOSYS before Linux 5.12."""
+    attr = _MountAttr(attr_set, 0, 0, 0)
+    flags = AT_SYMLINK_NOFOLLOW | (AT_RECURSIVE if recursive else 0)
+    rc = _libc.syscall(
+        _SYS_MOUNT_SETATTR,
+        ctypes.c_int(AT_FDCWD),
+        _b(path),
+        ctypes.c_uint(flags),
+        ctypes.byref(attr),
+        ctypes.c_size_t(ctypes.sizeof(attr)),
+    )
+    _check(int(rc), f"mount_setattr {path}")
 
 
 def sethostname(name: str) -> None:

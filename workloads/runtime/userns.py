@@ -32,7 +32,7 @@ import contextlib
 import os
 from typing import NoReturn
 
-from workloads.runtime import init, linux
+from workloads.runtime import init, linux, mounts
 from workloads.runtime.init import EXIT_SETUP
 from workloads.runtime.spec import WorkloadSpec
 
@@ -74,13 +74,25 @@ def _unshare_error(e: OSError) -> str:
     return f"cannot create the user namespace: {e.strerror or e}{hint}"
 
 
+def _prepare_root(spec: WorkloadSpec) -> None:
+    """As host root, before the user namespace exists: a rootfs's mount points, or the read-only
+    copy of the host's tree in a mount namespace of the helper's own. The user namespace's mount
+    namespace is copied from it with every mount locked: the workload can neither detach a part
+    nor lift the read-only flag (workloads.runtime.mounts)."""
+    if spec.rootfs:
+        mounts.prepare_rootfs(spec.rootfs, spec.mounts)
+        return
+    linux.unshare(linux.CLONE_NEWNS)
+    linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+    mounts.build_host_root()
+
+
 def run_helper(spec: WorkloadSpec, sync_w: int, ctl_r: int, go_r: int, err_w: int) -> NoReturn:
     """The helper's whole life (see the module docstring). Never returns."""
-    if spec.rootfs:
-        try:
-            init.prepare_rootfs(spec.rootfs)
-        except OSError as e:
-            init.fail(err_w, EXIT_SETUP, f"cannot make {spec.rootfs}/proc: {e.strerror}")
+    try:
+        _prepare_root(spec)
+    except OSError as e:
+        init.fail(err_w, EXIT_SETUP, f"cannot prepare the workload's root: {e.strerror or e}")
     try:
         linux.unshare(linux.CLONE_NEWUSER | linux.CLONE_NEWPID | init.namespace_flags(spec))
     except OSError as e:
