@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from agent.cli import completion as cli_completion
 from agent.cli import history as cli_history
 from agent.cli import images as cli_images
 from agent.cli import lifecycle as cli_lifecycle
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_lifecycle.register(sub)
     cli_policy.register(sub)
     cli_history.register(sub)  # after view's: adds `stats --at`
+    cli_completion.register(sub)
     return parser
 
 
