@@ -1,0 +1,85 @@
+"""`pystats run IMAGE [CMD...]` parsing, the image CLI's parsers, and the create body's image
+fields."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent import cli
+from agent.api.image_routes import image_request_from_body
+from agent.cli.images import images_table
+from agent.cli.workloads import run_body
+from workloads.images.run import ImageRequest
+from workloads.runtime.errors import SpecError
+
+
+def body(*argv: str) -> dict[str, object]:
+    return run_body(cli.build_parser().parse_args(["run", *argv]))
+
+
+def test_image_then_command_with_its_own_flags() -> None:
+    b = body("-d", "--name", "web", "busybox", "httpd", "-f", "-p", "80")
+    assert b["image"] == "busybox" and b["argv"] == ["httpd", "-f", "-p", "80"]
+    assert b["name"] == "web"
+
+
+def test_image_alone_uses_its_config() -> None:
+    assert body("nginx:1")["argv"] == [] and body("nginx:1")["image"] == "nginx:1"
+
+
+def test_double_dash_means_no_image() -> None:
+    b = body("--", "sh", "-c", "true")
+    assert "image" not in b and b["argv"] == ["sh", "-c", "true"]
+
+
+def test_image_option_and_overrides() -> None:
+    b = body("--image", "busybox", "--entrypoint", "/bin/echo", "-u", "web", "--", "hi")
+    assert (b["image"], b["argv"], b["entrypoint"], b["user"]) == (
+        "busybox", ["hi"], ["/bin/echo"], "web"
+    )  # fmt: skip
+    assert body("--entrypoint", "", "busybox")["entrypoint"] == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--rootfs", "/srv", "busybox"], "exclude each other"),
+        (["--user", "web", "--", "id"], "--user needs an image"),
+        ([], "no command given"),
+    ],
+)
+def test_refused(argv: list[str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        body(*argv)
+
+
+def test_image_request_from_body() -> None:
+    assert image_request_from_body({"argv": ["x"]}) is None
+    r = image_request_from_body({"image": "busybox", "entrypoint": ["/e"], "user": "1:2"})
+    assert r == ImageRequest("busybox", ["/e"], "1:2")
+    for bad, msg in (
+        ({"image": 3}, "non-empty string"),
+        ({"image": "b", "entrypoint": "sh"}, "list of strings"),
+        ({"user": "x"}, "without an image"),
+    ):
+        with pytest.raises(SpecError, match=msg):
+            image_request_from_body(bad)
+
+
+def test_images_table() -> None:
+    doc = {
+        "images": [
+            {"id": "sha256:" + "ab" * 32, "names": ["localhost:5000/app:1", "busybox:latest"],
+             "created_at": 0.0, "size": 2_500_000, "used_by": ["web"]},
+            {"id": "sha256:" + "cd" * 32, "names": [], "created_at": 0.0, "size": 10,
+             "used_by": []},
+        ],
+        "disk": {"layers": 2_500_010, "blobs": 1_000_000},
+    }  # fmt: skip
+    lines = images_table(doc).splitlines()
+    assert lines[0].split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE", "USED", "BY"]
+    assert lines[1].split()[:3] == ["localhost:5000/app", "1", "abababababab"]
+    assert "2.5MB" in lines[1] and lines[1].rstrip().endswith("web")
+    assert lines[2].split()[:2] == ["busybox", "latest"]
+    assert lines[3].split()[:2] == ["<none>", "<none>"]
+    assert lines[-1] == "total: 2.5MB in layers, 1.0MB in blobs"
