@@ -1,8 +1,9 @@
 """One agent per state directory and per cgroup root: flock'ed PID files.
 
 The lock is the kernel's (flock on an open file, released when the holder dies, however it
-dies); the PID in the file only names the holder in the refusal. The files are never removed:
-unlinking a lock file races with the next agent opening it.
+dies); the PID in the file only names the holder in the refusal. A clean stop removes the file
+while still holding the lock; a taker checks that the file it locked is still the one at the path
+(else it lost that race to the unlink and takes the new file), so two agents never both hold one.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class PidLock:
 
     def release(self) -> None:
         with contextlib.suppress(OSError):
+            os.unlink(self.path)
+        with contextlib.suppress(OSError):
             os.close(self.fd)
 
 
@@ -46,23 +49,36 @@ def _holder(fd: int) -> str:
     return "PID unknown"  # it took the lock and has not written its PID yet
 
 
+def _same_file(fd: int, path: str) -> bool:
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    own = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
+
+
 def acquire(path: str, what: str) -> PidLock:
     """Take the lock at ``path`` and write our PID into it; AlreadyRunning names the holder.
     ``what`` says what the lock guards, for the message ("state directory /var/lib/pystats")."""
     os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = _holder(fd)
-        os.close(fd)
-        raise AlreadyRunning(
-            f"another pystats agent ({holder}) already uses {what} (lock {path}); "
-            "stop it first, or give this one its own root, state_dir and socket"
-        ) from None
-    except BaseException:
-        os.close(fd)
-        raise
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if _same_file(fd, path):
+                break
+            os.close(fd)  # its holder removed it as we locked it: take the new one
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise AlreadyRunning(
+                f"another pystats agent ({holder}) already uses {what} (lock {path}); "
+                "stop it first, or give this one its own root, state_dir and socket"
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return PidLock(path, fd)

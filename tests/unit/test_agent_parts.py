@@ -106,6 +106,7 @@ def test_a_held_lock_names_its_holder_and_dies_with_it(tmp_path: Path) -> None:
             pidlock.acquire(path, "state directory X")
     finally:
         lock.release()
+    assert not os.path.exists(path)  # a clean stop leaves nothing behind
 
 
 def test_root_lock_paths_follow_the_real_path(tmp_path: Path) -> None:

@@ -155,8 +155,9 @@ async def test_reload_invalid_keeps_policy_then_evacuate_and_remove(
             )
         assert await _wait_for(lambda: _cgroup_of(p.pid) == hp(os.path.join(group, "_")))
         small = os.path.join(group, "small")
-        assert await _wait_for(lambda: os.path.exists(os.path.join(small, "memory.max")))
-        assert _read(os.path.join(small, "memory.max")) == str(32 << 20)
+        # the reconcile creates the cgroup, then writes its limit: wait for the limit itself
+        limit = os.path.join(small, "memory.max")
+        assert await _wait_for(lambda: os.path.exists(limit) and _read(limit) == str(32 << 20))
         assert "memory" in _read(os.path.join(group, "cgroup.subtree_control")).split()
         # the group is dropped: its process goes to default, the cgroups disappear
         with open(policy_file, "w") as f:
