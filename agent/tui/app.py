@@ -204,7 +204,8 @@ class PystatsApp(App[None]):
                 host=self.host(),
                 interval_s=self.source.interval_s,
                 paused=self.paused,
-                now=self.clock(),
+                # a replay's clock is the recorded tick's
+                now=self.doc.time if info.kind == "replay" and self.doc else self.clock(),
                 shown=n,
                 total=tot,
                 error=self.error,

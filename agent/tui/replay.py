@@ -23,9 +23,8 @@ from collectors.recorder.reader import HistoryReader
 MINUTE = 60.0
 
 
-def label(directory: str, wall: float) -> str:
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(wall))
-    return f"replay {stamp} ({directory})"
+def label(wall: float) -> str:
+    return "replay " + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(wall))
 
 
 class ReplaySource:
@@ -34,7 +33,7 @@ class ReplaySource:
         self.directory = directory
         self.at = at
         self.interval_s = interval_s
-        self.info = SourceInfo("replay", label(directory, at), "", "recorded", False)
+        self.info = SourceInfo("replay", label(at), "", "recorded", False)
         self._moves: list[tuple[str, float]] = []  # ("tick", n) / ("seconds", s), pending
         self._moved = asyncio.Event()
         self._cache = RowCache()
@@ -74,7 +73,7 @@ class ReplaySource:
     def _fetch_sync(self) -> StatsDoc:
         self._apply_moves()
         snap = self.reader.at(self.at)
-        self.info = replace(self.info, label=label(self.directory, snap.wall))
+        self.info = replace(self.info, label=label(snap.wall))
         return doc_at(snap, self._names, cache=self._cache, interval_s=self.interval_s)
 
     async def fetch(self) -> StatsDoc:

@@ -350,6 +350,14 @@ def io_from(row: Sequence[int]) -> IoStat | None:
     return IoStat(devs)
 
 
+def cpu_sample(path: str, f: Sequence[int], b: Base) -> CgroupSample:
+    """Only identity, times and cpu.stat of an F row: a previous read for CPU rates."""
+    mono = b.mono + f[1] / 1e6
+    c = tuple(f[3:12])
+    cpu = None if c == _NONE_CPU else CpuStat(*(_o(v) for v in c))
+    return CgroupSample(path, f[0], mono, mono + (b.wall - b.mono) + f[2] / 1e6, cpu=cpu)
+
+
 def build_sample(
     path: str,
     f: Sequence[int],

@@ -60,6 +60,7 @@ class HistoryReader:
         self._pos: tuple[str, int] | None = None  # (segment path, record) of the decoder
         self._dec: TickDecoder | None = None
         self._trail: list[tuple[float, dict[int, tuple[int, ...]]]] = []
+        self.decoded = 0  # records applied by the last ``at`` (its cost)
 
     # --- index -------------------------------------------------------------------------------
     def _segments(self) -> list[Segment]:
@@ -150,6 +151,7 @@ class HistoryReader:
                     # a bad record breaks the delta chain: nothing after it until a keyframe
                     dec = TickDecoder()
                     continue
+                self.decoded += 1
                 self._trail.append((dec.wall, dict(dec.rows["f"])))
                 if len(self._trail) > 4 * 60:
                     del self._trail[:60]
@@ -159,6 +161,7 @@ class HistoryReader:
 
     def at(self, wall: float, paths: set[str] | None = None) -> Snapshot:
         """The store as recorded at the last tick at or before ``wall``."""
+        self.decoded = 0
         seg, i = self._locate(wall)
         dec = self._decode(seg, i)
         if not dec.ready:

@@ -48,7 +48,7 @@ class RecorderConfig:
     directory: str
     max_age_s: float = DAY  # history_retention
     max_bytes: int = 2 << 30  # history_max_bytes (samples and events together)
-    keyframe_every: int = 60
+    keyframe_every: int = 30  # a replay decodes at most ~this many records (~0.5 s CPU)
     segment_s: float = 3600.0  # a segment covers at most this long (retention's granularity)
     segment_bytes: int = 64 << 20
     queue_len: int = 4  # ticks waiting for the writer; beyond, ticks are shed
