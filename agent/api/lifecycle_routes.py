@@ -8,6 +8,7 @@ wait/container prune):
     POST /v1/workloads/{name}/wait       answers once it has exited for good: its record
     POST /v1/workloads-prune             remove every exited workload: {"removed": [...]}
     GET  /v1/workloads/{name}/top        {"pids": [...]}: the processes in its cgroup tree
+    POST /v1/workloads/{name}/update     body: limit flags (workloads.lifecycle.update.FLAGS)
 """
 
 from __future__ import annotations
@@ -59,6 +60,16 @@ async def _prune(m: WorkloadManager, _request: web.Request) -> Any:
     return {"removed": removed}
 
 
+async def _update(m: WorkloadManager, request: web.Request) -> Any:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise SpecError("the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise SpecError("the request body must be a JSON object of limits")
+    return await m.update(request.match_info["name"], body)
+
+
 def _by_name(method: Callable[[WorkloadManager, str], Awaitable[Any]]) -> Route:
     async def route(m: WorkloadManager, request: web.Request) -> Any:
         return await method(m, request.match_info["name"])
@@ -73,6 +84,7 @@ ROUTES: dict[str, Route] = {
     "/v1/workloads/{name}/wait": _by_name(WorkloadManager.wait_exit),
     "/v1/workloads/{name}/restart": _restart,
     "/v1/workloads-prune": _prune,
+    "/v1/workloads/{name}/update": _update,
 }
 
 

@@ -16,6 +16,7 @@ from agent.cli import history as cli_history
 from agent.cli import images as cli_images
 from agent.cli import lifecycle as cli_lifecycle
 from agent.cli import policy as cli_policy
+from agent.cli import update as cli_update
 from agent.cli import view as cli_view
 from agent.cli import workloads as cli_workloads
 
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_lifecycle.register(sub)
     cli_policy.register(sub)
     cli_history.register(sub)  # after view's: adds `stats --at`
+    cli_update.register(sub)
     cli_completion.register(sub)
     return parser
 

@@ -37,6 +37,7 @@ from workloads.images import run as image_run
 from workloads.images.errors import ImageError, ImageNotFound
 from workloads.images.service import ImageService
 from workloads.lifecycle import freezer, idalloc
+from workloads.lifecycle import update as limits_update
 from workloads.lifecycle.exitinfo import describe_exit
 from workloads.lifecycle.restart import (
     STABLE_RUN_S,
@@ -422,6 +423,7 @@ class WorkloadManager:
             check_spec(spec)
             validate_name(spec.name)
             policy = parse_restart(spec.restart)
+            limits_update.check_run_limits(spec.limits.memory_bytes, spec.limits.cpus)
         except SpecError as e:
             raise WorkloadError(str(e)) from None
         if spec.userns and (why := userns.unavailable()):
@@ -556,6 +558,7 @@ class WorkloadManager:
                 "cpus": w.spec.limits.cpus,
                 "pids": w.spec.limits.pids,
             },
+            "updated_limits": limits_update.read_updated(w.wdir),  # by pystats update
             "cgroup": cgroups.workload_rel(name),
             "cgroup_path": self.root.resolve(cgroups.workload_rel(name)),
             "created_at": _iso(w.created_at),
@@ -704,6 +707,23 @@ class WorkloadManager:
         self._write_manager(w)
         await self._launch(w, wait=True)
         await self._notify()
+        return self.inspect(name)
+
+    async def update(self, name: str, values: dict[str, object]) -> dict[str, Any]:
+        """Change a workload's limits live (workloads.lifecycle.update); checked before any
+        write, kept in limits.json."""
+        w = self._get(name)
+        if w.state not in (State.RUNNING, State.PAUSED, State.EXITED, State.RESTARTING):
+            raise Conflict(f"workload {name!r} is {w.state}")
+        try:
+            cpus, mems = limits_update.parent_cpuset(self.root, name)
+            upd = limits_update.parse_update(values, cpus, mems)
+            pid = w.status.pid if w.state in (State.RUNNING, State.PAUSED) else None
+            written = await asyncio.to_thread(limits_update.apply, self.root, name, upd, pid)
+        except SpecError as e:
+            raise WorkloadError(str(e)) from None
+        merged = {**limits_update.read_updated(w.wdir), **written}
+        state.write_json_atomic(os.path.join(w.wdir, limits_update.LIMITS_FILE), merged)
         return self.inspect(name)
 
     async def wait_exit(self, name: str) -> dict[str, Any]:
