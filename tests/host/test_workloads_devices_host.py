@@ -94,3 +94,19 @@ def test_workload_cgroup_gets_nesting_bounds_and_its_program(host_cgroup: str) -
         writer.create(root, f"{rel}/one-too-many")
     cgroups.remove_workload_cgroup(root, "bounded")
     assert not os.path.exists(os.path.join(host_cgroup, rel))
+
+
+def test_a_leftover_cgroup_is_made_afresh_without_its_old_program(host_cgroup: str) -> None:
+    root = CgroupRoot(host_cgroup)
+    cgroups.create_workload_cgroup(root, "again", Limits())  # the default list: no disk
+    rel = cgroups.workload_rel("again")
+    writer.create(root, f"{rel}/left-behind")
+    # The same name again, now allowed to read disk 8:0: the old program must be gone with
+    # the old cgroup (stacked, it would still refuse), and so must the old child.
+    cgroups.create_workload_cgroup(
+        root, "again", Limits(), workload_rules([DeviceRule("b", 8, 0, "r")])
+    )
+    assert not os.path.exists(os.path.join(host_cgroup, rel, "left-behind"))
+    out = _probe(root, rel)
+    assert "null-ok" in out and "Operation not permitted" not in out, out
+    cgroups.remove_workload_cgroup(root, "again")

@@ -70,6 +70,11 @@ def create_workload_cgroup(
     """Create <root>/workloads/<name> with its limits, nesting bounds and device program
     (``device_rules``: see devices.workload_rules); on any failure remove what was created."""
     rel = workload_rel(name)
+    # An empty cgroup left by an earlier workload of this name (its record lost; the manager
+    # refuses a populated one) is made afresh: its device program would stack onto the new one
+    # (BPF_F_ALLOW_MULTI: all must allow), and its limits and children would linger.
+    with contextlib.suppress(CgroupGone):
+        writer.remove(root, rel)
     created = writer.create(root, rel, list(CONTROLLERS))
     try:
         writer.set_limits(root, rel, {**NESTING_FILES, **limit_files(limits)})
