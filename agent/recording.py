@@ -132,6 +132,13 @@ class AgentRecorder:
                 pid, comm = int(m[1]), m[2]
         self.recorder.submit_event(RecordedEvent(wall, kind, path, workload, pid, comm, text=text))
 
+    # --- for `inspect` -----------------------------------------------------------------------
+    def oom_kills(self, workload: str) -> list[RecordedEvent]:
+        """Blocking (reads the events stream; call it in a thread): every recorded OOM kill of
+        a workload, oldest first, with its victim (pid, comm) where the kernel log named it."""
+        reader = HistoryReader(self.directory)
+        return [e for e in reader.events() if e.kind == "oom" and e.workload == workload]
+
     # --- metrics -----------------------------------------------------------------------------
     def oom_counts(self) -> Mapping[tuple[str, str], int]:
         return self._oom

@@ -60,4 +60,6 @@ async def test_ticks_events_and_oom_counter_survive_a_restart(tmp_path: Path) ->
     rec2 = await _run_ticks(tmp_path, 2, [])
     assert rec2.oom_counts() == {("workloads/w0/c1", "web"): 2}
     assert rec2.values()["ticks_recorded"] == 2
+    (oom,) = rec2.oom_kills("web")  # what `inspect` would show
+    assert (oom.pid, oom.comm, oom.count) == (412, "python3", 2)
     assert rec2.values()["disk_bytes"] > 0
