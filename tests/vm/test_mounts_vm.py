@@ -56,10 +56,10 @@ echo "procs=$(ls /proc | grep -c '^[0-9]')"
 agents() { cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\0' ' ' | grep -c 'agent[.]api[.]devserver'; }
 echo "devserver=$(agents)"
 sed 's/^/MI /' /proc/self/mountinfo
-umount -l /sys/fs/cgroup 2>/dev/null; umount -l /sys 2>/dev/null
+echo "u_sys=$(ok umount -l /sys/fs/cgroup)$(ok umount -l /sys)"
 echo "cg_after=$(ls /sys/fs/cgroup 2>/dev/null | tr '\n' ' ')"
-umount -l /tmp 2>/dev/null; umount -l /run 2>/dev/null
-umount /proc 2>/dev/null; umount -l /proc 2>/dev/null
+echo "u_tmp=$(ok umount -l /tmp)$(ok umount -l /run)"
+echo "u_proc=$(if umount /proc || umount -l /proc; then echo yes; else echo no; fi 2>/dev/null)"
 echo "procs_after=$(ls /proc 2>/dev/null | grep -c '^[0-9]')"
 echo "devserver_after=$(agents)"
 echo "hostmarker_after=$(ok ls "$MARKER")"
@@ -99,6 +99,11 @@ def _block_device() -> str:
     return "7 0"  # loop0: a block device every kernel with loop support knows
 
 
+def _probe_flags(agent: Agent, marker: str) -> list[str]:
+    flags = ["--memory", "64M", "-e", f"STATE={agent.state}", "-e", f"MARKER={marker}"]
+    return [*flags, "-e", f"BLK={_block_device()}"]
+
+
 def _run(agent: Agent, name: str, *flags: str, script: str, sh: str = "sh") -> tuple[int, str]:
     r = agent.cli("run", "--name", name, *flags, "--", sh, "-c", script)
     assert "Traceback" not in r.stderr, r.stderr
@@ -129,8 +134,7 @@ def test_contained_filesystem(agent: Agent, rootfs: str, use_rootfs: bool, usern
     marker = f"/tmp/pystats-host-marker-{uuid.uuid4().hex[:8]}"
     Path(marker).write_text("host\n")
     name = f"fs-{int(use_rootfs)}{int(userns)}"
-    flags = ["--memory", "64M", "-e", f"STATE={agent.state}", "-e", f"MARKER={marker}"]
-    flags += ["-e", f"BLK={_block_device()}"]
+    flags = _probe_flags(agent, marker)
     if use_rootfs:
         flags += ["--rootfs", rootfs]
     if userns:
@@ -161,7 +165,6 @@ def test_contained_filesystem(agent: Agent, rootfs: str, use_rootfs: bool, usern
     assert v["hostmarker"] == "no" and v["hostmarker_after"] == "no"
     if not use_rootfs:
         assert v["w_tmp"] == v["w_vartmp"] == "yes"
-        assert v["w_tmp_after"] == "no"  # under the private /tmp: the host's, read-only
     # A block device node is refused or useless (nodev outside /dev, the device program in it).
     assert v["blk_dev"] == "no" and v["blk_tmp"] == "no", out
     # Its own processes only, before and after an attempt to unmount /proc.
@@ -171,6 +174,8 @@ def test_contained_filesystem(agent: Agent, rootfs: str, use_rootfs: bool, usern
     assert v["cg_after"] == "" or "cgroup.procs" in v["cg_after"].split(), v["cg_after"]
     assert "workloads" not in v["cg_after"].split() and "shims" not in v["cg_after"].split()
     assert not os.path.exists("/tmp/pystats-probe2")
+    # Without CAP_SYS_ADMIN (docker's default set) every umount is refused.
+    assert v["u_sys"] == "nono" and v["u_tmp"] == "nono" and v["u_proc"] == "no"
     mi = _mountinfo(out)
     assert "ro" in mi["/sys"] and "ro" in mi["/sys/fs/cgroup"]
     assert "ro" in mi["/proc/sys"] and "ro" in mi["/proc/sysrq-trigger"]
@@ -184,6 +189,31 @@ def test_contained_filesystem(agent: Agent, rootfs: str, use_rootfs: bool, usern
         device_own = point in ("/dev", "/dev/pts") or point in MASKED_PATHS
         if not device_own and not (point.startswith("/dev/") and point[5:] in MINIMAL_DEV):
             assert "nodev" in opts, (point, opts)
+
+
+@pytest.mark.parametrize("userns", [False, True], ids=["root", "userns"])
+def test_umount_reveals_no_host_mount(agent: Agent, userns: bool) -> None:
+    """With CAP_SYS_ADMIN added the umounts succeed: below are empty directories of the read-only
+    copy of the host's tree (its /proc, /sys, /tmp, /run mounts were detached from it)."""
+    marker = f"/tmp/pystats-host-marker-{uuid.uuid4().hex[:8]}"
+    Path(marker).write_text("host\n")
+    flags = [*_probe_flags(agent, marker), "--cap-add", "SYS_ADMIN"]
+    if userns:
+        flags += ["--userns-base", str(BASE)]
+    try:
+        code, out = _run(agent, f"umount-{int(userns)}", *flags, script=PROBE)
+    finally:
+        os.unlink(marker)
+    assert code == 0 and "end" in out, out
+    v = _values(out)
+    assert v["u_sys"] == "yesyes" and v["u_proc"] == "yes", out
+    assert v["cg_after"] == ""
+    assert v["hostmarker_after"] == "no"
+    if userns:  # its /tmp and /run were mounted before the user namespace: locked in place
+        assert v["u_tmp"] == "nono" and v["w_tmp_after"] == "yes"
+    else:  # below them: the read-only copy's empty directories
+        assert v["u_tmp"] == "yesyes" and v["w_tmp_after"] == "no"
+    assert v["procs_after"] == "0" and v["devserver_after"] == "0"
 
 
 @pytest.mark.parametrize("userns", [False, True], ids=["root", "userns"])

@@ -569,15 +569,18 @@ def _mount_point_for_root() -> str:
     return root
 
 
-def build_host_root() -> str:
+def build_host_root(owner: int = 0) -> str:
     """A read-only, nodev copy of the host's tree, without the host's /proc, /sys, /dev, /run,
-    /tmp and /var/tmp mounts, in this (private) mount namespace; returns its path. Run as host
-    root: the copies detached here could not be detached inside a user namespace."""
+    /tmp and /var/tmp mounts, with private tmpfs at /tmp, /run and /var/tmp owned by host uid
+    and gid ``owner``; in this (private) mount namespace; returns its path. Run as host root:
+    the copies detached here could not be detached inside a user namespace, and there the
+    tmpfs come in locked (no umount of /tmp reveals what lies below)."""
     root = _mount_point_for_root()
     linux.mount("/", root, None, linux.MS_BIND | linux.MS_REC)
     for sub in HOST_DETACHED:
         detach_all(root + sub)
     set_attrs(root, linux.MOUNT_ATTR_RDONLY | linux.MOUNT_ATTR_NODEV, recursive=True)
+    mount_private_tmp(root, owner)
     return root
 
 
@@ -635,14 +638,13 @@ def mount_sys(root: str, *, own_net: bool, privileged: bool) -> None:
     linux.mount("cgroup2", sys_ + "/fs/cgroup", "cgroup2", flags | ro)
 
 
-def mount_private_tmp(root: str) -> None:
+def mount_private_tmp(root: str, owner: int) -> None:
     """Private tmpfs at /tmp, /run and /var/tmp of the host's (read-only) tree."""
     for path, mode in PRIVATE_TMPFS:
         target = resolve_in_root(root, path)
-        if os.path.isdir(target):
-            linux.mount(
-                "tmpfs", target, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, f"mode={mode:o}"
-            )
+        if os.path.isdir(target) and not _mountinfo_points(target):  # /var/tmp -> /tmp
+            data = f"mode={mode:o},uid={owner},gid={owner}"
+            linux.mount("tmpfs", target, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, data)
 
 
 def mount_user(root: str, m: Bind | Tmpfs) -> None:
@@ -739,8 +741,6 @@ def enter(plan: Plan, opts: MountOpts) -> None:
     mount_proc(root)
     mount_dev(root, privileged=plan.privileged)
     mount_sys(root, own_net=plan.own_net, privileged=plan.privileged)
-    if plan.host_root:
-        mount_private_tmp(root)
     for m in opts.user_mounts():
         mount_user(root, m)
     if not plan.privileged:

@@ -84,7 +84,7 @@ def _prepare_root(spec: WorkloadSpec) -> None:
         return
     linux.unshare(linux.CLONE_NEWNS)
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
-    mounts.build_host_root()
+    mounts.build_host_root(owner=spec.userns_base)  # root inside owns its /tmp, /run
 
 
 def run_helper(spec: WorkloadSpec, sync_w: int, ctl_r: int, go_r: int, err_w: int) -> NoReturn:
