@@ -59,6 +59,7 @@ CREATE_FIELDS = frozenset(
         "pids",
         "restart",
         "run",
+        "labels",
         "userns",
         "userns_base",
         "mounts",
@@ -148,11 +149,22 @@ def spec_from_body(body: Any) -> WorkloadSpec:
         limits=parse_limits(body.get("memory"), body.get("cpus"), body.get("pids")),
         restart=_opt_str(body, "restart") or "no",
         run=RunOpts.from_json(body.get("run")),
+        labels=_labels(body.get("labels")),
         userns=bool(use_userns),
         userns_base=base,
         userns_auto=use_userns == "auto",
         mounts=mounts_from_body(body.get("mounts")),
     )
+
+
+def _labels(value: object) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and k and isinstance(v, str) for k, v in value.items()
+    ):
+        raise SpecError("labels must be an object of strings")
+    return dict(value)
 
 
 def _signal_number(text: str) -> int:

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from agent.api.socketpath import SOCKET_HELP
+from agent.cli import envopts
 from agent.cli import images as cli_images
 from agent.cli.common import workload_name
 
@@ -212,7 +213,11 @@ def register(sub: Any) -> None:
         help="first host uid/gid of the 65536-id range (default 100000; implies --userns);"
         " it must hold no account, group or /etc/subuid, /etc/subgid range",
     )
-    p.add_argument("--env", "-e", action="append", type=_env, default=[], help="KEY=VALUE")
+    p.add_argument(
+        "--env", "-e", action="append", type=envopts.env_arg, default=[],
+        help="KEY=VALUE, or KEY for the caller's value",
+    )  # fmt: skip
+    envopts.add_flags(p)
     p.add_argument("--workdir", "-w", help="working directory inside")
     p.add_argument("-d", "--detach", action="store_true", help="print the name and return")
     _add_security(p)
@@ -292,8 +297,7 @@ def run_body(args: argparse.Namespace) -> dict[str, Any]:
             body[key] = value
     if args.rootfs is not None:
         body["rootfs"] = os.path.abspath(args.rootfs)
-    if args.env:
-        body["env"] = list(args.env)
+    body.update(envopts.body(args))  # -e, --env-file, --label
     if args.userns == "auto" and args.userns_base is not None:
         raise ValueError("--userns=auto picks the range itself: drop --userns-base")
     if args.userns or args.userns_base is not None:

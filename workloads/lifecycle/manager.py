@@ -559,6 +559,7 @@ class WorkloadManager:
                 "pids": w.spec.limits.pids,
             },
             "updated_limits": limits_update.read_updated(w.wdir),  # by pystats update
+            "labels": w.spec.labels,
             "cgroup": cgroups.workload_rel(name),
             "cgroup_path": self.root.resolve(cgroups.workload_rel(name)),
             "created_at": _iso(w.created_at),

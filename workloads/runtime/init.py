@@ -134,6 +134,8 @@ def exec_workload(
         fail(err_fd, EXIT_SETUP, f"runtime setup failed: {e.strerror or e}{_hint(spec, e)}")
     workdir = spec.workdir or "/"
     try:
+        if spec.workdir:  # created if missing, as docker does (a read-only root still refuses)
+            os.makedirs(workdir, mode=0o755, exist_ok=True)
         os.chdir(workdir)
     except OSError as e:
         fail(err_fd, EXIT_CANNOT_EXEC, f"cannot use workdir {workdir!r}: {e.strerror}")

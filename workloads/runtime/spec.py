@@ -55,6 +55,7 @@ class WorkloadSpec:
     limits: Limits = field(default_factory=Limits)
     restart: str = "no"
     run: RunOpts = field(default_factory=RunOpts)  # --init, --stop-signal/--stop-timeout, --rm
+    labels: dict[str, str] = field(default_factory=dict)  # --label KEY=VALUE (ps --filter)
     userns: bool = False
     userns_base: int = USERNS_DEFAULT_BASE
     userns_auto: bool = False  # --userns=auto: userns_base was allocated (lifecycle.idalloc)
@@ -83,6 +84,7 @@ class WorkloadSpec:
             ),
             restart=str(d.get("restart", "no")),
             run=RunOpts.from_json(d.get("run")),
+            labels={str(k): str(v) for k, v in (d.get("labels") or {}).items()},
             userns=bool(d.get("userns", False)),
             userns_base=int(d.get("userns_base", USERNS_DEFAULT_BASE)),
             userns_auto=bool(d.get("userns_auto", False)),
