@@ -7,7 +7,9 @@ between cgroups and writes the records), so it cannot unshare the user namespace
 (the order runc's `runc init` follows, in two processes):
 
     shim                                 helper (child of the shim)         workload (PID 1)
-    fork helper ------------------------> unshare(USER|PID|MNT|UTS|IPC[|NET])
+    fork helper ------------------------> as host root: unshare(MNT), the read-only
+                                          copy of / (or a rootfs's mount points)
+                                          unshare(USER|PID|MNT|UTS|IPC[|NET])
                                           "u" on the sync pipe
     write /proc/H/uid_map, gid_map <----'
     "m" on the ctl pipe ----------------> setresgid/setgroups([])/setresuid 0
