@@ -1,0 +1,98 @@
+"""The mount steps on this host's kernel, each in a forked child with a mount namespace of its own
+(gone with it): the read-only copy of the host's tree, and the remount fallback for kernels
+without mount_setattr (before 5.12)."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import tempfile
+from collections.abc import Callable
+
+import pytest
+
+from workloads.runtime import linux, mounts
+
+pytestmark = pytest.mark.host
+
+
+def _in_mount_ns(body: Callable[[], dict[str, object]]) -> dict[str, object]:
+    """Run ``body`` in a forked child in a new, private mount namespace; its result as JSON."""
+    rd, wr = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(rd)
+        try:
+            linux.unshare(linux.CLONE_NEWNS)
+            linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+            out = body()
+        except BaseException as e:
+            out = {"error": repr(e)}
+        os.write(wr, json.dumps(out).encode())
+        os._exit(0)
+    os.close(wr)
+    with os.fdopen(rd) as f:
+        data = f.read()
+    os.waitpid(pid, 0)
+    result: dict[str, object] = json.loads(data)
+    assert "error" not in result, result
+    return result
+
+
+def _flags(path: str) -> list[str]:
+    f = os.statvfs(path).f_flag
+    return [name for name, bit in (("ro", os.ST_RDONLY), ("nodev", os.ST_NODEV)) if f & bit]
+
+
+def test_host_root_copy_is_read_only_without_the_hosts_runtime_mounts() -> None:
+    def body() -> dict[str, object]:
+        root = mounts.build_host_root()
+        points = mounts._mountinfo_points(root)
+        return {
+            "root": root,
+            "etc": _flags(root + "/etc"),
+            "proc_entries": len(os.listdir(root + "/proc")),
+            "tmp": _flags(root + "/tmp"),
+            "tmp_is_mount": root + "/tmp" in points,
+            "proc_is_mount": root + "/proc" in points,
+            "sys_is_mount": root + "/sys" in points,
+            "nodev_everywhere": all("nodev" in _flags(p) for p in points),
+        }
+
+    r = _in_mount_ns(body)
+    assert r["etc"] == ["ro", "nodev"]
+    assert r["proc_is_mount"] is False and r["sys_is_mount"] is False
+    assert r["proc_entries"] == 0  # an empty directory: no host process below
+    assert r["tmp_is_mount"] is True and r["tmp"] == ["nodev"]  # the private, writable /tmp
+    assert r["nodev_everywhere"] is True
+    assert not os.path.ismount(str(r["root"]))  # nothing of it reached this namespace
+
+
+def test_remount_fallback_when_the_kernel_lacks_mount_setattr(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_setattr(path: str, attr_set: int, *, recursive: bool) -> None:
+        raise OSError(errno.ENOSYS, "mount_setattr: Function not implemented")
+
+    monkeypatch.setattr(linux, "mount_setattr", no_setattr)
+    top = tempfile.mkdtemp(prefix="pystats-mounts-")
+    try:
+
+        def body() -> dict[str, object]:
+            linux.mount("tmpfs", top, "tmpfs", linux.MS_NOSUID | linux.MS_NOEXEC, "size=64k")
+            os.mkdir(top + "/sub")
+            linux.mount("tmpfs", top + "/sub", "tmpfs", linux.MS_NOEXEC, "size=64k")
+            mounts.set_attrs(top, linux.MOUNT_ATTR_RDONLY | linux.MOUNT_ATTR_NODEV, recursive=True)
+            f = os.statvfs(top).f_flag
+            return {
+                "top": _flags(top),
+                "sub": _flags(top + "/sub"),
+                "kept": bool(f & os.ST_NOSUID and f & os.ST_NOEXEC),
+            }
+
+        r = _in_mount_ns(body)
+    finally:
+        os.rmdir(top)
+    assert r["top"] == ["ro", "nodev"] and r["sub"] == ["ro", "nodev"]
+    assert r["kept"] is True  # the flags it had are kept, as a user namespace requires
