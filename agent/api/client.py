@@ -105,10 +105,9 @@ class WorkloadClient:
         out: dict[str, Any] = self._json("GET", self._path(name))
         return out
 
-    def logs(self, name: str, follow: bool = False) -> Iterator[bytes]:
-        conn, resp = self._open(
-            "GET", self._path(name, "/logs", follow=1 if follow else None), timeout=None
-        )
+    def logs(self, name: str, follow: bool = False, tail: int | None = None) -> Iterator[bytes]:
+        path = self._path(name, "/logs", follow=1 if follow else None, tail=tail)
+        conn, resp = self._open("GET", path, timeout=None)
         try:
             while chunk := resp.read1(65536):
                 yield chunk

@@ -18,6 +18,7 @@ socket is ever replaced at its path.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -33,6 +34,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from agent.api.access import ApiAccess, Peer, peer_of
 from agent.api.image_routes import add_image_routes, image_request_from_body
 from agent.api.lifecycle_routes import add_lifecycle_routes, grace_of
+from agent.api.logtail import last_lines
 from workloads.lifecycle.manager import WorkloadError, WorkloadManager
 from workloads.runtime.mounts import from_body as mounts_from_body
 from workloads.runtime.runopts import RunOpts
@@ -179,13 +181,27 @@ def _signal_number(text: str) -> int:
         raise SpecError(f"unknown signal {text!r}") from None
 
 
+def tail_of(request: web.Request) -> int | None:
+    """?tail=N (docker's --tail; "all" or absent: everything)."""
+    raw = request.query.get("tail", "all")
+    if raw == "all":
+        return None
+    if not raw.isdigit():
+        raise SpecError(f"tail must be a number of lines or all, got {raw!r}")
+    return int(raw)
+
+
 async def _follow(
-    request: web.Request, manager: WorkloadManager, name: str, follow: bool
+    request: web.Request,
+    manager: WorkloadManager,
+    name: str,
+    follow: bool,
+    tail: int | None = None,
 ) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
     await resp.prepare(request)
     try:
-        await _send_logs(request, resp, manager, name, follow)
+        await _send_logs(request, resp, manager, name, follow, tail)
         await resp.write_eof()
     except ConnectionError:
         # The reader went away (Ctrl-C on `pystats logs -f`, `| head`): not an error. aiohttp
@@ -201,8 +217,14 @@ async def _send_logs(
     manager: WorkloadManager,
     name: str,
     follow: bool,
+    tail: int | None = None,
 ) -> None:
     files = manager.log_files(name)
+    start = 0
+    if tail is not None:  # the last lines only, then the live file from where they end
+        text, start = await asyncio.to_thread(last_lines, files, tail)
+        await resp.write(text)
+        files = files[-1:]
     # Everything already on disk, oldest first; the live file is followed afterwards.
     for path in files[:-1]:
         async with aiofiles.open(path, "rb") as f:
@@ -213,6 +235,7 @@ async def _send_logs(
     live = files[-1]
     f = await aiofiles.open(live, "rb")
     try:
+        await f.seek(start)
         ino = os.fstat(f.fileno()).st_ino
         while True:
             chunk = await f.read(65536)
@@ -282,7 +305,8 @@ def add_workload_routes(app: web.Application, manager: WorkloadManager) -> None:
     async def logs(request: web.Request) -> Any:
         name = request.match_info["name"]
         manager.inspect(name)  # 404 before the stream starts
-        return await _follow(request, manager, name, request.query.get("follow") in ("1", "true"))
+        follow = request.query.get("follow") in ("1", "true")
+        return await _follow(request, manager, name, follow, tail_of(request))
 
     async def stop(request: web.Request) -> Any:
         return await manager.stop(request.match_info["name"], grace_s=grace_of(request))

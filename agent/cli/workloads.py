@@ -84,6 +84,14 @@ def _userns_mode(text: str) -> str:
     return text
 
 
+def _tail(text: str) -> int | None:
+    if text == "all":
+        return None
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of lines or all")
+    return int(text)
+
+
 def _grace(text: str) -> float:
     try:
         value = float(text)
@@ -239,6 +247,10 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("logs", help="print a workload's output")
     p.add_argument("-f", "--follow", action="store_true", help="follow until it exits")
+    p.add_argument(
+        "-n", "--tail", type=_tail, metavar="N",
+        help="only the last N lines (all: everything, the default); with -f, then follow",
+    )  # fmt: skip
     p.add_argument("name", type=workload_name)
     _add_socket(p)
     p.set_defaults(func=cmd_logs)
@@ -379,7 +391,8 @@ def _simple(args: argparse.Namespace, action: str) -> int:
 
     client = _client(args)
     try:
-        if action == "logs" and not _copy_out(client.logs(args.name, follow=args.follow)):
+        chunks = client.logs(args.name, follow=args.follow, tail=args.tail)
+        if action == "logs" and not _copy_out(chunks):
             return EXIT_BROKEN_PIPE
     except ApiError as e:
         _err(str(e))

@@ -58,3 +58,16 @@ def test_top_and_stats_of_named_workloads(wagent: Agent, host_cgroup: str) -> No
     assert [r["workload"] for r in rows] == ["t1"]
     p = cli(wagent.sock, "stats", "--no-stream", "t1", "ghost")
     assert p.returncode == 1 and "no such workload: ghost" in p.stderr
+
+
+def test_logs_tail(wagent: Agent, host_cgroup: str) -> None:
+    wagent.start(wagent.config(host_cgroup))
+    p = cli(
+        wagent.sock, "run", "--name", "lg", "--", "sh", "-c", "for i in 1 2 3 4 5; do echo $i; done"
+    )
+    assert p.returncode == 0, p.stderr
+    assert cli(wagent.sock, "logs", "--tail", "2", "lg").stdout == "4\n5\n"
+    assert cli(wagent.sock, "logs", "-n", "all", "lg").stdout == "1\n2\n3\n4\n5\n"
+    assert cli(wagent.sock, "logs", "-f", "--tail", "1", "lg").stdout == "5\n"
+    bad = cli(wagent.sock, "logs", "--tail", "x", "lg")
+    assert bad.returncode == 2 and "not a number of lines" in bad.stderr
