@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""Images: pull + unpack and run-from-image start, pystats vs skopeo+umoci, podman and crun.
+
+One boot, one registry (Debian's docker-registry on 127.0.0.1, plain HTTP), one image built
+here by umoci from busybox-static plus MB of random data over several layers
+(tests/vm/images_build.py). Timed, each from an empty store:
+  - pull + unpack: `pystats pull` (the agent's work; peak RSS of a fresh dev-server agent and
+    of the CLI), `skopeo copy docker://... oci:` + `umoci unpack`, `podman pull`;
+  - start latency (the request until the workload runs, overlay mount included):
+    `pystats run -d IMAGE` (the API's create, which returns once the process is running) vs
+    `crun run --detach` of the bundle umoci unpacked, and `podman run -d`.
+Run in the test VM: scripts/vmrun.py ... python benchmarks/images_bench.py [--mb 64 --n 10].
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from tests import envcheck  # noqa: E402
+from tests.vm import images_build as build  # noqa: E402
+from tests.vm.wlagent import Agent  # noqa: E402
+
+
+def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
+    """Wall seconds and peak RSS (KiB) of one command, from wait4's rusage."""
+    t0 = time.monotonic()
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.monotonic() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        err = p.stderr.read().decode() if p.stderr else ""
+        raise RuntimeError(f"{' '.join(argv)}: exit {p.returncode}: {err.strip()[-500:]}")
+    return wall, ru.ru_maxrss
+
+
+def hwm_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def fresh_agent(work: str, cg: str, tag: str) -> Agent:
+    state = os.path.join(work, f"state-{tag}")
+    os.mkdir(state)
+    a = Agent(cg, state, os.path.join(state, "api.sock"))
+    a.start()
+    return a
+
+
+def bench_pulls(work: str, cg: str, ref: str, host: str, n: int) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {k: [] for k in
+                                   ("pystats_s", "pystats_agent_kib", "pystats_cli_kib",
+                                    "skopeo_umoci_s", "skopeo_kib", "umoci_kib",
+                                    "podman_s", "podman_kib")}  # fmt: skip
+    for i in range(n):
+        a = fresh_agent(work, cg, f"pull{i}")
+        try:
+            assert a.proc is not None
+            base = hwm_kib(a.proc.pid)
+            env = dict(os.environ, PYSTATS_SOCKET=a.sock)
+            wall, kib = timed([sys.executable, "-m", "agent.cli", "pull", "-q",
+                               "--insecure-registry", host, ref], env)  # fmt: skip
+            out["pystats_s"].append(wall)
+            out["pystats_cli_kib"].append(kib)
+            out["pystats_agent_kib"].append(hwm_kib(a.proc.pid))
+            out.setdefault("agent_idle_kib", []).append(base)
+        finally:
+            a.stop()
+        d = tempfile.mkdtemp(dir=work)
+        w1, k1 = timed(["skopeo", "copy", "--quiet", "--src-tls-verify=false",
+                        f"docker://{ref}", f"oci:{d}/layout:x"])  # fmt: skip
+        w2, k2 = timed(["umoci", "unpack", "--image", f"{d}/layout:x", f"{d}/bundle"])
+        out["skopeo_umoci_s"].append(w1 + w2)
+        out["skopeo_kib"].append(k1)
+        out["umoci_kib"].append(k2)
+        shutil.rmtree(d)
+        proot = os.path.join(work, f"podman{i}")
+        if shutil.which("podman"):
+            try:
+                w, k = timed([*_podman(proot), "pull", "-q", "--tls-verify=false", ref])
+                out["podman_s"].append(w)
+                out["podman_kib"].append(k)
+            except RuntimeError as e:
+                print(f"podman pull failed: {e}", file=sys.stderr)
+            with contextlib.suppress(Exception):
+                subprocess.run([*_podman(proot), "system", "reset", "-f"], capture_output=True)
+            shutil.rmtree(proot, ignore_errors=True)
+    return out
+
+
+def _podman(root: str) -> list[str]:
+    return ["podman", "--root", f"{root}/root", "--runroot", f"{root}/run",
+            "--storage-driver", "overlay", "--cgroup-manager", "cgroupfs",
+            "--events-backend", "none"]  # fmt: skip
+
+
+def bench_starts(work: str, cg: str, ref: str, host: str, n: int) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {"pystats_run_s": [], "crun_run_s": []}
+    a = fresh_agent(work, cg, "run")
+    try:
+        env = dict(os.environ, PYSTATS_SOCKET=a.sock)
+        timed([sys.executable, "-m", "agent.cli", "pull", "-q", "--insecure-registry", host,
+               ref], env)  # fmt: skip
+        bundle = os.path.join(work, "crun-bundle")
+        d = os.path.join(work, "crun-layout")
+        timed(["skopeo", "copy", "--quiet", "--src-tls-verify=false", f"docker://{ref}",
+               f"oci:{d}:x"])  # fmt: skip
+        timed(["umoci", "unpack", "--image", f"{d}:x", bundle])
+        with open(os.path.join(bundle, "config.json")) as f:
+            spec = json.load(f)
+        spec["process"]["args"] = ["/bin/sleep", "60"]
+        spec["process"]["terminal"] = False
+        with open(os.path.join(bundle, "config.json"), "w") as f:
+            json.dump(spec, f)
+        for i in range(n):
+            t0 = time.monotonic()
+            a.client.create({"name": f"r{i}", "image": ref, "argv": ["/bin/sleep", "60"]})
+            out["pystats_run_s"].append(time.monotonic() - t0)
+            a.client.rm(f"r{i}", force=True)
+            t0 = time.monotonic()
+            subprocess.run(["crun", "run", "--detach", "--bundle", bundle, f"c{i}"],
+                           check=True, capture_output=True)  # fmt: skip
+            out["crun_run_s"].append(time.monotonic() - t0)
+            subprocess.run(["crun", "delete", "-f", f"c{i}"], capture_output=True)
+    finally:
+        with contextlib.suppress(Exception):
+            for w in a.client.listing(all_=True):
+                a.client.rm(w["name"], force=True)
+        a.stop()
+    return out
+
+
+def p50(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mb", type=int, default=64, help="random data in the image (MB)")
+    ap.add_argument("--layers", type=int, default=4, help="layers holding it")
+    ap.add_argument("--n", type=int, default=3, help="pulls of each tool")
+    ap.add_argument("--starts", type=int, default=10, help="run starts of each")
+    args = ap.parse_args()
+    root = envcheck.require_vm()
+    work = tempfile.mkdtemp(prefix="pystats-imgbench-")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1500m", "tmpfs", work], check=True)
+    reg = None
+    try:
+        layout = build.build_layout(work, extra_mb=args.mb, extra_layers=args.layers)
+        reg = build.start_registry(work, os.path.join(work, "registry"))
+        ref = f"{reg.addr}/bench/app:1"
+        build.push(layout, "app", ref)
+        shutil.rmtree(layout)
+        with open(os.path.join(root, "cgroup.subtree_control"), "w") as f:
+            f.write("+cpu +memory +pids")
+        with envcheck.scratch_cgroup(root, {"cpu", "memory", "pids"}) as cg:
+            pulls = bench_pulls(work, cg, ref, reg.addr, args.n)
+            starts = bench_starts(work, cg, ref, reg.addr, args.starts)
+    finally:
+        if reg is not None:
+            reg.stop()
+        subprocess.run(["umount", "-l", work], check=False)
+        shutil.rmtree(work, ignore_errors=True)
+    mib = 1024.0
+    print(f"image: busybox + {args.mb} MB random in {args.layers} layers; "
+          f"pulls n={args.n}, starts n={args.starts}")  # fmt: skip
+    print("pull + unpack      p50 wall s   peak RSS MiB")
+    print(f"pystats pull        {p50(pulls['pystats_s']):8.2f}   agent "
+          f"{p50(pulls['pystats_agent_kib']) / mib:.0f} (idle "
+          f"{p50(pulls['agent_idle_kib']) / mib:.0f}), cli "
+          f"{p50(pulls['pystats_cli_kib']) / mib:.0f}")  # fmt: skip
+    print(
+        f"skopeo + umoci      {p50(pulls['skopeo_umoci_s']):8.2f}   skopeo "
+        f"{p50(pulls['skopeo_kib']) / mib:.0f}, umoci {p50(pulls['umoci_kib']) / mib:.0f}"
+    )
+    print(f"podman pull         {p50(pulls['podman_s']):8.2f}   "
+          f"{p50(pulls['podman_kib']) / mib:.0f}")  # fmt: skip
+    print("start latency      p50 ms   min ms")
+    for key, label in (("pystats_run_s", "pystats run -d"), ("crun_run_s", "crun run -d")):
+        xs = starts[key]
+        print(f"{label:18s} {p50(xs) * 1000:7.1f}  {min(xs) * 1000:7.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
