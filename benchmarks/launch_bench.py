@@ -7,6 +7,14 @@ POST to the API; crun/runc: running `crun run` / `runc run`). All three launch i
 busybox rootfs with the same namespaces (mnt, pid, net, uts, ipc), the same limits (memory.max
 64M, cpu.max 0.5, pids.max 64), a fresh /proc, pivot_root, in the same boot, interleaved.
 
+Containment: each runtime runs with its own default security profile. pystats: docker's 14
+capabilities, no_new_privs, containers-common's seccomp profile (the default of `pystats run`).
+crun and runc: the same 14 capabilities in all five sets, noNewPrivileges, runc's masked and
+read-only paths, and the same seccomp profile resolved for those capabilities into the OCI form,
+as podman hands it to crun. Also timed: pystats --privileged (every capability, no filter, no
+masked paths: close to pystats before containment) and pystats with seccomp=unconfined (the
+filter's own share).
+
 Run it where cgroup v2 has controllers (the test VM):
     python scripts/vmrun.py ... or:  python benchmarks/launch_bench.py --n 100
 --userns adds pystats with a user namespace (root inside = host uid 100000) on a copy of the
@@ -18,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import shutil
 import signal
 import statistics
@@ -31,7 +40,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from agent.api.client import WorkloadClient  # noqa: E402
-from agent.runtime.spec import USERNS_DEFAULT_BASE  # noqa: E402
+from workloads.runtime import caps, seccomp_profile  # noqa: E402
+from workloads.runtime.spec import USERNS_DEFAULT_BASE  # noqa: E402
 
 STAMP_C = r"""
 #include <fcntl.h>
@@ -48,6 +58,18 @@ int main(int argc, char **argv) {
 MEMORY = 64 << 20
 CPUS = 0.5
 PIDS = 64
+# runc's defaults (`runc spec`), which docker and podman also apply.
+MASKED = [
+    "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+]  # fmt: skip
+READONLY = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+# The pystats variants: name -> the request's "security" (None: the default profile).
+PYSTATS_VARIANTS: dict[str, dict[str, object] | None] = {
+    "pystats": None,
+    "pystats-unconfined": {"seccomp": "unconfined"},
+    "pystats-privileged": {"privileged": True},
+}
 
 
 def build_rootfs(work: str) -> str:
@@ -63,6 +85,37 @@ def build_rootfs(work: str) -> str:
     return rootfs
 
 
+def oci_seccomp() -> dict[str, object]:
+    """containers-common's profile for docker's default capabilities, in the OCI form (the
+    includes/excludes resolved, as podman does before it calls crun)."""
+    prof = seccomp_profile.read(seccomp_profile.DEFAULT_PROFILE)
+    native = {"x86_64": "SCMP_ARCH_X86_64", "aarch64": "SCMP_ARCH_AARCH64"}[platform.machine()]
+    held = frozenset(caps.names_of(caps.DEFAULT_MASK))
+    go, kernel = seccomp_profile.goarch(), seccomp_profile.kernel_version()
+    syscalls: list[dict[str, object]] = []
+    for r in prof.rules:
+        if not r.applies(held, go, kernel):
+            continue
+        entry: dict[str, object] = {"names": list(r.names), "action": r.action}
+        if r.errno_ret is not None:
+            entry["errnoRet"] = r.errno_ret
+        if r.args:
+            entry["args"] = [
+                {"index": a.index, "value": a.value, "valueTwo": a.value_two,
+                 "op": f"SCMP_CMP_{a.op}"}
+                for a in r.args
+            ]  # fmt: skip
+        syscalls.append(entry)
+    out: dict[str, object] = {
+        "defaultAction": prof.default_action,
+        "architectures": [native, *prof.sub_arches(native)],
+        "syscalls": syscalls,
+    }
+    if prof.default_errno is not None:
+        out["defaultErrnoRet"] = prof.default_errno
+    return out
+
+
 def oci_bundle(work: str, rootfs: str, name: str) -> str:
     bundle = os.path.join(work, f"bundle-{name}")
     os.makedirs(bundle)
@@ -75,6 +128,10 @@ def oci_bundle(work: str, rootfs: str, name: str) -> str:
             "env": ["PATH=/bin"],
             "cwd": "/",
             "noNewPrivileges": True,
+            "capabilities": {
+                s: caps.names_of(caps.DEFAULT_MASK)
+                for s in ("bounding", "effective", "permitted", "inheritable", "ambient")
+            },
         },
         "root": {"path": rootfs, "readonly": False},
         "hostname": name,
@@ -101,6 +158,9 @@ def oci_bundle(work: str, rootfs: str, name: str) -> str:
                 "pids": {"limit": PIDS},
             },
             "cgroupsPath": f"/pystats-bench-{name}/{name}",
+            "seccomp": oci_seccomp(),
+            "maskedPaths": MASKED,
+            "readonlyPaths": READONLY,
         },
     }
     with open(os.path.join(bundle, "config.json"), "w") as f:
@@ -154,22 +214,27 @@ def userns_rootfs(work: str, rootfs: str) -> str:
 
 
 def pystats_runner(
-    client: WorkloadClient, rootfs: str, userns: bool = False
+    client: WorkloadClient,
+    rootfs: str,
+    userns: bool = False,
+    security: dict[str, object] | None = None,
+    tag: str = "",
 ) -> Callable[[int], float]:
     def once(i: int) -> float:
-        name = f"bench-{'u' if userns else ''}{i}"
+        name = f"bench-{tag}{'u' if userns else ''}{i}"
+        body: dict[str, object] = {
+            "name": name,
+            "argv": ["/stamp", "/ts"],
+            "rootfs": rootfs,
+            "memory": str(MEMORY),
+            "cpus": str(CPUS),
+            "pids": str(PIDS),
+            "userns": userns,
+        }
+        if security is not None:
+            body["security"] = security
         t0 = time.monotonic_ns()
-        client.create(
-            {
-                "name": name,
-                "argv": ["/stamp", "/ts"],
-                "rootfs": rootfs,
-                "memory": str(MEMORY),
-                "cpus": str(CPUS),
-                "pids": str(PIDS),
-                "userns": userns,
-            }
-        )
+        client.create(body)
         ms = (read_stamp(os.path.join(rootfs, "ts")) - t0) / 1e6
         client.rm(name, force=True)
         return ms
@@ -217,7 +282,7 @@ def main() -> int:
         [
             sys.executable,
             "-m",
-            "agent.workloads.devserver",
+            "agent.api.devserver",
             "--root",
             cg,
             "--state",
@@ -232,7 +297,8 @@ def main() -> int:
     assert server.stdout is not None
     server.stdout.readline()
     runners: dict[str, Callable[[int], float]] = {
-        "pystats": pystats_runner(WorkloadClient(sock), rootfs)
+        name: pystats_runner(WorkloadClient(sock), rootfs, security=sec, tag=str(k))
+        for k, (name, sec) in enumerate(PYSTATS_VARIANTS.items())
     }
     if args.userns:
         runners["pystats-userns"] = pystats_runner(
@@ -264,14 +330,14 @@ def main() -> int:
         _remove_tree(cg)
     n = len(results["pystats"])
     print(f"launch latency, API call -> first instruction, N={n} each, same boot:")
-    print(f"{'runtime':<10}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}{'min ms':>10}")
+    print(f"{'runtime':<20}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'mean ms':>9}{'min ms':>9}")
     for name, vals in results.items():
         print(
-            f"{name:<10}{pct(vals, 50):>10.1f}{pct(vals, 99):>10.1f}"
-            f"{statistics.mean(vals):>10.1f}{min(vals):>10.1f}"
+            f"{name:<20}{pct(vals, 50):>9.1f}{pct(vals, 90):>9.1f}{pct(vals, 99):>9.1f}"
+            f"{statistics.mean(vals):>9.1f}{min(vals):>9.1f}"
         )
     p = pct(results["pystats"], 50)
-    for other in ("crun", "runc"):
+    for other in ("crun", "runc", "pystats-privileged", "pystats-unconfined"):
         if other in results:
             print(f"pystats p50 / {other} p50 = {p / pct(results[other], 50):.2f}")
     if "pystats-userns" in results:
