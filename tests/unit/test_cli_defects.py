@@ -84,3 +84,15 @@ def test_plan_leaves_out_limits_whose_controller_the_root_lacks() -> None:
     acts = plan(policy, [], Current("/r", frozenset({"pids"})))
     assert [a for a in acts if isinstance(a, SetLimit)] == [SetLimit("b", "pids.max", "10", None)]
     assert CreateGroup("b", ("pids",)) in acts
+
+
+def test_live_view_header_puts_host_cpu_on_the_rows_scale() -> None:
+    from agent.tui.host import HostStats
+    from agent.tui.widgets.status import status_text
+
+    host = HostStats(cpu_percent=45.0, mem_used=1 << 30, mem_total=4 << 30, cpus=2)
+    kw = {"source": "agent", "mode": "v2", "interval_s": 1.0, "paused": False, "now": 0.0}
+    wide = status_text(host=host, shown=1, total=1, width=200, **kw).plain  # type: ignore[arg-type]
+    assert "host CPU 90%/200% (100% = 1 core) MEM 1GiB/4GiB" in wide, wide
+    narrow = status_text(host=host, shown=1, total=1, width=70, **kw).plain  # type: ignore[arg-type]
+    assert "CPU 90%/200%" in narrow and "MEM" in narrow, narrow

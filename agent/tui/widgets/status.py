@@ -26,7 +26,13 @@ def status_text(
 ) -> Text:
     """The header; at narrow widths segments shorten, then the least useful ones drop."""
     cpu = host.cpu_percent
-    cpu_s = "-" if cpu is None else f"{cpu:.0f}%"
+    # On the rows' scale (docker's: 100 % is one core busy), with the host's ceiling beside it.
+    if cpu is None:
+        cpu_s = "-"
+    elif host.cpus:
+        cpu_s = f"{cpu * host.cpus:.0f}%/{host.cpus * 100}%"
+    else:
+        cpu_s = f"{cpu:.0f}%"
     mem = f"{fmt.bytes_binary(host.mem_used)}/{fmt.bytes_binary(host.mem_total)}"
     clock = time.strftime("%H:%M:%S", time.localtime(now))
     mode_style = "yellow" if ("hybrid" in mode or "no " in mode) else "green"
@@ -36,8 +42,8 @@ def status_text(
         (source, source.split(" ")[0], "cyan", 1),
         (mode, mode.replace("hybrid v1/v2", "hybrid").replace(", ", ","), mode_style, 2),
         (
+            f"host CPU {cpu_s} (100% = 1 core) MEM {mem}",
             f"host CPU {cpu_s} MEM {mem}",
-            f"host {cpu_s} {mem}",
             "bold red" if (cpu or 0) >= 90 else "",
             3,
         ),
