@@ -24,7 +24,8 @@ MINUTE = 60.0
 
 
 def label(wall: float) -> str:
-    return "replay " + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(wall))
+    """The header's source: "replay@07:45:44 2026-12-07" (narrow: the part before the space)."""
+    return time.strftime("replay@%H:%M:%S %Y-%m-%d", time.localtime(wall))
 
 
 class ReplaySource:

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,23 +19,10 @@ import pytest
 from collectors.recorder.reader import HistoryReader
 from collectors.recorder.retention import segments
 from tests.host.test_agent_host import Agent, agent  # noqa: F401 (the fixture)
+from tests.host.test_tui_tmux import busy_cgroup  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.host
 PYSTATS = str(Path(sys.executable).with_name("pystats"))
-
-
-@pytest.fixture
-def busy(host_cgroup: str) -> Iterator[str]:
-    child = os.path.join(host_cgroup, "busy")
-    os.mkdir(child)
-    proc = subprocess.Popen(["sh", "-c", "while :; do :; done"])
-    try:
-        with open(os.path.join(child, "cgroup.procs"), "w") as f:
-            f.write(str(proc.pid))
-        yield child
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 def _ticks(state: str) -> int:
@@ -71,7 +57,7 @@ def _stats_at(state: str, at: str) -> dict[str, dict[str, object]]:
 def test_agent_records_and_stats_at_reads_back_across_a_sigkill(
     agent: Agent,  # noqa: F811
     host_cgroup: str,
-    busy: str,
+    busy_cgroup: str,  # noqa: F811
 ) -> None:
     cfg = agent.config(host_cgroup)
     agent.start(cfg)
@@ -106,16 +92,17 @@ def _tmux(*args: str) -> str:
 
 
 def _shown_time(screen: str) -> float | None:
-    """The header's clock: in a replay, the recorded tick's time (seconds of the day)."""
-    head = screen.splitlines()[0] if screen else ""
-    m = re.search(r"(\d\d):(\d\d):(\d\d)\s*$", head)
-    if "replay" not in head or m is None:
-        return None
-    return int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3])
+    """The recorded tick's time of day the header shows (seconds of the day)."""
+    m = re.search(r"replay@(\d\d):(\d\d):(\d\d)", screen)
+    return None if m is None else int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3])
 
 
 @pytest.mark.tmux
-def test_replay_steps_back_in_tmux(agent: Agent, host_cgroup: str, busy: str) -> None:  # noqa: F811
+def test_replay_steps_back_in_tmux(
+    agent: Agent,  # noqa: F811
+    host_cgroup: str,
+    busy_cgroup: str,  # noqa: F811
+) -> None:
     if shutil.which("tmux") is None:
         pytest.skip("needs tmux")
     agent.start(agent.config(host_cgroup))
