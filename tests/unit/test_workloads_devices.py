@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import struct
 
 import pytest
@@ -25,9 +24,12 @@ from workloads.runtime.devices import (
     assemble,
     build_program,
     parse_rule,
-    rule_for_node,
+    rules_for_spec,
     workload_rules,
 )
+from workloads.runtime.mounts import Device, MountOpts
+from workloads.runtime.security import SecurityOpts
+from workloads.runtime.spec import WorkloadSpec
 
 PROLOGUE = [
     (LDX_MEM_W, 2, 1, 0, 0),
@@ -156,15 +158,13 @@ def test_workload_rules_defaults_plus_devices_or_everything_when_privileged() ->
     )
 
 
-def test_rule_for_node_reads_type_and_numbers_from_the_host_node() -> None:
-    assert rule_for_node("/dev/null") == DeviceRule("c", 1, 3, "rwm")
-    assert rule_for_node("/dev/zero", "r") == DeviceRule("c", 1, 5, "r")
-    with pytest.raises(DeviceRuleError, match="not a character or block device"):
-        rule_for_node("/etc/hostname" if os.path.exists("/etc/hostname") else "/")
-    with pytest.raises(DeviceRuleError, match="No such file"):
-        rule_for_node("/dev/no-such-device")
-    with pytest.raises(DeviceRuleError, match="access"):
-        rule_for_node("/dev/null", "rwx")
+def test_rules_for_spec_adds_devices_and_privileged_allows_all() -> None:
+    sda = Device("/dev/sda", "/dev/xvda", "rw", "b", 8, 0)
+    spec = WorkloadSpec(name="w", argv=["x"], mounts=MountOpts(devices=(sda,)))
+    assert rules_for_spec(spec) == (*DEFAULT_RULES, DeviceRule("b", 8, 0, "rw"))
+    assert rules_for_spec(WorkloadSpec(name="w", argv=["x"])) == DEFAULT_RULES
+    privileged = WorkloadSpec(name="w", argv=["x"], security=SecurityOpts(privileged=True))
+    assert rules_for_spec(privileged) == (ALLOW_ALL,)
 
 
 def test_load_refuses_bytes_that_are_not_instructions() -> None:

@@ -46,7 +46,7 @@ from workloads.lifecycle.restart import (
     parse_restart,
     should_restart,
 )
-from workloads.runtime import cgroups, security, userns
+from workloads.runtime import cgroups, devices, security, userns
 from workloads.runtime.runopts import DEFAULT_STOP_TIMEOUT_S
 from workloads.runtime.spec import SpecError, WorkloadSpec, check_spec, validate_name
 from workloads.supervisor import procs, state
@@ -462,7 +462,9 @@ class WorkloadManager:
             except OSError as e:
                 raise WorkloadError(f"cannot record the workload in {wdir}: {e.strerror}") from None
             try:
-                cgroups.create_workload_cgroup(self.root, spec.name, spec.limits)
+                cgroups.create_workload_cgroup(
+                    self.root, spec.name, spec.limits, devices.rules_for_spec(spec)
+                )
             except (CgroupError, OSError) as e:
                 raise WorkloadError(f"cannot create the workload's cgroup: {e}") from None
             self._workloads[spec.name] = w

@@ -13,11 +13,11 @@ next block on any mismatch and returns 1 when all its fields match; 0 (deny) at 
 
 from __future__ import annotations
 
-import os
-import stat
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+from workloads.runtime.spec import WorkloadSpec
 
 # struct bpf_cgroup_dev_ctx values (include/uapi/linux/bpf.h)
 DEV_BLOCK = 1  # BPF_DEVCG_DEV_BLOCK
@@ -122,23 +122,6 @@ DEFAULT_RULES: tuple[DeviceRule, ...] = tuple(
 ALLOW_ALL = DeviceRule("a", None, None, "rwm")
 
 
-def rule_for_node(path: str, access: str = "rwm") -> DeviceRule:
-    """The rule allowing ``access`` to the device node at host ``path`` (for --device)."""
-    try:
-        st = os.stat(path)
-    except OSError as e:
-        raise DeviceRuleError(f"--device {path!r}: {e.strerror}") from None
-    if stat.S_ISCHR(st.st_mode):
-        kind = "c"
-    elif stat.S_ISBLK(st.st_mode):
-        kind = "b"
-    else:
-        raise DeviceRuleError(f"--device {path!r} is not a character or block device")
-    return DeviceRule(
-        kind, os.major(st.st_rdev), os.minor(st.st_rdev), check_access(access, "--device access")
-    )
-
-
 def workload_rules(
     extra: Iterable[DeviceRule] = (), *, privileged: bool = False
 ) -> tuple[DeviceRule, ...]:
@@ -151,6 +134,16 @@ def workload_rules(
         if rule not in rules:
             rules.append(rule)
     return tuple(rules)
+
+
+def rules_for_spec(spec: WorkloadSpec) -> tuple[DeviceRule, ...]:
+    """The allow-list of ``spec``: its --device nodes (read on the host when the spec was
+    made, workloads.runtime.mounts.parse_device) on top of the defaults; --privileged: all."""
+    extra = [
+        DeviceRule(d.kind, d.major, d.minor, check_access(d.perms, "--device permissions"))
+        for d in spec.mounts.devices
+    ]
+    return workload_rules(extra, privileged=spec.security.privileged)
 
 
 # -- the assembler ----------------------------------------------------------------------------
