@@ -68,7 +68,9 @@ def status_text(info: dict[str, Any], now: float) -> str:
         return up + (" (Paused)" if state == "paused" else "")
     if state == "restarting":
         ago = "" if finished is None else f" {human_duration(now - finished)} ago"
-        return f"Restarting ({-1 if code is None else code}){ago}{oom}"
+        wait = info.get("restart_in_s")
+        nxt = "" if wait is None else f" (next try in {human_duration(wait).lower()})"  # pystats
+        return f"Restarting ({-1 if code is None else code}){ago}{oom}{nxt}"
     if state == "exited" and finished is not None:
         return f"Exited ({-1 if code is None else code}) {human_duration(now - finished)} ago{oom}"
     if state == "exited":

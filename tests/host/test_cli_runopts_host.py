@@ -67,10 +67,15 @@ def test_unless_stopped_restarts_until_stopped(wagent: Agent, host_cgroup: str) 
     p = cli(wagent.sock, "run", "-d", "--name", "us", "--restart", "unless-stopped", "--",
             "sh", "-c", "sleep 0.2")  # fmt: skip
     assert p.returncode == 0, p.stderr
-    deadline = time.monotonic() + 30
-    while c.inspect("us")["restart_count"] < 2:
+    deadline = time.monotonic() + 60
+    backoffs = []
+    while c.inspect("us")["restart_count"] < 5:
         assert time.monotonic() < deadline
-        time.sleep(0.1)
+        info = c.inspect("us")
+        if info["state"] == "restarting":
+            backoffs.append(info["restart_in_s"])
+        time.sleep(0.05)
+    assert backoffs and all(b is not None and b >= 0 for b in backoffs), backoffs
     assert cli(wagent.sock, "stop", "us").returncode == 0
     time.sleep(1)
     assert c.inspect("us")["state"] == "exited"

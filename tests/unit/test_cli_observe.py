@@ -50,6 +50,8 @@ def test_status_reads_like_dockers() -> None:
     assert status_text(done, T0 + 120) == "Exited (3) 2 minutes ago"
     again = rec(state="restarting", exit_code=1, finished_at=ISO)
     assert status_text(again, T0 + 3) == "Restarting (1) 3 seconds ago"
+    backoff = rec(state="restarting", exit_code=1, finished_at=ISO, restart_in_s=2.0)
+    assert status_text(backoff, T0 + 3) == "Restarting (1) 3 seconds ago (next try in 2 seconds)"
     oom = rec(state="exited", exit_code=137, finished_at=ISO, oom_killed=True)
     assert status_text(oom, T0 + 1) == "Exited (137) 1 second ago (OOM killed)"
     assert status_text(rec(state="created", started_at=None), T0) == "Created"

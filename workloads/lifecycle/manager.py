@@ -562,6 +562,11 @@ class WorkloadManager:
             },
             "updated_limits": limits_update.read_updated(w.wdir),  # by pystats update
             "labels": w.spec.labels,
+            "restart_in_s": (  # the backoff left before a pending restart
+                None
+                if w.restart_at is None
+                else round(max(0.0, w.restart_at - time.monotonic()), 1)
+            ),
             "cgroup": cgroups.workload_rel(name),
             "cgroup_path": self.root.resolve(cgroups.workload_rel(name)),
             "created_at": _iso(w.created_at),
