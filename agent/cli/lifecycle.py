@@ -5,8 +5,9 @@ tried, each printed when done, and the exit status is 1 if any failed."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from agent.api.socketpath import SOCKET_HELP, default_socket
@@ -225,3 +226,47 @@ def register_top(sub: Any) -> None:
     p.add_argument("ps_options", nargs=argparse.REMAINDER, metavar="PS OPTIONS")
     _socket(p)
     p.set_defaults(func=_top)
+
+
+PROXIED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
+
+
+def add_attach_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--sig-proxy", type=_bool, default=True, metavar="BOOL",
+        help="without -d: pass the signals this command receives (Ctrl-C's INT, TERM, HUP,"
+        " QUIT, USR1, USR2) to the workload (default true)",
+    )  # fmt: skip
+
+
+@contextlib.contextmanager
+def signals_proxied(args: argparse.Namespace, name: str) -> Iterator[None]:
+    """While a `run` streams its output: each signal received goes to the workload (docker's
+    --sig-proxy); the stream ends when the workload does."""
+    if not getattr(args, "sig_proxy", True):
+        yield
+        return
+    import signal
+
+    from agent.api.client import ApiError, WorkloadClient
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            WorkloadClient(args.socket, timeout=10).kill(name, signal=signal.Signals(signum).name)
+        except ApiError as e:
+            print(f"pystats: could not pass {signal.Signals(signum).name}: {e}", file=sys.stderr)
+
+    old = {s: signal.signal(getattr(signal, s), forward) for s in PROXIED}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(getattr(signal, s), handler)

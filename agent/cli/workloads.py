@@ -231,6 +231,7 @@ def register(sub: Any) -> None:
     _add_security(p)
     _add_mounts(p)
     _lifecycle().add_run_flags(p)  # --init, --stop-signal, --stop-timeout, --rm
+    _lifecycle().add_attach_flags(p)  # --sig-proxy
     cli_images.add_run_flags(p)
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="IMAGE [CMD...] | -- CMD ...")
     _add_socket(p)
@@ -376,8 +377,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(name)
         return 0
     try:
-        if not _copy_out(client.logs(name, follow=True)):
-            return EXIT_BROKEN_PIPE
+        with _lifecycle().signals_proxied(args, name):  # --sig-proxy: Ctrl-C reaches it
+            if not _copy_out(client.logs(name, follow=True)):
+                return EXIT_BROKEN_PIPE
         final = _lifecycle().final_record(client, name)  # also after --rm removed it
     except ApiError as e:
         _err(str(e))

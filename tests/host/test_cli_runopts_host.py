@@ -79,3 +79,32 @@ def test_unless_stopped_restarts_until_stopped(wagent: Agent, host_cgroup: str) 
     assert cli(wagent.sock, "stop", "us").returncode == 0
     time.sleep(1)
     assert c.inspect("us")["state"] == "exited"
+
+
+def test_sig_proxy_passes_ctrl_c_to_the_workload(wagent: Agent, host_cgroup: str) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.host.test_cli_defects_host import REPO
+
+    wagent.start(wagent.config(host_cgroup))
+    c = WorkloadClient(wagent.sock)
+    trap = "trap 'echo got-int; exit 9' INT; echo ready; while :; do sleep 0.1; done"
+    for name, extra, code in (("sp", [], 9), ("nosp", ["--sig-proxy", "false"], 130)):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "agent.cli", "run", "--name", name, *extra, "--", "sh", "-c",
+             trap],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYSTATS_SOCKET": wagent.sock},
+        )  # fmt: skip
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == code, (name, out, err)
+        if code == 9:
+            assert out == "got-int\n" and c.inspect(name)["exit_code"] == 9
+        else:  # not proxied: the workload goes on
+            assert c.inspect(name)["state"] == "running"
