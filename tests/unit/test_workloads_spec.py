@@ -138,7 +138,7 @@ def test_run_flags_become_the_request_body() -> None:
         "hostname": "h",
         "net": "host",
         "workdir": "/srv",
-        "env": ["A=1", "B=2"],
+        "env": {"A": "1", "B": "2"},  # -e KEY alone takes the caller's value (issue 17.4)
     }
     assert args.detach  # type: ignore[attr-defined]
 
@@ -157,7 +157,7 @@ def test_command_without_double_dash_keeps_its_own_flags() -> None:
         (["run", "--pids", "-1", "--", "true"], "argument --pids"),
         (["run", "--restart", "sometimes", "--", "true"], "argument --restart"),
         (["run", "--net", "bridge", "--", "true"], "argument --net"),
-        (["run", "--env", "NOVALUE", "--", "true"], "argument --env/-e"),
+        (["run", "--env", "1X=2", "--", "true"], "argument --env/-e"),
         (["run", "--bogus", "--", "true"], "--bogus"),
         (["ps", "--bogus"], "--bogus"),
         (["logs"], "name"),
