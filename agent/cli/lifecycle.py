@@ -113,6 +113,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=each_name(_restart))
 
     register_top(sub)
+    register_attach(sub)
 
     p = sub.add_parser("container", help="manage workloads as a group (docker's `container`)")
     csub = p.add_subparsers(dest="container_command", metavar="ACTION", required=True)
@@ -270,3 +271,44 @@ def signals_proxied(args: argparse.Namespace, name: str) -> Iterator[None]:
     finally:
         for s, handler in old.items():
             signal.signal(getattr(signal, s), handler)
+
+
+def _attach(args: argparse.Namespace) -> int:
+    """Follow a running workload's output from now on, passing signals to it; exit with its
+    exit code. (No stdin or pty yet: pystats has no -i/-t, so no detach keys either.)"""
+    from agent.api.client import ApiError, WorkloadClient
+    from agent.cli.common import EXIT_BROKEN_PIPE, silence_stdout
+
+    client = WorkloadClient(args.socket)
+    try:
+        if client.inspect(args.name)["state"] not in ("running", "paused", "restarting"):
+            print(f"pystats: error: workload {args.name!r} is not running", file=sys.stderr)
+            return 1
+        with signals_proxied(args, args.name):
+            out = sys.stdout.buffer
+            try:
+                for chunk in client.logs(args.name, follow=True, tail=0):
+                    out.write(chunk)
+                    out.flush()
+            except BrokenPipeError:
+                silence_stdout()
+                return EXIT_BROKEN_PIPE
+        code = final_record(client, args.name).get("exit_code")
+    except ApiError as e:
+        print(f"pystats: error: {e}", file=sys.stderr)
+        return 1
+    return 125 if code is None else int(code)
+
+
+def register_attach(sub: Any) -> None:
+    p = sub.add_parser(
+        "attach",
+        help="follow a running workload's output and pass it this command's signals",
+        description="As docker attach for a workload without a terminal: its output from now"
+        " on, signals (Ctrl-C) passed to it unless --sig-proxy=false, the exit code is its own."
+        " pystats differs: no stdin and no pty yet (no -i/-t), hence no --detach-keys.",
+    )
+    p.add_argument("name", type=workload_name)
+    add_attach_flags(p)
+    _socket(p)
+    p.set_defaults(func=_attach)

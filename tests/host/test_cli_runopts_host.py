@@ -108,3 +108,31 @@ def test_sig_proxy_passes_ctrl_c_to_the_workload(wagent: Agent, host_cgroup: str
             assert out == "got-int\n" and c.inspect(name)["exit_code"] == 9
         else:  # not proxied: the workload goes on
             assert c.inspect(name)["state"] == "running"
+
+
+def test_attach_follows_new_output_and_returns_the_exit_code(
+    wagent: Agent, host_cgroup: str
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.host.test_cli_defects_host import REPO
+
+    wagent.start(wagent.config(host_cgroup))
+    script = "echo old; trap 'echo bye; exit 4' INT; while :; do echo tick; sleep 0.2; done"
+    assert cli(wagent.sock, "run", "-d", "--name", "at", "--", "sh", "-c", script).returncode == 0
+    time.sleep(0.5)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent.cli", "attach", "at"], cwd=REPO, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYSTATS_SOCKET": wagent.sock},
+    )  # fmt: skip
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "tick\n"  # from now on: not "old"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 4, err
+    assert out.endswith("bye\n") and "old" not in out
+    gone = cli(wagent.sock, "attach", "at")
+    assert gone.returncode == 1 and "is not running" in gone.stderr
