@@ -743,12 +743,8 @@ def enter(plan: Plan, opts: MountOpts) -> None:
     mount_sys(root, own_net=plan.own_net, privileged=plan.privileged)
     for m in opts.user_mounts():
         mount_user(root, m)
-    if not plan.privileged:
+    if not plan.privileged:  # privileged: the host's /dev has them all (and is the host's)
         make_devices(root, opts.devices, mknod=not plan.in_userns)
-    else:
-        for src, name in DEV_LINKS:
-            with contextlib.suppress(FileExistsError):
-                os.symlink(src, f"{root}/dev/{name}")
     pivot(root)
     if opts.read_only and not plan.host_root:
         set_attrs("/", linux.MOUNT_ATTR_RDONLY, recursive=False)
