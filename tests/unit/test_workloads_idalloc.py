@@ -15,27 +15,26 @@ from agent.api.server import spec_from_body
 from agent.cli.workloads import run_body
 from workloads.lifecycle import idalloc
 from workloads.lifecycle.idalloc import POOL_END, POOL_FIRST, IdAllocator, IdAllocError
-from workloads.runtime import idranges
 from workloads.runtime.spec import USERNS_SIZE, SpecError, WorkloadSpec, check_spec
 
 REPO = Path(__file__).resolve().parents[2]
 SIZE = USERNS_SIZE
 
 
-@pytest.fixture(autouse=True)
-def id_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
-    """The host's account and subordinate-id files, as this test writes them (empty at first)."""
+@pytest.fixture
+def id_files(tmp_path: Path) -> dict[str, Path]:
+    """Account and subordinate-id files as this test writes them (empty at first)."""
     files = {name: tmp_path / name for name in ("passwd", "group", "subuid", "subgid")}
     for f in files.values():
         f.write_text("")
-    kinds = {"passwd": "account", "group": "account", "subuid": "range", "subgid": "range"}
-    monkeypatch.setattr(idranges, "ID_FILES", tuple((str(files[n]), kinds[n]) for n in kinds))
     return files
 
 
 @pytest.fixture
-def alloc(tmp_path: Path) -> IdAllocator:
-    return IdAllocator(str(tmp_path / "state"))
+def alloc(tmp_path: Path, id_files: dict[str, Path]) -> IdAllocator:
+    kinds = {"passwd": "account", "group": "account", "subuid": "range", "subgid": "range"}
+    checked = tuple((str(id_files[n]), kind) for n, kind in kinds.items())
+    return IdAllocator(str(tmp_path / "state"), id_files=checked)
 
 
 def test_distinct_aligned_ranges_in_the_pool_and_stable_per_name(alloc: IdAllocator) -> None:
@@ -68,7 +67,7 @@ def test_release_gives_the_range_back_and_the_lowest_is_reused(alloc: IdAllocato
 
 def test_allocations_persist_in_an_atomic_versioned_file(alloc: IdAllocator) -> None:
     base = alloc.allocate("keep")
-    again = IdAllocator(os.path.dirname(alloc.path))  # a restarted agent
+    again = IdAllocator(os.path.dirname(alloc.path), id_files=alloc.id_files)  # restarted
     assert again.allocate("keep") == base and again.allocate("new") == base + SIZE
     doc = json.loads(Path(alloc.path).read_text())
     assert doc == {"version": 1, "size": SIZE, "ranges": {"keep": base, "new": base + SIZE}}
@@ -79,7 +78,7 @@ def test_allocations_persist_in_an_atomic_versioned_file(alloc: IdAllocator) -> 
 
 
 def test_an_exhausted_pool_is_a_clear_error(tmp_path: Path) -> None:
-    small = IdAllocator(str(tmp_path), first=POOL_FIRST, end=POOL_FIRST + 2 * SIZE)
+    small = IdAllocator(str(tmp_path), first=POOL_FIRST, end=POOL_FIRST + 2 * SIZE, id_files=())
     small.allocate("a")
     small.allocate("b")
     with pytest.raises(IdAllocError, match=r"no free range .* \(2 workloads hold one\)"):
