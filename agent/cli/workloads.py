@@ -196,7 +196,10 @@ def register(sub: Any) -> None:
     p.add_argument("--memory", type=_memory, help="memory limit, e.g. 256M")
     p.add_argument("--pids", type=_pids, help="maximum number of processes")
     p.add_argument(
-        "--restart", type=_restart, default="no", help="no | on-failure[:N] | always (default no)"
+        "--restart",
+        type=_restart,
+        default="no",
+        help="no | on-failure[:N] | always | unless-stopped (default no)",
     )
     p.add_argument(
         "--rootfs",
