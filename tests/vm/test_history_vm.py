@@ -20,7 +20,7 @@ import pytest
 from tests import envcheck
 from tests.vm.promserver import free_port
 
-pytestmark = [pytest.mark.vm, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.vm, pytest.mark.timeout(1800)]
 BIN = Path(sys.executable).parent
 
 
@@ -51,7 +51,15 @@ class Env:
                 [str(BIN / "pystats-agent"), "--config", str(self.config)],
                 stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True,
             )  # fmt: skip
-        wait_for("the agent's API", lambda: self.cli("ps").returncode == 0)
+
+        def up() -> bool:
+            assert self.agent is not None
+            if self.agent.poll() is not None:
+                pytest.fail(f"the agent exited:\n{self.log.read_text(errors='replace')[-3000:]}")
+            return self.cli("ps").returncode == 0
+
+        # minutes under TCG while other VMs share the host's cores
+        wait_for(f"the agent's API (log: {self.log})", up, timeout=600)
 
     def history(self, *args: str) -> object:
         r = self.cli(*args, "--state-dir", self.state)
