@@ -15,6 +15,16 @@ if [ ! -f /sys/fs/cgroup/cgroup.controllers ]; then
   [ "$start" = 1 ] && exit 1
 fi
 
+# Runtime packages the workloads need: libseccomp's Python binding, the containers seccomp
+# profile (the default filter), tini (--init).
+need=()
+for p in python3-seccomp golang-github-containers-common tini; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
+done
+if [ "${#need[@]}" -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
 mkdir -p "$prefix" /etc/pystats
 rm -rf "$prefix/src.new"
 cp -a "$src" "$prefix/src.new"
@@ -22,6 +32,10 @@ rm -rf "$prefix/src.new/.venv" "$prefix/src.new/.git"
 rm -rf "$prefix/src" && mv "$prefix/src.new" "$prefix/src"
 [ -x "$prefix/venv/bin/python" ] || python3 -m venv "$prefix/venv"
 "$prefix/venv/bin/pip" install -q --disable-pip-version-check -c "$prefix/src/requirements.lock" "$prefix/src"
+so=$(ls /usr/lib/python3/dist-packages/seccomp.cpython-3*-*.so | head -n1)
+site=$("$prefix/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+ln -sf "$so" "$site/"
+"$prefix/venv/bin/pystats" completion --install --prefix /usr
 
 install -m 0644 "$src/deploy/systemd/pystats-agent.service" /etc/systemd/system/pystats-agent.service
 [ -f /etc/pystats/agent.yaml ] || install -m 0644 "$src/deploy/agent.yaml" /etc/pystats/agent.yaml
