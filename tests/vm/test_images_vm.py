@@ -31,8 +31,11 @@ pytestmark = [pytest.mark.vm, pytest.mark.timeout(1500)]
 
 
 def step(what: str, t0: float = time.monotonic()) -> None:
-    """Progress of the slow setup, straight to the run's log (not captured)."""
-    print(f"images setup: {time.monotonic() - t0:6.1f} s {what}", file=sys.__stderr__, flush=True)
+    """Progress of the slow setup, to images-setup.log in the run's results folder (pytest
+    captures fds 1 and 2; PYSTATS_VM_KEEP=1 keeps the folder)."""
+    out = os.environ.get("PYSTATS_VM_OUT") or tempfile.gettempdir()
+    with open(os.path.join(out, "images-setup.log"), "a") as f:
+        f.write(f"{time.monotonic() - t0:6.1f} s {what}\n")
 
 
 @dataclass
@@ -98,7 +101,11 @@ def world() -> Iterator[World]:
         build.push(layout, "multi", f"{http.addr}/test/multi:1", all_=True)
         with envcheck.scratch_cgroup(root, {"cpu", "memory", "pids"}) as cg:
             agent = Agent(cg, state, os.path.join(state, "api.sock"))
-            agent.start()
+            try:
+                agent.start()
+            except AssertionError:
+                with open(os.path.join(state, "devserver.log")) as f:
+                    pytest.fail(f"the dev server did not start: {f.read()[-3000:]}")
             step("agent up")
             w = World(work, layout, http, tls, ca, agent)
             try:
