@@ -58,7 +58,7 @@ def test_a_full_disk_drops_output_but_keeps_the_workload_and_its_exit_code(
     # its shim alive), then an exit code of its own.
     script = "head -c 3000000 /dev/zero | tr '\\0' x; echo; echo after; sleep 2; exit 7"
     agent.client.create({"name": "noisy", "argv": ["sh", "-c", script]})
-    info = agent.wait_state("noisy", {"exited"}, timeout=120)
+    info = agent.wait_state("noisy", {"exited"}, timeout=300)  # TCG, shared cores
     assert (info["state"], info["exit_code"], info["signal"]) == ("exited", 7, None), info
     assert info["error"] is None, info
     wdir = os.path.join(agent.state, "workloads", "noisy")
@@ -79,7 +79,7 @@ def test_a_full_disk_drops_output_but_keeps_the_workload_and_its_exit_code(
     assert sorted(os.listdir(os.path.join(agent.state, "workloads"))) == ["filler", "noisy"]
     os.unlink(filler)
     agent.client.create({"name": "next", "argv": ["sh", "-c", "exit 3"]})
-    assert agent.wait_state("next", {"exited"})["exit_code"] == 3
+    assert agent.wait_state("next", {"exited"}, timeout=300)["exit_code"] == 3
 
 
 def test_a_killed_shim_takes_its_workload_down_before_the_restart() -> None:
