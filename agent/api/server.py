@@ -38,6 +38,7 @@ from agent.api.logtail import last_lines
 from workloads.lifecycle.manager import WorkloadError, WorkloadManager
 from workloads.runtime.mounts import from_body as mounts_from_body
 from workloads.runtime.runopts import RunOpts
+from workloads.runtime.security import SecurityOpts
 from workloads.runtime.spec import (
     USERNS_DEFAULT_BASE,
     SpecError,
@@ -64,6 +65,7 @@ CREATE_FIELDS = frozenset(
         "labels",
         "userns",
         "userns_base",
+        "security",
         "mounts",
         "image",  # run from an image (agent.api.image_routes.image_request_from_body)
         "entrypoint",
@@ -155,6 +157,7 @@ def spec_from_body(body: Any) -> WorkloadSpec:
         userns=bool(use_userns),
         userns_base=base,
         userns_auto=use_userns == "auto",
+        security=SecurityOpts.from_json(body.get("security")),
         mounts=mounts_from_body(body.get("mounts")),
     )
 

@@ -39,8 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     cli_view.register(parser, sub)
     cli_workloads.register(sub)
-    cli_images.register(sub)
     cli_lifecycle.register(sub)
+    cli_images.register(sub)
     cli_policy.register(sub)
     cli_history.register(sub)  # after view's: adds `stats --at`
     cli_update.register(sub)

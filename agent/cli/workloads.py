@@ -232,9 +232,9 @@ def register(sub: Any) -> None:
     p.add_argument("--workdir", "-w", help="working directory inside")
     p.add_argument("-d", "--detach", action="store_true", help="print the name and return")
     _add_security(p)
-    _add_mounts(p)
     _lifecycle().add_run_flags(p)  # --init, --stop-signal, --stop-timeout, --rm
     _lifecycle().add_attach_flags(p)  # --sig-proxy
+    _add_mounts(p)
     cli_images.add_run_flags(p)
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="IMAGE [CMD...] | -- CMD ...")
     _add_socket(p)
@@ -320,9 +320,9 @@ def run_body(args: argparse.Namespace) -> dict[str, Any]:
         body["userns"] = "auto" if args.userns == "auto" else True
     if args.userns_base is not None:
         body["userns_base"] = args.userns_base
-    body.update(_lifecycle().run_opts_body(args))
     if mounts := mounts_body(args):
         body["mounts"] = mounts
+    body.update(_lifecycle().run_opts_body(args))
     security = security_body(args)
     if security:
         body["security"] = security

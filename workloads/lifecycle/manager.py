@@ -180,10 +180,6 @@ class WorkloadManager:
     def states(self) -> dict[str, State]:
         return {name: w.state for name, w in self._workloads.items()}
 
-    def rootfs_usage(self) -> dict[str, int | None]:
-        """Bytes each workload wrote to its image snapshot (None: no image, or --read-only)."""
-        return {name: image_run.upper_size(w.spec) for name, w in self._workloads.items()}
-
     def image_users(self) -> dict[str, list[str]]:
         """Image id -> the workloads run from it (running or not: rmi and prune keep it)."""
         out: dict[str, list[str]] = {}
@@ -191,6 +187,10 @@ class WorkloadManager:
             if w.spec.image is not None:
                 out.setdefault(w.spec.image.id, []).append(name)
         return out
+
+    def rootfs_usage(self) -> dict[str, int | None]:
+        """Bytes each workload wrote to its image snapshot (None: no image, or --read-only)."""
+        return {name: image_run.upper_size(w.spec) for name, w in self._workloads.items()}
 
     def labels_for_cgroup(self, rel: str) -> str | None:
         parts = rel.strip("/").split("/")
@@ -553,8 +553,8 @@ class WorkloadManager:
             "net": w.spec.net,
             "rootfs": w.spec.rootfs,
             "userns": _userns_info(w.spec),
-            "security": w.spec.security.to_json(),
             "image": image_run.describe(w.spec),
+            "security": w.spec.security.to_json(),
             "limits": {
                 "memory_bytes": w.spec.limits.memory_bytes,
                 "cpus": w.spec.limits.cpus,

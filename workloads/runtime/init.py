@@ -111,6 +111,20 @@ def _hint(spec: WorkloadSpec, e: OSError) -> str:
     return ""
 
 
+def _become_image_user(spec: WorkloadSpec, err_fd: int) -> None:
+    """An image's User (resolved to ids at create time): dropping from root clears the
+    capabilities, as for docker's non-root users."""
+    img = spec.image
+    if img is None or img.uid is None:
+        return
+    try:
+        os.setgroups(list(img.groups))
+        os.setgid(img.gid if img.gid is not None else img.uid)
+        os.setuid(img.uid)
+    except OSError as e:
+        fail(err_fd, EXIT_SETUP, f"cannot become the image's user {img.user!r}: {e.strerror}")
+
+
 def exec_workload(
     spec: WorkloadSpec, go_fd: int, err_fd: int, *, unshared: bool = False
 ) -> NoReturn:
@@ -148,6 +162,7 @@ def exec_workload(
         security.apply_security(plan)  # the last step: seccomp is in force from here on
     except OSError as e:
         fail(err_fd, EXIT_SETUP, f"cannot apply the security profile: {e.strerror or e}")
+    _become_image_user(spec, err_fd)
     try:
         os.execvpe(argv[0], argv, spec.exec_env())
     except FileNotFoundError:

@@ -244,8 +244,8 @@ def check_spec(spec: WorkloadSpec) -> None:
         if not ENV_KEY_RE.match(key):
             raise SpecError(f"invalid environment variable name {key!r}")
     security.check(spec.security)
-    mounts.check(spec.mounts, spec.rootfs)
     check_run_opts(spec)
+    mounts.check(spec.mounts, spec.rootfs)
     if spec.userns_auto and not spec.userns:
         raise SpecError("userns_auto is set but userns is not")
     if spec.userns and not spec.userns_auto:  # an auto range is checked once allocated
