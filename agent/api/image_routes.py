@@ -137,6 +137,7 @@ def add_image_routes(
 ) -> None:
     """``rootfs_usage``: workload name -> bytes in its upper layer (None: no image, or
     --read-only), for `GET /v1/images/usage` (docker system df -v's numbers)."""
+
     def wrap(fn: Callable[[web.Request], Awaitable[Any]]) -> Handler:
         async def handler(request: web.Request) -> web.StreamResponse:
             try:

@@ -20,9 +20,7 @@ INSTALL_PATHS = {
     "fish": "share/fish/vendor_completions.d/pystats.fish",
 }
 PREAMBLE = {
-    "bash": "_pystats_names() {\n"
-    '  compgen -W "$(pystats ps -aq 2>/dev/null)" -- "$1"\n'
-    "}\n",
+    "bash": '_pystats_names() {\n  compgen -W "$(pystats ps -aq 2>/dev/null)" -- "$1"\n}\n',
     "zsh": "_pystats_names() {\n"
     "  local -a names\n"
     '  names=(${(f)"$(pystats ps -aq 2>/dev/null)"})\n'
