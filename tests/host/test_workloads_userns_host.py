@@ -15,6 +15,7 @@ import pytest
 
 from cgroupfs.paths import CgroupRoot
 from workloads.lifecycle.manager import WorkloadManager
+from workloads.runtime.mounts import Bind, MountOpts
 from workloads.runtime.spec import WorkloadSpec
 
 pytestmark = pytest.mark.host
@@ -73,6 +74,8 @@ async def test_root_inside_is_an_unprivileged_uid_outside(
             workdir=str(open_dir),
             userns=True,
             userns_base=BASE,
+            # The workload's /tmp is private: the test's folder is bound in, as `-v` does.
+            mounts=MountOpts(binds=(Bind(source=str(open_dir), target=str(open_dir)),)),
         )
     )
     assert info["userns"] == {"uid_map": f"0 {BASE} 65536", "gid_map": f"0 {BASE} 65536"}
@@ -135,7 +138,7 @@ async def test_helper_failure_is_exit_125_with_the_reason(
     out = await _exited(manager, "f")
     info = manager.inspect("f")
     assert info["exit_code"] == 125
-    assert info["error"] == f"cannot make {rootfs}/proc: File exists"
+    assert info["error"] == f"runtime setup failed: mount {rootfs}/proc: Not a directory"
     assert info["error"] in out
 
 
