@@ -145,7 +145,7 @@ async def build_parts(
 
     # The API: workloads and stats on a Unix socket; every connection's peer is checked.
     api = web.Application(middlewares=[peer_check_middleware(access)])
-    add_workload_routes(api, manager)
+    add_workload_routes(api, manager, recorder.oom_kills)
     add_agent_routes(api, AgentFacts(layout.root.path, layout.policies, os.getpid()))
     add_stats_routes(
         api,

@@ -35,6 +35,7 @@ from agent.api.access import ApiAccess, Peer, peer_of
 from agent.api.image_routes import add_image_routes, image_request_from_body
 from agent.api.lifecycle_routes import add_lifecycle_routes, grace_of
 from agent.api.logtail import last_lines
+from collectors.recorder.events import RecordedEvent
 from workloads.lifecycle.manager import WorkloadError, WorkloadManager
 from workloads.runtime.mounts import from_body as mounts_from_body
 from workloads.runtime.runopts import RunOpts
@@ -269,8 +270,14 @@ async def _send_logs(
         await f.close()
 
 
-def add_workload_routes(app: web.Application, manager: WorkloadManager) -> None:
-    """Mount /v1/workloads on ``app`` (the daemon adds peer_check_middleware to the app)."""
+def add_workload_routes(
+    app: web.Application,
+    manager: WorkloadManager,
+    oom_history: Callable[[str], list[RecordedEvent]] | None = None,
+) -> None:
+    """Mount /v1/workloads on ``app`` (the daemon adds peer_check_middleware to the app).
+    ``oom_history``: the durable history's OOM kills of a workload (blocking: run in a thread),
+    shown by inspect with their victims."""
     app[MANAGER_KEY] = manager
     add_image_routes(app, manager.images, manager.rootfs_usage)  # /v1/images
 
@@ -303,7 +310,22 @@ def add_workload_routes(app: web.Application, manager: WorkloadManager) -> None:
         return manager.listing(all_=request.query.get("all") in ("1", "true"))
 
     async def inspect(request: web.Request) -> Any:
-        return manager.inspect(request.match_info["name"])
+        name = request.match_info["name"]
+        info = manager.inspect(name)
+        if oom_history is not None:
+            kills = await asyncio.to_thread(oom_history, name)
+            info["oom_kills"] = [
+                {
+                    "time": k.wall,
+                    "cgroup": k.cgroup,
+                    "pid": k.pid,
+                    "command": k.comm,
+                    "count": k.count,
+                    "text": k.text,
+                }
+                for k in kills
+            ]
+        return info
 
     async def logs(request: web.Request) -> Any:
         name = request.match_info["name"]

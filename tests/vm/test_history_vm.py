@@ -123,6 +123,10 @@ def test_oom_kill_and_removed_cgroup_survive_sigkill(env: Env) -> None:
     os.kill(env.agent.pid, signal.SIGKILL)  # no stop event, the segment left open
     env.agent.wait()
     env.start()  # recovers the unfinished segment
+    r = env.cli("inspect", "oomer")  # the kill and its victim, from the durable history
+    assert r.returncode == 0, r.stderr
+    kills = json.loads(r.stdout)["oom_kills"]
+    assert [(k["pid"], k["command"]) for k in kills] == [(kill["pid"], kill["comm"])], kills
     r = env.cli("rm", "-f", "oomer")
     assert r.returncode == 0, r.stderr
     cgdir = os.path.join(os.path.dirname(env.base), cgroup)
