@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.api.socketpath import SOCKET_HELP, default_socket
+
+if TYPE_CHECKING:  # the TUI is imported only when a view opens (fast CLI start)
+    from agent.tui.sources import Source
 
 STATS_DESCRIPTION = """\
 Print CPU, memory, block I/O and PIDs per cgroup, with docker stats' columns and formulas:
@@ -79,7 +82,7 @@ def _fail(msg: str) -> int:
     return 1
 
 
-def _demo(args: argparse.Namespace) -> Any:
+def _demo(args: argparse.Namespace) -> Source:
     from agent.statsview.fake import demo_store
     from agent.tui.sources import SourceInfo, StoreSource
 
@@ -87,18 +90,22 @@ def _demo(args: argparse.Namespace) -> Any:
     return StoreSource(demo_store(), info, args.interval)
 
 
+def _source(args: argparse.Namespace) -> Source:
+    """The live data: the built-in demo, a running agent, or cgroupfs sampled here."""
+    from agent.tui.sources import choose_source
+
+    if args.demo:
+        return _demo(args)
+    return choose_source(args.socket, args.root, args.interval, args.standalone)
+
+
 def default_handler(args: argparse.Namespace) -> int:
     if args.interval <= 0:
         return _fail("--interval must be positive")
-    from agent.tui.sources import choose_source
     from cgroupfs.errors import CgroupError
 
     try:
-        source = (
-            _demo(args)
-            if args.demo
-            else choose_source(args.socket, args.root, args.interval, args.standalone)
-        )
+        source = _source(args)
     except (CgroupError, OSError) as e:
         return _fail(str(e))
     from agent.tui.app import PystatsApp
@@ -113,15 +120,10 @@ def stats_handler(args: argparse.Namespace) -> int:
     import asyncio
 
     from agent.statsview.stats_cmd import run_stats
-    from agent.tui.sources import choose_source
     from cgroupfs.errors import CgroupError
 
     try:
-        source = (
-            _demo(args)
-            if args.demo
-            else choose_source(args.socket, args.root, args.interval, args.standalone)
-        )
+        source = _source(args)
         return asyncio.run(
             run_stats(
                 source,
