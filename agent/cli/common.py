@@ -10,23 +10,30 @@ import contextlib
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what `cat` reports when its reader is gone
 _NEGATIVE = re.compile(r"^-\d")
 
 
-def value_options(parser: argparse.ArgumentParser) -> set[str]:
-    """Every option string (in ``parser`` and its subparsers) that takes exactly one value."""
-    out: set[str] = set()
+def walk_actions(parser: argparse.ArgumentParser) -> Iterator[argparse.Action]:
+    """Every argument of ``parser`` and of its subparsers, depth first."""
     todo = [parser]
     while todo:
         p = todo.pop()
         for action in p._actions:
             if isinstance(action, argparse._SubParsersAction):
                 todo.extend(action.choices.values())
-            elif action.option_strings and action.nargs is None:
-                out.update(action.option_strings)
+            else:
+                yield action
+
+
+def value_options(parser: argparse.ArgumentParser) -> set[str]:
+    """Every option string (in ``parser`` and its subparsers) that takes exactly one value."""
+    out: set[str] = set()
+    for action in walk_actions(parser):
+        if action.option_strings and action.nargs is None:
+            out.update(action.option_strings)
     return out
 
 

@@ -49,14 +49,11 @@ def register(sub: Any) -> None:
 
 def _mark_names(parser: argparse.ArgumentParser) -> None:
     """Workload-name positionals complete from the agent's list."""
-    todo = [parser]
-    while todo:
-        p = todo.pop()
-        for action in p._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                todo.extend(action.choices.values())
-            elif not action.option_strings and action.dest in ("name", "names"):
-                action.complete = NAME_COMPLETE  # type: ignore[attr-defined]
+    from agent.cli.common import walk_actions
+
+    for action in walk_actions(parser):
+        if not action.option_strings and action.dest in ("name", "names"):
+            action.complete = NAME_COMPLETE  # type: ignore[attr-defined]
 
 
 def script(shell: str) -> str:
