@@ -93,7 +93,8 @@ def world() -> Iterator[World]:
     state = os.path.join(work, "state")
     os.mkdir(state)
     # The agent's state on a tmpfs: overlayfs wants an upper layer with trusted xattrs.
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1g", "tmpfs", state], check=True)
+    # mode 0711: the API refuses a socket in a group- or other-writable directory.
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1g,mode=711", "tmpfs", state], check=True)
     try:
         step("pushing with skopeo")
         build.push(layout, "app", f"{http.addr}/test/app:1")

@@ -231,10 +231,23 @@ def test_unit_under_real_systemd(container: Container) -> None:
     ), limits
 
     # 3. A workload from the CLI, through the agent's socket in the unit's RuntimeDirectory. It
-    # can open a device beyond the standard few: the unit sets no device allow-list, which every
-    # workload would inherit.
+    # can open a device beyond the standard few when --device names it: the unit sets no device
+    # allow-list, which every workload would inherit.
     script = "head -c0 /dev/kmsg && echo kmsg-opened; exec sleep 900"
-    c.cli("run", "-d", "--name", "sd-w1", "--memory", "64M", "--", "sh", "-c", script)
+    c.cli(
+        "run",
+        "-d",
+        "--name",
+        "sd-w1",
+        "--memory",
+        "64M",
+        "--device",
+        "/dev/kmsg",
+        "--",
+        "sh",
+        "-c",
+        script,
+    )
     w = c.ps()["sd-w1"]
     assert w["state"] == "running", w
     wpid = int(w["pid"])  # type: ignore[call-overload]
