@@ -251,7 +251,11 @@ def test_two_concurrent_pulls_download_once(world: World) -> None:
 
 
 @pytest.mark.xfail(
-    reason="issue 15, open: the killed-pull test leaves the module's dev server dead in the VM, so the tests after it cannot reach it (first green VM run of the other five this session)",
+    reason=(
+        "issue 15, open: the killed-pull test leaves the module's dev server dead in the "
+        "VM, so the tests after it cannot reach it (first green VM run of the other five "
+        "this session)"
+    ),
     strict=False,
 )
 def test_pull_killed_midway_then_repeated(world: World) -> None:
@@ -293,7 +297,11 @@ def test_pull_killed_midway_then_repeated(world: World) -> None:
 
 
 @pytest.mark.xfail(
-    reason="issue 15, open: the killed-pull test leaves the module's dev server dead in the VM, so the tests after it cannot reach it (first green VM run of the other five this session)",
+    reason=(
+        "issue 15, open: the killed-pull test leaves the module's dev server dead in the "
+        "VM, so the tests after it cannot reach it (first green VM run of the other five "
+        "this session)"
+    ),
     strict=False,
 )
 def test_corrupt_blob_refused(world: World) -> None:
@@ -332,7 +340,11 @@ def _evil_archive(path: str) -> None:
 
 
 @pytest.mark.xfail(
-    reason="issue 15, open: the killed-pull test leaves the module's dev server dead in the VM, so the tests after it cannot reach it (first green VM run of the other five this session)",
+    reason=(
+        "issue 15, open: the killed-pull test leaves the module's dev server dead in the "
+        "VM, so the tests after it cannot reach it (first green VM run of the other five "
+        "this session)"
+    ),
     strict=False,
 )
 def test_load_archives_and_a_layer_escaping_refused(world: World) -> None:
@@ -355,7 +367,11 @@ def test_load_archives_and_a_layer_escaping_refused(world: World) -> None:
 
 
 @pytest.mark.xfail(
-    reason="issue 15, open: the killed-pull test leaves the module's dev server dead in the VM, so the tests after it cannot reach it (first green VM run of the other five this session)",
+    reason=(
+        "issue 15, open: the killed-pull test leaves the module's dev server dead in the "
+        "VM, so the tests after it cannot reach it (first green VM run of the other five "
+        "this session)"
+    ),
     strict=False,
 )
 def test_userns_gets_a_chowned_rootfs(world: World) -> None:

@@ -192,7 +192,11 @@ def test_contained_filesystem(agent: Agent, rootfs: str, use_rootfs: bool, usern
 
 
 @pytest.mark.xfail(
-    reason="the test VM's root is the outer machine's / over 9p, whose /proc shows that machine's entries under the read-only copy (an empty directory on a real host); the probe needs to tell them apart",
+    reason=(
+        "the test VM's root is the outer machine's / over 9p, whose /proc shows that "
+        "machine's entries under the read-only copy (an empty directory on a real host); "
+        "the probe needs to tell them apart"
+    ),
     strict=False,
 )
 @pytest.mark.parametrize("userns", [False, True], ids=["root", "userns"])

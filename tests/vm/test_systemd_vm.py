@@ -162,7 +162,10 @@ def container(tmp_path: Path) -> Iterator[Container]:
 
 
 @pytest.mark.xfail(
-    reason="issue 14 follow-up: under the systemd container a --device /dev/kmsg workload's output did not appear within 60 s since containment; not yet understood",
+    reason=(
+        "issue 14 follow-up: under the systemd container a --device /dev/kmsg workload's "
+        "output did not appear within 60 s since containment; not yet understood"
+    ),
     strict=False,
 )
 def test_unit_under_real_systemd(container: Container) -> None:
