@@ -24,9 +24,9 @@ from typing import Any
 
 from aiohttp import web
 
+from workloads.images.auth import Credentials
 from workloads.images.errors import ImageError
 from workloads.images.reference import BadReference, parse
-from workloads.images.registry import Credentials
 from workloads.images.run import ImageRequest
 from workloads.images.service import ImageService, Progress, ProgressFn
 from workloads.runtime.errors import SpecError

@@ -151,8 +151,8 @@ def human(n: float) -> str:
 
 def pull_body(args: argparse.Namespace, ref: str) -> dict[str, Any]:
     from agent.api.client import ApiError
+    from workloads.images.auth import load_credentials
     from workloads.images.reference import BadReference, parse
-    from workloads.images.registry import load_credentials
 
     try:
         host = parse(ref).registry_host

@@ -15,8 +15,9 @@ import pytest
 
 from tests.unit.images_fixtures import image_blobs, sha
 from tests.unit.test_images_unpack import Entry
+from workloads.images.auth import Credentials, load_credentials
 from workloads.images.errors import DigestMismatch, ImageNotFound, RegistryError
-from workloads.images.registry import Credentials, load_credentials, parse_challenge
+from workloads.images.registry import parse_challenge
 from workloads.images.service import ImageService, Progress
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="unpacking whiteouts needs root")

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from workloads.images.auth import Credentials
 from workloads.images.db import ImageDB, ImageRecord, LayerRecord
 from workloads.images.errors import DigestMismatch, ImageError, ImageInUse, ImageNotFound
 from workloads.images.manifest import (
@@ -29,7 +30,7 @@ from workloads.images.manifest import (
     pick,
 )
 from workloads.images.reference import BadReference, Reference, parse
-from workloads.images.registry import Credentials, Registry
+from workloads.images.registry import Registry
 from workloads.images.sources import Source
 from workloads.images.store import ContentStore, locked, sha256_digest
 from workloads.images.unpack import Layers

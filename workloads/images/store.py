@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from workloads.images.errors import DigestMismatch, ImageError
 from workloads.images.reference import is_digest
+from workloads.supervisor.state import fsync_dir
 
 CHUNK = 1 << 20
 
@@ -30,14 +31,6 @@ def hex_of(digest: str) -> str:
 
 def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @contextlib.contextmanager

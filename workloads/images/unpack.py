@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from workloads.images.errors import DigestMismatch, ImageError, UnsafeLayer
-from workloads.images.store import CHUNK, fsync_dir, hex_of, locked
+from workloads.images.store import CHUNK, hex_of, locked
+from workloads.supervisor.state import fsync_dir
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
