@@ -11,6 +11,7 @@ from agent.statsview.render import render_table
 from agent.statsview.rows import visible
 
 CLEAR = "\033[2J\033[H"  # docker stats redraws the screen the same way
+MISSING_GRACE_TICKS = 2
 
 
 def shown(doc: StatsDoc, show_all: bool, only: Sequence[str] = ()) -> StatsDoc:
@@ -44,9 +45,15 @@ async def run_stats(
             await prime()
         else:
             await source.start()
+        grace = MISSING_GRACE_TICKS
         while True:
             doc = shown(await source.fetch(), show_all, only)
             missing = sorted(set(only) - {r.workload or r.name for r in doc.rows})
+            if missing and grace > 0:
+                # A workload started a moment ago is in the tree from the agent's next tick on.
+                grace -= 1
+                await source.wait()
+                continue
             if missing:
                 print(f"pystats: error: no such workload: {', '.join(missing)}", file=sys.stderr)
                 return 1

@@ -71,3 +71,34 @@ def test_logs_tail(wagent: Agent, host_cgroup: str) -> None:
     assert cli(wagent.sock, "logs", "-f", "--tail", "1", "lg").stdout == "5\n"
     bad = cli(wagent.sock, "logs", "--tail", "x", "lg")
     assert bad.returncode == 2 and "not a number of lines" in bad.stderr
+
+
+def test_launch_is_among_the_workloads_events_at_once(wagent: Agent, host_cgroup: str) -> None:
+    """The create path saw the workload start, not the watcher: it must still wake the event
+    log, so the detail pane lists the launch by the next tick, not at the watcher's next
+    periodic look (5 s later)."""
+    import time
+    import urllib.parse
+
+    from agent.api.client import UnixHTTPConnection
+
+    def get(url: str) -> dict[str, object]:
+        conn = UnixHTTPConnection(wagent.sock, timeout=30)
+        conn.request("GET", url)
+        resp = conn.getresponse()
+        body = resp.read()
+        assert resp.status == 200, body
+        return dict(json.loads(body))
+
+    wagent.start(wagent.config(host_cgroup))
+    WorkloadClient(wagent.sock).create({"name": "w1", "argv": ["sleep", "1000"]})
+    deadline = time.monotonic() + 30
+    while True:  # the first tick that collects w1's cgroup (ticks are 1 s apart)
+        rows = get("/v1/stats?all=1")["rows"]
+        paths = [r["path"] for r in rows if str(r["path"]).endswith("workloads/w1")]  # type: ignore[attr-defined]
+        if paths or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert paths, "w1 never collected"
+    events = get("/v1/history?" + urllib.parse.urlencode({"cgroup": paths[0]}))["events"]
+    assert "launch" in [e["kind"] for e in events], events  # type: ignore[attr-defined]

@@ -35,6 +35,7 @@ def test_isolation_pid1_hostname_lo_only_no_host_processes(agent: Agent) -> None
     script = (
         "echo pid=$$; echo host=$(hostname); echo nets=$(ls /sys/class/net);"
         " echo loflags=$(cat /sys/class/net/lo/flags); echo nprocs=$(ls -d /proc/[0-9]* | wc -l);"
+        " echo comms=$(cat /proc/[0-9]*/comm | tr '\\n' ' ');"
         " echo cg=$(cat /proc/self/cgroup)"
     )
     agent.client.create({"name": "iso", "hostname": "iso-host", "argv": ["sh", "-c", script]})
@@ -45,8 +46,10 @@ def test_isolation_pid1_hostname_lo_only_no_host_processes(agent: Agent) -> None
     assert "cg=0::/\n" in out  # its own cgroup namespace: the host's layout stays hidden
     flags = int(out.split("loflags=")[1].split()[0], 16)
     assert flags & 0x1, "lo is not up"
-    # sh, its subshell and ls: nothing of the host's (pytest, the dev server, init...)
-    assert int(out.split("nprocs=")[1].split()[0]) <= 3
+    # sh, its subshell, ls and (if already forked) wc: nothing of the host's (pytest, init...)
+    assert int(out.split("nprocs=")[1].split()[0]) <= 4
+    comms = out.split("comms=")[1].split("\n")[0].split()
+    assert comms and set(comms) <= {"sh", "cat", "tr"}, comms
     assert agent.client.inspect("iso")["exit_code"] == 0
 
     rootfs = busybox_rootfs()

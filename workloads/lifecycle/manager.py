@@ -528,6 +528,8 @@ class WorkloadManager:
                     f"{_shim_log_tail(w.wdir)}"
                 )
             await asyncio.sleep(0.002)
+        # This loop, not the watcher, saw the change: wake whoever waits on one (the event log).
+        await self._notify()
 
     def inspect(self, name: str) -> dict[str, Any]:
         w = self._get(name)
