@@ -39,6 +39,7 @@ from workloads.images.service import ImageService
 from workloads.lifecycle import freezer, idalloc
 from workloads.lifecycle import update as limits_update
 from workloads.lifecycle.exitinfo import describe_exit
+from workloads.lifecycle.mgrrecord import MANAGER, ManagerRecord
 from workloads.lifecycle.restart import (
     STABLE_RUN_S,
     RestartPolicy,
@@ -56,7 +57,6 @@ from workloads.supervisor.record import CONFIG, STATUS, RunStatus, ShimConfig, S
 
 log = logging.getLogger(__name__)
 
-MANAGER = "manager.json"
 MiB = 1024 * 1024
 TICK_S = 0.1
 START_TIMEOUT_S = 60.0  # generous: under the test VM's emulation a fork+exec can take seconds
@@ -227,10 +227,9 @@ class WorkloadManager:
             return
         w = Workload(spec=spec, wdir=wdir, created_at=created_at, policy=policy)
         try:
-            mgr = state.read_json(os.path.join(wdir, MANAGER))
-            w.restarts = int(mgr.get("restarts", 0))
-            w.stopped_by_user = bool(mgr.get("stopped_by_user", False))
-            w.paused = bool(mgr.get("paused", False))
+            mpath = os.path.join(wdir, MANAGER)
+            mgr = ManagerRecord.from_json(state.read_json(mpath), mpath)
+            w.restarts, w.stopped_by_user, w.paused = mgr.restarts, mgr.stopped_by_user, mgr.paused
         except FileNotFoundError:
             pass
         except (state.CorruptRecord, ValueError, TypeError) as e:
@@ -312,7 +311,7 @@ class WorkloadManager:
     def _write_manager(self, w: Workload) -> None:
         state.write_json_atomic(
             os.path.join(w.wdir, MANAGER),
-            {"restarts": w.restarts, "stopped_by_user": w.stopped_by_user, "paused": w.paused},
+            ManagerRecord(w.restarts, w.stopped_by_user, w.paused).to_json(),
         )
 
     # ---- watching -------------------------------------------------------------------------
