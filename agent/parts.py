@@ -88,7 +88,8 @@ def _labeler(prefix: str | None, manager: WorkloadManager) -> Callable[[str], Ma
         rel = path[len(prefix) :]
         name = manager.labels_for_cgroup(rel)
         if name is not None:
-            return {"workload": name}
+            image = manager.workload_images().get(name)
+            return {"workload": name, "image": image} if image else {"workload": name}
         if path.startswith(policies):
             return {"policy": path[len(policies) :]}
         return {}
@@ -135,6 +136,7 @@ async def build_parts(
     info = AgentInfo(
         labels=labels,
         workload_states=manager.states,
+        workload_images=manager.workload_images,
         placement_actions=None if engine is None else engine.action_counts,
         footprint=monitor.values,
         part_failures=lambda: health.part_failures,

@@ -41,6 +41,8 @@ class AgentInfo:
     placement_actions: Callable[[], Mapping[tuple[str, str], int]] | None = None
     # workload name -> its current state (a State value), e.g. {"web": State.RUNNING}
     workload_states: Callable[[], Mapping[str, str]] | None = None
+    # workload name -> the image it runs from (workloads without one are absent)
+    workload_images: Callable[[], Mapping[str, str]] | None = None
     # the agent's own footprint (agent.selfmon.SelfMonitor.values): FOOTPRINT key -> value
     footprint: Callable[[], Mapping[str, float]] | None = None
     # part of the agent (collector, policies, ...) -> failures since start (agent.health)
@@ -109,8 +111,15 @@ def _workload_states(v: SelfView) -> SelfSamples:
     get = v.info.workload_states
     if get is None:
         return []
-    # State(...) keeps the label bounded: a state outside the enum is a bug, not a new series.
-    return [({"workload": w, "state": State(s).value}, 1) for w, s in sorted(get().items())]
+    images = {} if v.info.workload_images is None else v.info.workload_images()
+    out: SelfSamples = []
+    for w, s in sorted(get().items()):
+        # State(...) keeps the label bounded: a state outside the enum is a bug, not a new series.
+        labels = {"workload": w, "state": State(s).value}
+        if images.get(w):
+            labels["image"] = images[w]
+        out.append((labels, 1))
+    return out
 
 
 def _part_failures(v: SelfView) -> SelfSamples:

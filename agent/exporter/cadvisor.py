@@ -16,14 +16,16 @@ from collectors.sample import CgroupRates, CgroupSample
 
 def cadvisor_labels(id_prefix: str) -> Callable[[str, Mapping[str, str]], dict[str, str]]:
     """``id`` is the cgroup's path from the cgroup2 mount ("/" + path under the agent root,
-    after ``id_prefix`` when the agent's root is not the mount); ``name`` the workload, if any."""
+    after ``id_prefix`` when the agent's root is not the mount); ``name`` the workload and
+    ``image`` its image, if any (cAdvisor's labels for a container)."""
     prefix = id_prefix.rstrip("/")
 
     def base(path: str, extra: Mapping[str, str]) -> dict[str, str]:
-        return {
-            "id": f"{prefix}/{path}" if path else (prefix or "/"),
-            "name": extra.get("workload", ""),
-        }
+        out = {"id": f"{prefix}/{path}" if path else (prefix or "/")}
+        if extra.get("image"):
+            out["image"] = extra["image"]
+        out["name"] = extra.get("workload", "")
+        return out
 
     return base
 

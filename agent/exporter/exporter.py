@@ -34,7 +34,7 @@ Naming = Literal["pystats", "cadvisor", "both"]
 
 def pystats_labels(path: str, extra: Mapping[str, str]) -> dict[str, str]:
     labels = {"cgroup": path or ROOT_LABEL}
-    for k in ("workload", "policy"):  # nothing else: labels stay bounded
+    for k in ("workload", "image", "policy"):  # nothing else: labels stay bounded
         v = extra.get(k)
         if v:
             labels[k] = v

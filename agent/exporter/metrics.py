@@ -27,7 +27,7 @@ MetricType: TypeAlias = Literal["counter", "gauge"]
 
 # Labels every per-cgroup series may carry, in this order. Only these come from the label
 # provider: workload and policy names are bounded by configuration, never by processes.
-BASE_LABELS: tuple[str, ...] = ("cgroup", "workload", "policy")
+BASE_LABELS: tuple[str, ...] = ("cgroup", "workload", "image", "policy")
 ROOT_LABEL = "/"  # the `cgroup` label of the agent's root (its relative path is "")
 
 MEMORY_EVENT_TYPES: tuple[str, ...] = ("low", "high", "max", "oom", "oom_kill", "oom_group_kill")

@@ -192,6 +192,10 @@ class WorkloadManager:
         """Bytes each workload wrote to its image snapshot (None: no image, or --read-only)."""
         return {name: image_run.upper_size(w.spec) for name, w in self._workloads.items()}
 
+    def workload_images(self) -> dict[str, str]:
+        """Workload name -> the image it runs from, as run named it (the `image` label)."""
+        return {n: w.spec.image.ref for n, w in self._workloads.items() if w.spec.image}
+
     def labels_for_cgroup(self, rel: str) -> str | None:
         parts = rel.strip("/").split("/")
         if len(parts) < 2 or parts[0] != cgroups.WORKLOADS:
