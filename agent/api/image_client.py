@@ -24,6 +24,10 @@ class ImageClient(WorkloadClient):
         out: dict[str, Any] = self._json("DELETE", "/v1/images?" + urlencode(q))
         return out
 
+    def usage(self) -> dict[str, Any]:
+        out: dict[str, Any] = self._json("GET", "/v1/images/usage")
+        return out
+
     def prune(self, all_: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = self._json("POST", "/v1/images/prune" + ("?all=1" if all_ else ""))
         return out

@@ -149,6 +149,30 @@ def human(n: float) -> str:
     return f"{n}"
 
 
+def add_sizes(socket: str, rows: list[dict[str, Any]]) -> None:
+    """`ps --size`: each row's size_rw (bytes in its snapshot's upper layer) and size_root_fs
+    (those and its image's), as docker's SizeRw and SizeRootFs; None for a workload run
+    without an image."""
+    from agent.api.image_client import ImageClient
+
+    usage = ImageClient(socket).usage()
+    for r in rows:
+        image = r.get("image") or {}
+        if not image:
+            r["size_rw"] = r["size_root_fs"] = None
+            continue
+        rw = usage["workloads"].get(r["name"]) or 0  # None: --read-only, nothing written
+        r["size_rw"] = rw
+        r["size_root_fs"] = rw + usage["images"].get(image.get("id"), 0)
+
+
+def size_text(row: dict[str, Any]) -> str:
+    """docker ps's SIZE column: "12B (virtual 4.3MB)"; "-" without an image."""
+    if row.get("size_rw") is None:
+        return "-"
+    return f"{human(row['size_rw'])} (virtual {human(row['size_root_fs'])})"
+
+
 def pull_body(args: argparse.Namespace, ref: str) -> dict[str, Any]:
     from agent.api.client import ApiError
     from workloads.images.auth import load_credentials

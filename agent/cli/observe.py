@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from agent.cli.common import size_short
+from agent.cli.images import size_text
 
 FILTER_KEYS = ("name", "status", "label", "image", "id")
 
@@ -142,6 +143,7 @@ def ps_row(info: dict[str, Any], now: float) -> dict[str, Any]:
         "Status": status_text(info, now),
         "State": info["state"],
         "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+        "Size": size_text(info) if "size_rw" in info else "",  # ps --size
     }
 
 
@@ -174,7 +176,8 @@ def matches(info: dict[str, Any], filters: dict[str, list[str]]) -> bool:
 
 def table(rows: list[dict[str, Any]], now: float) -> str:
     head = ("NAME", "STATUS", "CREATED", "PID", "RESTARTS", "MEMORY", "CPUS", "PIDS", "COMMAND")
-    lines = [head]
+    sized = any("size_rw" in r for r in rows)  # ps --size
+    lines: list[tuple[str, ...]] = [head + (("SIZE",) if sized else ())]
     for r in rows:
         lim = r.get("limits") or {}
         created = parse_time(r.get("created_at"))
@@ -190,8 +193,9 @@ def table(rows: list[dict[str, Any]], now: float) -> str:
                 "-" if lim.get("pids") is None else str(lim["pids"]),
                 " ".join(" ".join(r.get("argv") or []).split())[:40],  # one line per workload
             )
+            + ((size_text(r),) if sized else ())
         )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     return "\n".join(
         "   ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
     )
@@ -199,6 +203,10 @@ def table(rows: list[dict[str, Any]], now: float) -> str:
 
 def add_ps_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="print names only")
+    p.add_argument(
+        "-s", "--size", action="store_true",
+        help="bytes each workload wrote to its image snapshot (virtual: with the image's)",
+    )  # fmt: skip
     p.add_argument(
         "-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
         help="name=, status= (created running paused restarting exited), label=KEY[=VALUE],"
@@ -235,6 +243,10 @@ def cmd_ps(args: argparse.Namespace) -> int:
         # A status filter other than running reaches exited ones, as in docker.
         all_ = args.all or any(s != "running" for s in filters.get("status", []))
         rows = [r for r in _client(args).listing(all_=all_) if matches(r, filters)]
+        if args.size:
+            from agent.cli.images import add_sizes
+
+            add_sizes(args.socket, rows)
     except ValueError as e:
         print(f"pystats: error: {e}", file=sys.stderr)
         return 2

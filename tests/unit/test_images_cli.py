@@ -83,3 +83,33 @@ def test_images_table() -> None:
     assert lines[2].split()[:2] == ["busybox", "latest"]
     assert lines[3].split()[:2] == ["<none>", "<none>"]
     assert lines[-1] == "total: 2.5MB in layers, 1.0MB in blobs"
+
+
+def test_ps_size_is_dockers_size_column(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.api.image_client import ImageClient
+    from agent.cli.images import add_sizes
+    from agent.cli.observe import ps_row, table
+    from agent.cli.template import render_rows
+
+    usage = {
+        "images": {"sha256:aa": 4_300_000},
+        "workloads": {"web": 12, "ro": None},
+        "disk": {},
+    }
+    monkeypatch.setattr(ImageClient, "usage", lambda self: usage)
+    rows: list[dict[str, object]] = [
+        {"name": "web", "state": "running", "argv": ["httpd"], "image": {"id": "sha256:aa"}},
+        {"name": "ro", "state": "running", "argv": ["sh"], "image": {"id": "sha256:aa"}},
+        {"name": "host", "state": "running", "argv": ["sleep"], "image": None},
+    ]
+    add_sizes("/nonexistent.sock", rows)
+    assert [(r["size_rw"], r["size_root_fs"]) for r in rows] == [
+        (12, 4_300_012), (0, 4_300_000), (None, None)
+    ]  # fmt: skip
+    lines = table(rows, 0.0).splitlines()
+    assert lines[0].split()[-1] == "SIZE"
+    assert lines[1].endswith("12B (virtual 4.3MB)") and lines[3].endswith("   -")
+    assert render_rows("{{.Names}} {{.Size}}", [ps_row(r, 0.0) for r in rows])[0] == (
+        "web 12B (virtual 4.3MB)"
+    )
+    assert "SIZE" not in table([{"name": "x", "state": "running"}], 0.0)
