@@ -27,3 +27,8 @@ class UnsafeLayer(ImageError):
 
 class RegistryError(ImageError):
     status = 502
+
+
+class DownloadBroken(RegistryError):
+    """A blob's download stopped mid-way (the connection broke): what arrived is kept, and
+    the download continues from there (an HTTP Range request) if the registry allows it."""

@@ -15,14 +15,14 @@ import os
 import re
 import ssl
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from workloads.images.auth import Credentials
-from workloads.images.errors import ImageNotFound, RegistryError
+from workloads.images.errors import DownloadBroken, ImageNotFound, RegistryError
 from workloads.images.manifest import ACCEPT
 from workloads.images.reference import Reference
-from workloads.images.store import CHUNK
+from workloads.images.store import CHUNK, Opener
 
 TIMEOUT_S = 60.0
 MAX_REDIRECTS = 5
@@ -101,10 +101,11 @@ class Registry:
             raise RegistryError(f"cannot reach {u.netloc}: {e}") from None
 
     def get(
-        self, path: str, accept: str | None = None
+        self, path: str, accept: str | None = None, range_from: int = 0
     ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         """GET ``/v2/<path>``, authenticating and following redirects; a 2xx response (the
-        caller reads and closes it) or RegistryError / ImageNotFound."""
+        caller reads and closes it) or RegistryError / ImageNotFound. ``range_from``: ask for
+        the bytes from there on (a 206 answer, or a 200 with all of them)."""
         url = f"{self.scheme}://{self.host}/v2/{path}"
         origin = urllib.parse.urlsplit(url).netloc
         tried_auth = False
@@ -112,6 +113,8 @@ class Registry:
             headers = {"User-Agent": "pystats"}
             if accept:
                 headers["Accept"] = accept
+            if range_from:
+                headers["Range"] = f"bytes={range_from}-"
             if self.auth and urllib.parse.urlsplit(url).netloc == origin:
                 headers["Authorization"] = self.auth
             conn, resp = self._once(url, headers)
@@ -129,6 +132,10 @@ class Registry:
                 continue
             if 200 <= resp.status < 300:
                 return conn, resp
+            if resp.status == 416 and range_from:  # not satisfiable: ask for all of it
+                resp.read(65536)
+                conn.close()
+                return self.get(path, accept)
             body = resp.read(65536)
             conn.close()
             what = f"{self.ref.repo}: GET {path}"
@@ -183,19 +190,39 @@ class Registry:
         ctype = (resp.getheader("Content-Type") or "").split(";")[0].strip()
         return data, ctype
 
-    def blob_chunks(self, digest: str) -> Callable[[], Iterator[bytes]]:
-        def gen() -> Iterator[bytes]:
-            conn, resp = self.get(f"{self.ref.path}/blobs/{digest}")
-            try:
-                while True:
-                    try:
-                        block = resp.read(CHUNK)
-                    except (OSError, http.client.HTTPException) as e:
-                        raise RegistryError(f"blob {digest}: download broken: {e}") from None
-                    if not block:
-                        break
-                    yield block
-            finally:
-                conn.close()
+    def blob_from(self, digest: str) -> Opener:
+        """The content store's opener of a blob: from a byte offset with a Range request where
+        the registry (or the storage it redirects to) honours it, else from the start."""
 
-        return gen
+        def open_at(offset: int) -> tuple[int, Iterator[bytes]]:
+            conn, resp = self.get(f"{self.ref.path}/blobs/{digest}", range_from=offset)
+            start = 0
+            if resp.status == 206:
+                crange = resp.getheader("Content-Range") or ""
+                if not crange.startswith(f"bytes {offset}-"):
+                    conn.close()
+                    raise RegistryError(f"blob {digest}: asked for bytes {offset}-, got {crange!r}")
+                start = offset
+            return start, _body(conn, resp, digest)
+
+        return open_at
+
+
+def _body(
+    conn: http.client.HTTPConnection, resp: http.client.HTTPResponse, digest: str
+) -> Iterator[bytes]:
+    try:
+        while True:
+            try:
+                block = resp.read(CHUNK)
+            except (OSError, http.client.HTTPException) as e:
+                raise DownloadBroken(f"blob {digest}: download broken: {e}") from None
+            if not block:
+                if resp.length:  # http.client's read(n) ends quietly short of Content-Length
+                    raise DownloadBroken(
+                        f"blob {digest}: download broken: {resp.length} bytes short"
+                    )
+                break
+            yield block
+    finally:
+        conn.close()

@@ -274,7 +274,7 @@ class ImageService:
                 raise ImageError(f"{ref}: nested image indexes are not supported")
 
         def fetch(desc: Descriptor, on_bytes: Callable[[int], None]) -> None:
-            self.store.ingest(desc.digest, reg.blob_chunks(desc.digest), desc.size, on_bytes)
+            self.store.ingest_from(desc.digest, reg.blob_from(desc.digest), desc.size, on_bytes)
 
         rec = self.import_image(m, digest, fetch, names_for(ref), progress, manifest_bytes=data)
         progress(Progress(ref.lookup, f"Digest: {digest}"))

@@ -4,8 +4,9 @@ A blob is hashed while it is written, into ``<root>/ingest/<hex>.partial``, and 
 place only when its digest and size match, so a blob path always holds exactly its content.
 Writers of the same digest take an exclusive flock on ``<root>/ingest/<hex>.lock``: the second
 waits, then finds the blob present (one download, both served). The kernel drops the lock of a
-killed writer; the next one truncates the partial file and starts over, so nothing a SIGKILL
-leaves behind is ever used.
+killed writer; the next one continues the partial file where a source can start at an offset
+(a registry's Range request), else truncates it and starts over. Either way the whole blob's
+digest is checked, so nothing a SIGKILL leaves behind is used unverified.
 """
 
 from __future__ import annotations
@@ -16,11 +17,15 @@ import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator
 
-from workloads.images.errors import DigestMismatch, ImageError
+from workloads.images.errors import DigestMismatch, DownloadBroken, ImageError
 from workloads.images.reference import is_digest
 from workloads.supervisor.state import fsync_dir
 
 CHUNK = 1 << 20
+RETRIES = 3  # broken downloads continued within one ingest
+# A source that can start at a byte offset: open_at(n) -> (where its bytes really start: n,
+# or 0 when it cannot resume; the bytes from there).
+Opener = Callable[[int], tuple[int, Iterable[bytes]]]
 
 
 def hex_of(digest: str) -> str:
@@ -53,6 +58,20 @@ class Writer:
         self.size = size
         self.written = 0
         self._hash = hashlib.sha256()
+
+    def resume(self, start: int) -> None:
+        """Continue after the file's first ``start`` bytes (hashed again: the partial file is
+        trusted for nothing); drop whatever follows them."""
+        pos = 0
+        while pos < start:
+            block = os.pread(self.fd, min(CHUNK, start - pos), pos)
+            if not block:
+                break
+            self._hash.update(block)
+            pos += len(block)
+        self.written = pos
+        os.ftruncate(self.fd, pos)
+        os.lseek(self.fd, pos, os.SEEK_SET)
 
     def write(self, data: bytes) -> None:
         self._hash.update(data)
@@ -105,6 +124,20 @@ class ContentStore:
         """Store the blob ``digest`` from ``chunks()`` (called only if the blob is missing).
         True if this call wrote it, False if it was there (or another writer put it there
         while this one waited). DigestMismatch leaves nothing behind."""
+        return self.ingest_from(digest, lambda _offset: (0, chunks()), size, on_bytes)
+
+    def ingest_from(
+        self,
+        digest: str,
+        open_at: Opener,
+        size: int | None = None,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> bool:
+        """As ``ingest``, from a source that may start at an offset: a partial file (a killed
+        writer's, or a download that broke, here or in an earlier pull) is continued, not
+        fetched again. A DownloadBroken source is opened again where it stopped, up to RETRIES
+        times, and its partial file kept after that; a resumed blob whose digest does not
+        match is fetched once more from the start."""
         hx = hex_of(digest)
         if self.has(digest):
             return False
@@ -112,15 +145,13 @@ class ContentStore:
             if self.has(digest):
                 return False
             partial = os.path.join(self.ingest_dir, hx + ".partial")
-            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            fd = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
-                w = Writer(fd, digest, size)
-                for chunk in chunks():
-                    w.write(chunk)
-                    if on_bytes is not None:
-                        on_bytes(len(chunk))
-                w.check()
+                self._fill(fd, digest, open_at, size, on_bytes)
                 os.fsync(fd)
+            except DownloadBroken:
+                os.close(fd)  # what arrived stays, for the next pull to continue
+                raise
             except BaseException:
                 os.close(fd)
                 with contextlib.suppress(OSError):
@@ -132,6 +163,43 @@ class ContentStore:
             with contextlib.suppress(OSError):
                 os.unlink(os.path.join(self.ingest_dir, hx + ".lock"))
             return True
+
+    @staticmethod
+    def _fill(
+        fd: int,
+        digest: str,
+        open_at: Opener,
+        size: int | None,
+        on_bytes: Callable[[int], None] | None,
+    ) -> None:
+        """Write the blob into ``fd`` (the partial file, maybe holding a beginning already)."""
+        offset = os.fstat(fd).st_size
+        if size is not None and offset > size:
+            offset = 0
+        broken = 0
+        whole = False  # fetched once more from the start after a resumed blob did not match
+        while True:
+            start, chunks = (offset, ()) if offset and offset == size else open_at(offset)
+            w = Writer(fd, digest, size)
+            w.resume(start)
+            if start and on_bytes is not None and not broken:
+                on_bytes(start)
+            try:
+                for chunk in chunks:
+                    w.write(chunk)
+                    if on_bytes is not None:
+                        on_bytes(len(chunk))
+                w.check()
+                return
+            except DownloadBroken:
+                broken += 1
+                if broken > RETRIES:
+                    raise
+                offset = w.written
+            except DigestMismatch:
+                if not start or whole:
+                    raise
+                whole, offset = True, 0
 
     def put_bytes(self, data: bytes, digest: str | None = None) -> str:
         """Store small content (a manifest, a config); its digest is checked if given."""
