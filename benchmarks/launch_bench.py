@@ -242,6 +242,23 @@ def pystats_runner(
     return once
 
 
+def start_devserver(tree: str, cgroup: str, state: str, sock: str) -> subprocess.Popen[bytes]:
+    """The workload API without the rest of the agent, from ``tree`` (this checkout or an older
+    one: before the layout of issue 13 the dev server was agent.workloads.devserver)."""
+    module = "agent.api.devserver"
+    if not os.path.exists(os.path.join(tree, "agent", "api", "devserver.py")):
+        module = "agent.workloads.devserver"
+    server = subprocess.Popen(
+        [sys.executable, "-m", module, "--root", cgroup, "--state", state, "--socket", sock],
+        cwd=tree,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert server.stdout is not None
+    server.stdout.readline()
+    return server
+
+
 def _remove_tree(path: str) -> None:
     for dirpath, _dirs, _files in sorted(os.walk(path), key=lambda w: -w[0].count("/")):
         try:
@@ -270,6 +287,14 @@ def main() -> int:
     ap.add_argument(
         "--userns", action="store_true", help="also time pystats --userns (user namespace)"
     )
+    ap.add_argument(
+        "--tree",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="also time the dev server of another checkout (e.g. a git worktree of an older"
+        " commit) as pystats@NAME, interleaved with this one: before/after in one boot",
+    )
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="pystats-launch-")
     rootfs = build_rootfs(work)
@@ -278,28 +303,19 @@ def main() -> int:
     cg = os.path.join(args.cgroup_parent, f"pystats-bench-{os.getpid()}")
     os.mkdir(cg)
     sock = os.path.join(work, "api.sock")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "agent.api.devserver",
-            "--root",
-            cg,
-            "--state",
-            os.path.join(work, "state"),
-            "--socket",
-            sock,
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    assert server.stdout is not None
-    server.stdout.readline()
+    server = start_devserver(REPO, cg, os.path.join(work, "state"), sock)
+    servers = [server]
     runners: dict[str, Callable[[int], float]] = {
         name: pystats_runner(WorkloadClient(sock), rootfs, security=sec, tag=str(k))
         for k, (name, sec) in enumerate(PYSTATS_VARIANTS.items())
     }
+    for spec in args.tree:
+        tname, _, tdir = spec.partition("=")
+        tcg = os.path.join(args.cgroup_parent, f"pystats-bench-{os.getpid()}-{tname}")
+        os.mkdir(tcg)
+        tsock = os.path.join(work, f"api-{tname}.sock")
+        servers.append(start_devserver(tdir, tcg, os.path.join(work, f"state-{tname}"), tsock))
+        runners[f"pystats@{tname}"] = pystats_runner(WorkloadClient(tsock), rootfs, tag=tname)
     if args.userns:
         runners["pystats-userns"] = pystats_runner(
             WorkloadClient(sock), userns_rootfs(work, rootfs), userns=True
@@ -325,9 +341,12 @@ def main() -> int:
             for name, run in runners.items():
                 results[name].append(run(i))
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait()
+        for srv in servers:
+            srv.send_signal(signal.SIGTERM)
+            srv.wait()
         _remove_tree(cg)
+        for spec in args.tree:
+            _remove_tree(f"{cg}-{spec.partition('=')[0]}")
     n = len(results["pystats"])
     print(f"launch latency, API call -> first instruction, N={n} each, same boot:")
     print(f"{'runtime':<20}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'mean ms':>9}{'min ms':>9}")
@@ -337,7 +356,8 @@ def main() -> int:
             f"{statistics.mean(vals):>9.1f}{min(vals):>9.1f}"
         )
     p = pct(results["pystats"], 50)
-    for other in ("crun", "runc", "pystats-privileged", "pystats-unconfined"):
+    trees = [k for k in results if k.startswith("pystats@")]
+    for other in ("crun", "runc", "pystats-privileged", "pystats-unconfined", *trees):
         if other in results:
             print(f"pystats p50 / {other} p50 = {p / pct(results[other], 50):.2f}")
     if "pystats-userns" in results:
