@@ -3,14 +3,30 @@ layout or a docker-save archive, with real digests."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
+import http.server
 import io
 import json
 import os
 import tarfile
+import threading
+from collections.abc import Iterator
 
 from tests.unit.test_images_unpack import Entry, layer
+
+
+@contextlib.contextmanager
+def http_server(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[int]:
+    """``handler`` served on 127.0.0.1 in a thread for the block; yields the port."""
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield srv.server_address[1]
+    finally:
+        srv.shutdown()
+        srv.server_close()
 
 
 def sha(data: bytes) -> str:

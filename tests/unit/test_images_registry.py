@@ -7,13 +7,12 @@ import base64
 import http.server
 import json
 import os
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
 
-from tests.unit.images_fixtures import image_blobs, sha
+from tests.unit.images_fixtures import http_server, image_blobs, sha
 from tests.unit.test_images_unpack import Entry
 from workloads.images.auth import Credentials, load_credentials
 from workloads.images.errors import DigestMismatch, ImageNotFound, RegistryError
@@ -36,7 +35,7 @@ class Fake:
     port: int = 0
 
 
-def _serve(fake: Fake) -> http.server.ThreadingHTTPServer:
+def _handler(fake: Fake) -> type[http.server.BaseHTTPRequestHandler]:
     class H(http.server.BaseHTTPRequestHandler):
         def log_message(self, *a: object) -> None:
             pass
@@ -78,10 +77,7 @@ def _serve(fake: Fake) -> http.server.ThreadingHTTPServer:
             err = {"errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]}
             self._send(404, json.dumps(err).encode())
 
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-    fake.port = srv.server_address[1]
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    return srv
+    return H
 
 
 @pytest.fixture
@@ -105,10 +101,8 @@ def fake() -> Iterator[Fake]:
         }
     ).encode()  # fmt: skip
     f.manifests["1"] = (index, "application/vnd.oci.image.index.v1+json")
-    srv = _serve(f)
-    yield f
-    srv.shutdown()
-    srv.server_close()
+    with http_server(_handler(f)) as f.port:
+        yield f
 
 
 def test_bearer_token_index_and_redirects(tmp_path: str, fake: Fake) -> None:

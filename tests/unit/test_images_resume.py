@@ -7,13 +7,12 @@ from __future__ import annotations
 import http.server
 import os
 import re
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
 
-from tests.unit.images_fixtures import sha
+from tests.unit.images_fixtures import http_server, sha
 from workloads.images.errors import DigestMismatch, DownloadBroken, RegistryError
 from workloads.images.reference import parse
 from workloads.images.registry import Registry
@@ -33,7 +32,7 @@ class Server:
     port: int = 0
 
 
-def _serve(s: Server) -> http.server.ThreadingHTTPServer:
+def _handler(s: Server) -> type[http.server.BaseHTTPRequestHandler]:
     class H(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -63,19 +62,14 @@ def _serve(s: Server) -> http.server.ThreadingHTTPServer:
             self.wfile.write(body)
             s.sent += len(body)
 
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-    s.port = srv.server_address[1]
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    return srv
+    return H
 
 
 @pytest.fixture
 def server() -> Iterator[Server]:
     s = Server()
-    srv = _serve(s)
-    yield s
-    srv.shutdown()
-    srv.server_close()
+    with http_server(_handler(s)) as s.port:
+        yield s
 
 
 def _pull(store: ContentStore, s: Server, progress: list[int] | None = None) -> bool:
