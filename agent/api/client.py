@@ -114,6 +114,35 @@ class WorkloadClient:
         finally:
             conn.close()
 
+    def log_frames(
+        self,
+        name: str,
+        follow: bool = False,
+        tail: int | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        timestamps: bool = False,
+    ) -> Iterator[tuple[int, bytes]]:
+        """The logs with stdout and stderr apart: (1 stdout or 2 stderr, bytes) as they come.
+        ``since``/``until``: Unix seconds."""
+        from agent.api.logtail import split_frames
+
+        path = self._path(
+            name,
+            "/logs",
+            mux=1,
+            follow=1 if follow else None,
+            tail=tail,
+            since=since,
+            until=until,
+            timestamps=1 if timestamps else None,
+        )
+        conn, resp = self._open("GET", path, timeout=None)
+        try:
+            yield from split_frames(iter(lambda: resp.read1(65536), b""))
+        finally:
+            conn.close()
+
     def stop(self, name: str, grace_s: float | None = None) -> dict[str, Any]:
         out: dict[str, Any] = self._json("POST", self._path(name, "/stop", grace=grace_s))
         return out

@@ -24,6 +24,7 @@ import os
 import signal
 import socket
 import stat
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -34,7 +35,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from agent.api.access import ApiAccess, Peer, peer_of
 from agent.api.image_routes import add_image_routes, image_request_from_body
 from agent.api.lifecycle_routes import add_lifecycle_routes, grace_of
-from agent.api.logtail import last_lines
+from agent.api.logtail import LogQuery, Renderer
 from collectors.recorder.events import RecordedEvent
 from workloads.lifecycle.manager import WorkloadError, WorkloadManager
 from workloads.runtime.mounts import from_body as mounts_from_body
@@ -48,6 +49,7 @@ from workloads.runtime.spec import (
     parse_limits,
     parse_userns_base,
 )
+from workloads.supervisor.logread import Record, RecordReader, tail_start
 
 CREATE_FIELDS = frozenset(
     {
@@ -196,16 +198,12 @@ def tail_of(request: web.Request) -> int | None:
 
 
 async def _follow(
-    request: web.Request,
-    manager: WorkloadManager,
-    name: str,
-    follow: bool,
-    tail: int | None = None,
+    request: web.Request, manager: WorkloadManager, name: str, q: LogQuery
 ) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
     await resp.prepare(request)
     try:
-        await _send_logs(request, resp, manager, name, follow, tail)
+        await _send_logs(request, resp, manager, name, q)
         await resp.write_eof()
     except ConnectionError:
         # The reader went away (Ctrl-C on `pystats logs -f`, `| head`): not an error. aiohttp
@@ -220,54 +218,97 @@ async def _send_logs(
     resp: web.StreamResponse,
     manager: WorkloadManager,
     name: str,
-    follow: bool,
-    tail: int | None = None,
+    q: LogQuery,
 ) -> None:
     files = manager.log_files(name)
-    start = 0
-    if tail is not None:  # the last lines only, then the live file from where they end
-        text, start = await asyncio.to_thread(last_lines, files, tail)
-        await resp.write(text)
-        files = files[-1:]
-    # Everything already on disk, oldest first; the live file is followed afterwards.
-    for path in files[:-1]:
-        async with aiofiles.open(path, "rb") as f:
-            while chunk := await f.read(65536):
-                await resp.write(chunk)
     if not files:
         return
+    out = Renderer(q)
+
+    async def send(records: list[Record]) -> bool:
+        data = out.render(records)
+        if data:
+            await resp.write(data)
+        return not out.past_until
+
     live = files[-1]
-    f = await aiofiles.open(live, "rb")
+    live_size = os.path.getsize(live.path)
+    first, start = 0, 0
+    if q.tail is not None:  # the last lines only, then the live file from where they end
+        first, start = await asyncio.to_thread(tail_start, files, q.tail, live_size)
+    # Everything already on disk, oldest first; the live file is followed afterwards.
+    for i in range(first, len(files) - 1):
+        reader = RecordReader(files[i].legacy)
+        async with aiofiles.open(files[i].path, "rb") as f:
+            await f.seek(start if i == first else 0)
+            while chunk := await f.read(65536):
+                if not await send(reader.feed(chunk)):
+                    return
+        if not await send(reader.flush()):
+            return
+    reader = RecordReader(live.legacy)
+    f = await aiofiles.open(live.path, "rb")
     try:
-        await f.seek(start)
+        await f.seek(start if first == len(files) - 1 else 0)
         ino = os.fstat(f.fileno()).st_ino
         while True:
             chunk = await f.read(65536)
             if chunk:
-                await resp.write(chunk)
+                if not await send(reader.feed(chunk)):
+                    return
                 continue
-            if not follow:
+            if not q.follow or (q.until_ns is not None and time.time_ns() > q.until_ns):
                 break
             done = manager.is_done(name)
             try:
-                rotated = os.stat(live).st_ino != ino
+                rotated = os.stat(live.path).st_ino != ino
             except FileNotFoundError:
                 rotated = False
             if rotated:  # the old file is fully read: go on with the new one from its start
                 await f.close()
-                f = await aiofiles.open(live, "rb")
+                if not await send(reader.flush()):
+                    return
+                f = await aiofiles.open(live.path, "rb")
                 ino = os.fstat(f.fileno()).st_ino
                 continue
             if done:
                 # The shim closes the log before recording the exit: one last read drains it.
                 while chunk := await f.read(65536):
-                    await resp.write(chunk)
+                    if not await send(reader.feed(chunk)):
+                        return
                 break
             if request.transport is None or request.transport.is_closing():
                 return  # a follower of a quiet workload left: no write would tell us
             await manager.wait_changed(0.05)
+        await send(reader.flush())
     finally:
         await f.close()
+
+
+def log_query(request: web.Request) -> LogQuery:
+    """?follow ?tail ?since ?until (Unix seconds) ?timestamps ?mux: see agent.api.logtail."""
+    qs = request.query
+
+    def flag(key: str) -> bool:
+        return qs.get(key) in ("1", "true")
+
+    def moment(key: str) -> int | None:
+        raw = qs.get(key)
+        if raw is None or raw == "":
+            return None
+        try:
+            return int(float(raw) * 1e9)
+        except ValueError:
+            raise SpecError(f"{key} must be a Unix time in seconds, got {raw!r}") from None
+
+    return LogQuery(
+        follow=flag("follow"),
+        tail=tail_of(request),
+        since_ns=moment("since"),
+        until_ns=moment("until"),
+        timestamps=flag("timestamps"),
+        mux=flag("mux"),
+    )
 
 
 def add_workload_routes(
@@ -330,8 +371,7 @@ def add_workload_routes(
     async def logs(request: web.Request) -> Any:
         name = request.match_info["name"]
         manager.inspect(name)  # 404 before the stream starts
-        follow = request.query.get("follow") in ("1", "true")
-        return await _follow(request, manager, name, follow, tail_of(request))
+        return await _follow(request, manager, name, log_query(request))
 
     async def stop(request: web.Request) -> Any:
         return await manager.stop(request.match_info["name"], grace_s=grace_of(request))

@@ -5,7 +5,7 @@ State directory layout (one folder per workload):
     <state>/workloads/<name>/config.json    spec, cgroup root, log settings  (manager, atomic)
     <state>/workloads/<name>/manager.json   restarts, stopped-by-user flag   (manager, atomic)
     <state>/workloads/<name>/status.json    the current run: pid, exit, OOM  (shim, atomic)
-    <state>/workloads/<name>/output.log*    the workload's output, rotated   (shim)
+    <state>/workloads/<name>/stdio.log*     the workload's output, rotated   (shim)
     <state>/corrupt/                        records that could not be read, set aside
 
 The manager never waits on a workload process: the shim does, and records the exit. The manager
@@ -52,7 +52,8 @@ from workloads.runtime.runopts import DEFAULT_STOP_TIMEOUT_S
 from workloads.runtime.spec import SpecError, WorkloadSpec, check_spec, validate_name
 from workloads.supervisor import procs, state
 from workloads.supervisor.forkserver import ForkServerClient
-from workloads.supervisor.logs import log_files, log_path
+from workloads.supervisor.logread import LogFile, log_sources
+from workloads.supervisor.logs import log_path
 from workloads.supervisor.record import CONFIG, STATUS, RunStatus, ShimConfig, State
 
 log = logging.getLogger(__name__)
@@ -585,8 +586,8 @@ class WorkloadManager:
         live = (State.RUNNING.value, State.RESTARTING.value, State.PAUSED.value)
         return out if all_ else [d for d in out if d["state"] in live]
 
-    def log_files(self, name: str) -> list[str]:
-        return log_files(log_path(self._get(name).wdir), self.log_keep)
+    def log_files(self, name: str) -> list[LogFile]:
+        return log_sources(self._get(name).wdir, self.log_keep)
 
     def is_done(self, name: str) -> bool:
         """True when the workload has exited and will not be restarted (or was removed)."""

@@ -1,19 +1,51 @@
 """Size-capped, rotated log files of a workload's output.
 
-``output.log`` is the live file; when the next write would take it past ``max_bytes`` it becomes
-``output.log.1`` (older ones shift up to ``output.log.<keep>``, the oldest is dropped). The disk
+``stdio.log`` is the live file; when the next write would take it past ``max_bytes`` it becomes
+``stdio.log.1`` (older ones shift up to ``stdio.log.<keep>``, the oldest is dropped). The disk
 used per workload is bounded by ``(keep + 1) * max_bytes``.
+
+Each line of it is one record in the CRI log format (containerd's, Kubernetes'):
+``<RFC3339Nano UTC time> <stdout|stderr> <F|P> <bytes>\n``: F ends a line of output, P is a
+piece of a line whose end comes in a later record. So stdout and stderr stay apart, each record
+has its time, and rotation never splits a record. ``output.log*`` (LEGACY_NAME) is the raw,
+merged output an earlier version wrote: still read (workloads.supervisor.logread), never written.
 """
 
 from __future__ import annotations
 
 import os
+import time
 
-LOG_NAME = "output.log"
+LOG_NAME = "stdio.log"
+LEGACY_NAME = "output.log"
+STDOUT, STDERR = "stdout", "stderr"
+MAX_PIECE = 16 * 1024  # longer lines are stored in pieces (P records), as docker's 16 KiB
 
 
 def log_path(wdir: str) -> str:
     return os.path.join(wdir, LOG_NAME)
+
+
+def format_time(ns: int) -> bytes:
+    """RFC3339 with nanoseconds in UTC, as docker's ``logs -t`` prints."""
+    secs, frac = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)).encode() + b".%09dZ" % frac
+
+
+def encode_records(stream: str, data: bytes, ns: int) -> list[bytes]:
+    """``data`` (a chunk read from one stream) as records: whole lines F, the rest P."""
+    head = format_time(ns) + b" " + stream.encode() + b" "
+    out: list[bytes] = []
+    lines = data.split(b"\n")
+    for i, line in enumerate(lines):
+        last = i == len(lines) - 1
+        if last and not line:
+            break  # the chunk ended with a newline
+        while len(line) > MAX_PIECE:
+            out.append(head + b"P " + line[:MAX_PIECE] + b"\n")
+            line = line[MAX_PIECE:]
+        out.append(head + (b"P " if last else b"F ") + line + b"\n")
+    return out
 
 
 def log_files(path: str, keep: int) -> list[str]:
@@ -43,7 +75,16 @@ class RotatingLog:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
         self._size = os.fstat(self._fd).st_size
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, whole: bool = False) -> None:
+        """Append ``data``; ``whole``: rotate first rather than split it across two files
+        (unless it is larger than a file may be)."""
+        if whole and self._size > 0 and self._size + len(data) > self.max_bytes >= len(data):
+            try:
+                self.rotate()
+            except OSError as e:
+                self.dropped += len(data)
+                self.last_error = e.strerror or str(e)
+                return
         view = memoryview(data)
         try:
             while view:
@@ -78,3 +119,33 @@ class RotatingLog:
         fd, self._fd = self._fd, -1
         if fd >= 0:
             os.close(fd)
+
+
+class StreamLog:
+    """The shim's log: output chunks of stdout and stderr as timestamped records (above) in a
+    RotatingLog. ``dropped`` counts the output bytes lost to write errors."""
+
+    def __init__(self, path: str, max_bytes: int, keep: int) -> None:
+        self._log = RotatingLog(path, max_bytes, keep)
+        self.dropped = 0
+
+    @property
+    def last_error(self) -> str | None:
+        return self._log.last_error
+
+    def write(self, stream: str, data: bytes) -> None:
+        ns = time.time_ns()
+        for rec in encode_records(stream, data, ns):
+            before = self._log.dropped
+            self._log.write(rec, whole=True)
+            if self._log.dropped != before:  # the record is lost: count its output bytes
+                self.dropped += _output_len(rec)
+
+    def close(self) -> None:
+        self._log.close()
+
+
+def _output_len(rec: bytes) -> int:
+    """The workload's bytes in a record: its content, and its newline if it ends a line."""
+    tag = rec.index(b" ", rec.index(b" ") + 1) + 1
+    return len(rec) - tag - 2 - (1 if rec[tag : tag + 1] == b"P" else 0)
