@@ -17,7 +17,7 @@ from typing import Any
 from agent.api.socketpath import SOCKET_HELP
 from agent.cli import envopts
 from agent.cli import images as cli_images
-from agent.cli.common import workload_name
+from agent.cli.common import silence_stdout, workload_name
 
 EXIT_API_ERROR = 125
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what `cat` reports when its reader is gone
@@ -249,12 +249,22 @@ def register(sub: Any) -> None:
     _add_socket(p)
     p.set_defaults(func=observe.cmd_ps)
 
-    p = sub.add_parser("logs", help="print a workload's output")
+    p = sub.add_parser(
+        "logs",
+        help="print a workload's output",
+        description="Its stdout to stdout and its stderr to stderr, as docker logs. Output"
+        " stored by an earlier pystats has no times and streams: shown as stdout, and left out"
+        " by --since/--until.",
+    )
     p.add_argument("-f", "--follow", action="store_true", help="follow until it exits")
     p.add_argument(
         "-n", "--tail", type=_tail, metavar="N",
         help="only the last N lines (all: everything, the default); with -f, then follow",
     )  # fmt: skip
+    p.add_argument("-t", "--timestamps", action="store_true", help="show each line's time")
+    when = "RFC3339 (2026-12-07T10:20:00Z), Unix seconds, or a duration ago (10m, 1h30m)"
+    p.add_argument("--since", type=_log_time, metavar="TIME", help="from this time: " + when)
+    p.add_argument("--until", type=_log_time, metavar="TIME", help="up to this time: " + when)
     p.add_argument("name", type=workload_name)
     _add_socket(p)
     p.set_defaults(func=cmd_logs)
@@ -391,22 +401,40 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_API_ERROR if code is None else int(code)
 
 
-def _simple(args: argparse.Namespace, action: str) -> int:
+def cmd_logs(args: argparse.Namespace) -> int:
+    """Frames of stream 1 to stdout, 2 to stderr; 141 when the reader of either went away."""
     from agent.api.client import ApiError
 
-    client = _client(args)
+    outs = {1: sys.stdout.buffer, 2: sys.stderr.buffer}
+    frames = _client(args).log_frames(
+        args.name,
+        follow=args.follow,
+        tail=args.tail,
+        since=args.since,
+        until=args.until,
+        timestamps=args.timestamps,
+    )
     try:
-        chunks = client.logs(args.name, follow=args.follow, tail=args.tail)
-        if action == "logs" and not _copy_out(chunks):
-            return EXIT_BROKEN_PIPE
+        for sid, data in frames:
+            out = outs.get(sid, outs[1])
+            out.write(data)
+            out.flush()
+    except BrokenPipeError:
+        silence_stdout()  # as `cat`: quietly, no second error at exit
+        return EXIT_BROKEN_PIPE
     except ApiError as e:
         _err(str(e))
         return 1
     return 0
 
 
-def cmd_logs(args: argparse.Namespace) -> int:
-    return _simple(args, "logs")
+def _log_time(text: str) -> float:
+    from agent.cli.logtime import parse_log_time
+
+    try:
+        return parse_log_time(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 _MOUNT_FLAGS = (

@@ -10,7 +10,8 @@ It is a fresh single-threaded process (forked by the fork server, or started wit
    see workloads.runtime.userns);
 3. moves that process into ``<root>/workloads/<name>`` (limits already set by the manager) and
    only then lets it go on to set up its namespaces and exec (workloads.runtime.init);
-4. holds the read end of the workload's stdout+stderr pipe and writes it to rotated logs;
+4. holds the read ends of the workload's stdout and stderr pipes and writes what comes to
+   rotated logs, one timestamped record per line and stream (workloads.supervisor.logs);
 5. reaps it, reads memory.events oom_kill, and records the exit durably in ``status.json``.
 
 ``status.json`` (a RunStatus, workloads.supervisor.record) belongs to the shim; the manager reads
@@ -36,7 +37,7 @@ from workloads.runtime.init import EXIT_SETUP, exec_workload
 from workloads.runtime.runopts import exec_spec
 from workloads.runtime.spec import WorkloadSpec
 from workloads.supervisor import procs
-from workloads.supervisor.logs import RotatingLog, log_path
+from workloads.supervisor.logs import STDERR, STDOUT, StreamLog, log_path
 from workloads.supervisor.record import (
     CONFIG,
     STATUS,
@@ -138,7 +139,7 @@ def _supervise(wdir: str, run: int) -> int:
         cgroups.move_to(root, cgroups.SHIMS, os.getpid())
     except Exception as e:  # not fatal: the workload still runs, only less protected
         _note(f"could not move to {cgroups.SHIMS}: {e}")
-    log = RotatingLog(log_path(wdir), cfg.log_max_bytes, cfg.log_keep)
+    log = StreamLog(log_path(wdir), cfg.log_max_bytes, cfg.log_keep)
     oom_before = cgroups.oom_kills(root, spec.name)
     # The security plan, its seccomp program compiled once into the state dir's cache, made
     # while the host's files are in view; the workload's init inherits it (and reports a failure).
@@ -146,22 +147,25 @@ def _supervise(wdir: str, run: int) -> int:
         security.prepare(spec.security, security.cache_dir(os.path.dirname(os.path.dirname(wdir))))
 
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
+    eo_r, eo_w = os.pipe2(os.O_CLOEXEC)  # the workload's stderr, kept apart from its stdout
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     started, error = True, ""
     if spec.userns:
-        pid, started, error = _fork_in_userns(spec, out_r, out_w, go_r, go_w, err_r, err_w)
+        pid, started, error = _fork_in_userns(
+            spec, (out_r, out_w, eo_r, eo_w), go_r, go_w, err_r, err_w
+        )
     else:
         linux.unshare(linux.CLONE_NEWPID)
         pid = os.fork()
         if pid == 0:
             try:
-                _child_stdio(out_w, (out_r, out_w, go_w, err_r))
+                _child_stdio(out_w, eo_w, (out_r, out_w, eo_r, eo_w, go_w, err_r))
                 os.closerange(3, go_r)
                 exec_workload(spec, go_r, err_w)
             finally:
                 os._exit(EXIT_SETUP)
-    for fd in (out_w, go_r, err_w):
+    for fd in (out_w, eo_w, go_r, err_w):
         os.close(fd)
 
     record = RunStatus(
@@ -195,7 +199,7 @@ def _supervise(wdir: str, run: int) -> int:
             with contextlib.suppress(OSError):
                 _write_status(wdir, record.but(log_bytes_dropped=dropped))
 
-    wait_status, errtext = _pump(pid, out_r, err_r, log, error, report_drops)
+    wait_status, errtext = _pump(pid, (out_r, eo_r), err_r, log, error, report_drops)
     log.close()
     if log.dropped:
         _note(f"dropped {log.dropped} bytes of output: {log.last_error}")
@@ -213,25 +217,26 @@ def _supervise(wdir: str, run: int) -> int:
     return 0
 
 
-def _child_stdio(out_w: int, close: tuple[int, ...]) -> None:
-    """In a freshly forked child: stdin from /dev/null, stdout and stderr into the log pipe, and
-    the parent's ends of the other pipes closed."""
+def _child_stdio(out_w: int, eo_w: int, close: tuple[int, ...]) -> None:
+    """In a freshly forked child: stdin from /dev/null, stdout and stderr into their log pipes,
+    and the pipes' other fds closed."""
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(out_w, 1)
-    os.dup2(out_w, 2)
+    os.dup2(eo_w, 2)
     for fd in (null, *close):
         os.close(fd)
 
 
 def _fork_in_userns(
-    spec: WorkloadSpec, out_r: int, out_w: int, go_r: int, go_w: int, err_r: int, err_w: int
+    spec: WorkloadSpec, outs: tuple[int, ...], go_r: int, go_w: int, err_r: int, err_w: int
 ) -> tuple[int, bool, str]:
     """Start the workload through the user-namespace helper (workloads.runtime.userns).
 
-    Returns (pid, started, error). Started: ``pid`` is the workload, now a child of this shim,
-    waiting for its go. Not started: ``pid`` is the helper, not yet reaped, which has failed or
-    will fail (its message comes on the error pipe) and ``error`` says what the shim saw.
+    ``outs``: both ends of the stdout and stderr pipes. Returns (pid, started, error).
+    Started: ``pid`` is the workload, now a child of this shim, waiting for its go. Not
+    started: ``pid`` is the helper, not yet reaped, which has failed or will fail (its message
+    comes on the error pipe) and ``error`` says what the shim saw.
     """
     sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
     ctl_r, ctl_w = os.pipe2(os.O_CLOEXEC)
@@ -240,7 +245,7 @@ def _fork_in_userns(
     helper = os.fork()
     if helper == 0:
         try:
-            _child_stdio(out_w, (out_r, out_w, go_w, err_r, sync_r, ctl_w))
+            _child_stdio(outs[1], outs[3], (*outs, go_w, err_r, sync_r, ctl_w))
             _close_other_fds({go_r, err_w, sync_w, ctl_r})
             userns.run_helper(spec, sync_w, ctl_r, go_r, err_w)
         finally:
@@ -282,24 +287,26 @@ def _close_other_fds(keep: set[int]) -> None:
 
 def _pump(
     pid: int,
-    out_r: int,
+    outs: tuple[int, int],
     err_r: int,
-    log: RotatingLog,
+    log: StreamLog,
     error: str,
     report_drops: Callable[[int], None],
 ) -> tuple[int, str]:
-    """Copy output to the log until the workload has exited and its pipe is drained.
+    """Copy output (``outs``: the stdout and stderr pipes) to the log until the workload has
+    exited and its pipes are drained.
 
     Returns (wait status, what the runtime said on the error pipe)."""
     pidfd = os.pidfd_open(pid)
     sel = selectors.DefaultSelector()
-    sel.register(out_r, selectors.EVENT_READ, "out")
+    sel.register(outs[0], selectors.EVENT_READ, STDOUT)
+    sel.register(outs[1], selectors.EVENT_READ, STDERR)
     sel.register(err_r, selectors.EVENT_READ, "err")
     sel.register(pidfd, selectors.EVENT_READ, "exit")
     wait_status: int | None = None
     deadline: float | None = None
     errbuf = error.encode()
-    open_fds = {out_r, err_r}
+    open_fds = {*outs, err_r}
     reported, next_report = 0, 0.0
     while open_fds:
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -319,8 +326,8 @@ def _pump(
                 sel.unregister(fd)
                 os.close(fd)
                 open_fds.discard(fd)
-            elif key.data == "out":
-                log.write(chunk)
+            elif key.data in (STDOUT, STDERR):
+                log.write(key.data, chunk)
                 if log.dropped != reported and time.monotonic() >= next_report:
                     reported, next_report = log.dropped, time.monotonic() + DROPS_REPORT_EVERY_S
                     report_drops(reported)
@@ -333,7 +340,7 @@ def _pump(
         os.close(fd)
     sel.close()
     if error:
-        log.write(f"pystats: {error}\n".encode())
+        log.write(STDERR, f"pystats: {error}\n".encode())
     return wait_status, errbuf.decode(errors="replace").replace("pystats: ", "")
 
 
