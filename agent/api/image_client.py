@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -34,10 +35,16 @@ class ImageClient(WorkloadClient):
 
     def _lines(self, path: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """The progress lines of a pull or load; the last is its result. ApiError on an
-        error line."""
+        error line, and when the stream ends without a result (the agent stopped mid-way)."""
         conn, resp = self._open("POST", path, body, timeout=None)
         try:
-            while line := resp.readline():
+            while True:
+                try:
+                    line = resp.readline()
+                except (OSError, http.client.HTTPException):
+                    line = b""
+                if not line:
+                    raise ApiError(0, "the agent stopped answering before the work was done")
                 try:
                     item = json.loads(line)
                 except ValueError:
@@ -45,6 +52,8 @@ class ImageClient(WorkloadClient):
                 if "error" in item:
                     raise ApiError(int(item.get("status", 500)), str(item["error"]))
                 yield item
+                if "result" in item:
+                    return
         finally:
             conn.close()
 

@@ -113,3 +113,39 @@ def test_ps_size_is_dockers_size_column(monkeypatch: pytest.MonkeyPatch) -> None
         "web 12B (virtual 4.3MB)"
     )
     assert "SIZE" not in table([{"name": "x", "state": "running"}], 0.0)
+
+
+def test_a_pull_whose_agent_dies_mid_way_is_an_error(tmp_path: str) -> None:
+    """The agent's stream ends (it was killed) before the result line: an ApiError with one
+    clear line, never "pulled" and exit 0, nor a traceback."""
+    import os
+    import socket
+    import threading
+
+    from agent.api.client import ApiError
+    from agent.api.image_client import ImageClient
+
+    path = os.path.join(str(tmp_path), "api.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+
+    def answer() -> None:
+        conn, _ = srv.accept()
+        conn.recv(65536)
+        line = b'{"id": "abc", "status": "Downloading", "current": 1, "total": 9}\n'
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
+        conn.sendall(
+            head + b"Transfer-Encoding: chunked\r\n\r\n%x\r\n" % len(line) + line + b"\r\n"
+        )
+        conn.close()  # killed: no result line, no last chunk
+
+    t = threading.Thread(target=answer)
+    t.start()
+    got: list[dict[str, object]] = []
+    with pytest.raises(ApiError, match="stopped answering before the work was done"):
+        for item in ImageClient(path, timeout=5).pull({"ref": "x"}):
+            got.append(item)
+    t.join()
+    srv.close()
+    assert got == [{"id": "abc", "status": "Downloading", "current": 1, "total": 9}]
