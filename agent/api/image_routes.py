@@ -219,11 +219,11 @@ def add_image_routes(
 
 
 def image_request_from_body(body: Any) -> ImageRequest | None:
-    """The image part of a create request (``image``, ``entrypoint``, ``user``), or None."""
+    """The image part of a create request (``image``, ``entrypoint``, ``user``), or None.
+    Without an image, ``user`` is one of the rootfs (workloads.runtime.runuser)."""
     if not isinstance(body, dict) or body.get("image") is None:
-        for key in ("entrypoint", "user"):
-            if isinstance(body, dict) and body.get(key) is not None:
-                raise SpecError(f"{key} is given without an image")
+        if isinstance(body, dict) and body.get("entrypoint") is not None:
+            raise SpecError("entrypoint is given without an image")
         return None
     ref, ep, user = body["image"], body.get("entrypoint"), body.get("user")
     if not isinstance(ref, str) or not ref:

@@ -40,6 +40,7 @@ from collectors.recorder.events import RecordedEvent
 from workloads.lifecycle.manager import WorkloadError, WorkloadManager
 from workloads.runtime.mounts import from_body as mounts_from_body
 from workloads.runtime.runopts import RunOpts
+from workloads.runtime.runuser import from_body as run_user_from_body
 from workloads.runtime.security import SecurityOpts
 from workloads.runtime.spec import (
     USERNS_DEFAULT_BASE,
@@ -72,7 +73,8 @@ CREATE_FIELDS = frozenset(
         "mounts",
         "image",  # run from an image (agent.api.image_routes.image_request_from_body)
         "entrypoint",
-        "user",
+        "user",  # -u: an image's user, else one of the rootfs (workloads.runtime.runuser)
+        "group_add",
     }
 )
 log = logging.getLogger("pystats.agent")
@@ -162,6 +164,7 @@ def spec_from_body(body: Any) -> WorkloadSpec:
         userns_auto=use_userns == "auto",
         security=SecurityOpts.from_json(body.get("security")),
         mounts=mounts_from_body(body.get("mounts")),
+        user=run_user_from_body(body),
     )
 
 

@@ -53,7 +53,15 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
                    "options, unless it is --)")  # fmt: skip
     g.add_argument("--entrypoint", metavar="CMD", help="replace the image's Entrypoint (and "
                    "drop its Cmd); '' clears it")  # fmt: skip
-    g.add_argument("-u", "--user", help="user[:group] inside, names from the image's /etc/passwd")
+    g.add_argument(
+        "-u", "--user", metavar="USER[:GROUP]",
+        help="the user inside: names from the image's /etc/passwd and /etc/group (without an"
+        " image: --rootfs's, or the host's); numeric ids need no entry",
+    )  # fmt: skip
+    g.add_argument(
+        "--group-add", action="append", default=[], metavar="GROUP",
+        help="another supplementary group (a name there, or a gid); repeatable",
+    )  # fmt: skip
     g.add_argument(
         "--pull", choices=("missing", "always", "never"), default="missing",
         help="pull the image before running (default: when missing)",
@@ -76,10 +84,9 @@ def split_run_args(args: argparse.Namespace) -> tuple[list[str], dict[str, Any]]
             raise ValueError(
                 "no command given: pystats run [OPTIONS] IMAGE [CMD...] or -- CMD [ARG...]"
             )
-        for flag in ("entrypoint", "user"):
-            if getattr(args, flag, None) is not None:
-                raise ValueError(f"--{flag} needs an image")
-        return cmd, {}
+        if getattr(args, "entrypoint", None) is not None:
+            raise ValueError("--entrypoint needs an image")
+        return cmd, _user_body(args)
     if image.startswith("-"):
         raise ValueError(f"unknown option {image!r}")
     if getattr(args, "rootfs", None):
@@ -87,9 +94,17 @@ def split_run_args(args: argparse.Namespace) -> tuple[list[str], dict[str, Any]]
     extra: dict[str, Any] = {"image": image}
     if args.entrypoint is not None:
         extra["entrypoint"] = [args.entrypoint] if args.entrypoint else []
-    if args.user:
-        extra["user"] = args.user
-    return cmd, extra
+    return cmd, {**extra, **_user_body(args)}
+
+
+def _user_body(args: argparse.Namespace) -> dict[str, Any]:
+    """-u and --group-add: resolved by the agent in the image or the rootfs."""
+    out: dict[str, Any] = {}
+    if getattr(args, "user", None):
+        out["user"] = args.user
+    if getattr(args, "group_add", None):
+        out["group_add"] = list(args.group_add)
+    return out
 
 
 def register(sub: Any) -> None:

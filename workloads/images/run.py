@@ -52,8 +52,17 @@ def prepare(
         groups=() if ids is None else ids.groups,
         stop_signal=run.stop_signal,
     )
+    user = spec.user  # --group-add's names are the image's groups
+    if user is not None and user.group_add:
+        user = replace(user, extra_groups=users.group_ids(layers, user.group_add))
     return replace(
-        spec, argv=run.argv, env=run.env, workdir=run.workdir, rootfs=snap.rootfs, image=image
+        spec,
+        argv=run.argv,
+        env=run.env,
+        workdir=run.workdir,
+        rootfs=snap.rootfs,
+        image=image,
+        user=user,
     )
 
 

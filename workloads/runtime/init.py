@@ -112,17 +112,25 @@ def _hint(spec: WorkloadSpec, e: OSError) -> str:
 
 
 def _become_image_user(spec: WorkloadSpec, err_fd: int) -> None:
-    """An image's User (resolved to ids at create time): dropping from root clears the
-    capabilities, as for docker's non-root users."""
-    img = spec.image
-    if img is None or img.uid is None:
+    """-u or an image's User (resolved to ids at create time), with --group-add's groups:
+    dropping from root clears the capabilities, as for docker's non-root users."""
+    img, ru = spec.image, spec.user
+    extra = ru.extra_groups if ru is not None else ()
+    if img is not None and img.uid is not None:
+        name, uid, gid, groups = img.user, img.uid, img.gid, img.groups
+    elif ru is not None and ru.uid is not None:
+        name, uid, gid, groups = ru.user, ru.uid, ru.gid, ru.groups
+    else:
+        name, uid, gid, groups = "root", None, None, tuple(os.getgroups())
+    if uid is None and not extra:
         return
     try:
-        os.setgroups(list(img.groups))
-        os.setgid(img.gid if img.gid is not None else img.uid)
-        os.setuid(img.uid)
+        os.setgroups(sorted({*groups, *extra}))
+        if uid is not None:
+            os.setgid(gid if gid is not None else uid)
+            os.setuid(uid)
     except OSError as e:
-        fail(err_fd, EXIT_SETUP, f"cannot become the image's user {img.user!r}: {e.strerror}")
+        fail(err_fd, EXIT_SETUP, f"cannot become the user {name!r}: {e.strerror}")
 
 
 def exec_workload(

@@ -21,6 +21,7 @@ from workloads.runtime.imagespec import ImageSpec
 from workloads.runtime.mounts import MountOpts
 from workloads.runtime.runopts import RunOpts
 from workloads.runtime.runopts import check as check_run_opts
+from workloads.runtime.runuser import RunUser
 from workloads.runtime.security import SecurityOpts
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -62,6 +63,7 @@ class WorkloadSpec:
     security: SecurityOpts = field(default_factory=SecurityOpts)
     mounts: MountOpts = field(default_factory=MountOpts)
     image: ImageSpec | None = None  # run from an image: rootfs is its snapshot's mount
+    user: RunUser | None = None  # -u, --group-add (resolved; an image's User is in image)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,6 +93,7 @@ class WorkloadSpec:
             security=SecurityOpts.from_json(d.get("security")),
             mounts=MountOpts.from_json(d.get("mounts")),
             image=ImageSpec.from_json(d.get("image")),
+            user=RunUser.from_json(d.get("user")),
         )
 
     def id_map(self) -> str | None:
