@@ -23,7 +23,7 @@ import resource
 import signal
 from typing import NoReturn
 
-from workloads.runtime import linux, mounts, security
+from workloads.runtime import linux, mounts, security, startsignals
 from workloads.runtime.spec import WorkloadSpec
 
 EXIT_SETUP = 125
@@ -171,6 +171,12 @@ def exec_workload(
     except OSError as e:
         fail(err_fd, EXIT_SETUP, f"cannot apply the security profile: {e.strerror or e}")
     _become_image_user(spec, err_fd)
+    fatal = startsignals.release()
+    if fatal is not None and spec.run.init:
+        # Signalled before tini ran (a `stop` right after `run -d`): tini would have forwarded
+        # it and the command died of it, so end as tini then does. Without --init the command,
+        # PID 1 with no handler yet, would have ignored it: it starts.
+        os._exit(128 + fatal)
     try:
         os.execvpe(argv[0], argv, spec.exec_env())
     except FileNotFoundError:

@@ -9,12 +9,16 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from workloads.runtime.errors import SpecError
+from workloads.runtime.mounts import Bind
 
 if TYPE_CHECKING:
     from workloads.runtime.spec import WorkloadSpec
 
 # Debian's tini: PID 1 that forwards signals to the command and reaps orphans (docker --init).
 INIT_BINARIES = ("/usr/bin/tini-static", "/usr/bin/tini")
+# In another root (--rootfs, an image) the static one is bound read-only here, as docker binds
+# its docker-init at /sbin/docker-init; the dynamic one would need the host's libc there.
+INIT_IN_ROOTFS = "/run/pystats-init"
 DEFAULT_STOP_TIMEOUT_S = 10.0
 
 
@@ -81,23 +85,32 @@ def parse_stop_timeout(value: object) -> float:
     return seconds
 
 
-def init_binary() -> str | None:
-    return next((p for p in INIT_BINARIES if os.access(p, os.X_OK)), None)
+def init_binary(static: bool = False) -> str | None:
+    """The tini to run; ``static``: one that needs no library (another root)."""
+    found = (p for p in INIT_BINARIES if os.access(p, os.X_OK))
+    return next((p for p in found if not static or p.endswith("-static")), None)
 
 
 def check(spec: WorkloadSpec) -> None:
-    if spec.run.init:
-        if init_binary() is None:
-            raise SpecError("--init: tini is not installed (apt-get install tini)")
+    if spec.run.init and init_binary(static=spec.rootfs is not None) is None:
         if spec.rootfs is not None:
-            raise SpecError("--init needs the host's / as the workload's root (no --rootfs yet)")
+            raise SpecError("--init with --rootfs or an image needs /usr/bin/tini-static (tini)")
+        raise SpecError("--init: tini is not installed (apt-get install tini)")
 
 
 def exec_spec(spec: WorkloadSpec) -> WorkloadSpec:
-    """The spec the runtime executes: with --init, tini runs the command as its child."""
+    """The spec the runtime executes: with --init, tini runs the command as its child; in
+    another root, from a read-only bind of the host's static tini."""
     if not spec.run.init:
         return spec
-    tini = init_binary()
+    tini = init_binary(static=spec.rootfs is not None)
     if tini is None:
         raise SpecError("--init: tini is not installed")
-    return replace(spec, argv=[tini, "--", *spec.argv])
+    if spec.rootfs is None:
+        return replace(spec, argv=[tini, "--", *spec.argv])
+    bind = Bind(tini, INIT_IN_ROOTFS, readonly=True)
+    return replace(
+        spec,
+        argv=[INIT_IN_ROOTFS, "--", *spec.argv],
+        mounts=replace(spec.mounts, binds=(*spec.mounts.binds, bind)),
+    )

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 
 from cgroupfs.paths import CgroupRoot
-from workloads.runtime import cgroups, linux, security, userns
+from workloads.runtime import cgroups, linux, security, startsignals, userns
 from workloads.runtime.init import EXIT_SETUP, exec_workload
 from workloads.runtime.runopts import exec_spec
 from workloads.runtime.spec import WorkloadSpec
@@ -151,6 +151,7 @@ def _supervise(wdir: str, run: int) -> int:
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     started, error = True, ""
+    mask = startsignals.block_all()  # signals before its exec stay pending (startsignals)
     if spec.userns:
         pid, started, error = _fork_in_userns(
             spec, (out_r, out_w, eo_r, eo_w), go_r, go_w, err_r, err_w
@@ -165,6 +166,7 @@ def _supervise(wdir: str, run: int) -> int:
                 exec_workload(spec, go_r, err_w)
             finally:
                 os._exit(EXIT_SETUP)
+    startsignals.restore(mask)
     for fd in (out_w, eo_w, go_r, err_w):
         os.close(fd)
 
