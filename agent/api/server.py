@@ -36,6 +36,7 @@ from agent.api.access import ApiAccess, Peer, peer_of
 from agent.api.image_routes import add_image_routes, image_request_from_body
 from agent.api.lifecycle_routes import add_lifecycle_routes, grace_of
 from agent.api.logtail import LogQuery, Renderer
+from agent.api.stdio_routes import add_stdio_routes
 from collectors.recorder.events import RecordedEvent
 from workloads.lifecycle.manager import WorkloadError, WorkloadManager
 from workloads.runtime.mounts import from_body as mounts_from_body
@@ -50,6 +51,7 @@ from workloads.runtime.spec import (
     parse_limits,
     parse_userns_base,
 )
+from workloads.runtime.stdio import StdioOpts
 from workloads.supervisor.logread import Record, RecordReader, tail_start
 
 CREATE_FIELDS = frozenset(
@@ -74,6 +76,7 @@ CREATE_FIELDS = frozenset(
         "image",  # run from an image (agent.api.image_routes.image_request_from_body)
         "entrypoint",
         "user",  # -u: an image's user, else one of the rootfs (workloads.runtime.runuser)
+        "stdio",  # -i, -t (workloads.runtime.stdio)
         "group_add",
     }
 )
@@ -164,6 +167,7 @@ def spec_from_body(body: Any) -> WorkloadSpec:
         userns_auto=use_userns == "auto",
         security=SecurityOpts.from_json(body.get("security")),
         mounts=mounts_from_body(body.get("mounts")),
+        stdio=StdioOpts.from_json(body.get("stdio")),
         user=run_user_from_body(body),
     )
 
@@ -396,6 +400,7 @@ def add_workload_routes(
     app.router.add_post("/v1/workloads/{name}/kill", wrap(kill))
     app.router.add_delete("/v1/workloads/{name}", wrap(rm))
     add_lifecycle_routes(app, manager)  # pause, unpause, start, restart, wait, prune
+    add_stdio_routes(app, manager)  # attach, exec (WebSocket to the shim's stdio.sock)
 
 
 class UnsafeSocketPath(OSError):

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from agent.cli import completion as cli_completion
 from agent.cli import history as cli_history
 from agent.cli import images as cli_images
+from agent.cli import interactive as cli_interactive
 from agent.cli import lifecycle as cli_lifecycle
 from agent.cli import policy as cli_policy
 from agent.cli import update as cli_update
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_view.register(parser, sub)
     cli_workloads.register(sub)
     cli_lifecycle.register(sub)
+    cli_interactive.register_exec(sub)
     cli_images.register(sub)
     cli_policy.register(sub)
     cli_history.register(sub)  # after view's: adds `stats --at`

@@ -274,16 +274,20 @@ def signals_proxied(args: argparse.Namespace, name: str) -> Iterator[None]:
 
 
 def _attach(args: argparse.Namespace) -> int:
-    """Follow a running workload's output from now on, passing signals to it; exit with its
-    exit code. (No stdin or pty yet: pystats has no -i/-t, so no detach keys either.)"""
+    """A workload made with -i/-t: its stdio (agent.cli.interactive). Else follow its output
+    from now on, passing signals to it. Either way, exit with its exit code."""
     from agent.api.client import ApiError, WorkloadClient
     from agent.cli.common import EXIT_BROKEN_PIPE, silence_stdout
+    from agent.cli.interactive import attach_console
 
     client = WorkloadClient(args.socket)
     try:
         if client.inspect(args.name)["state"] not in ("running", "paused", "restarting"):
             print(f"pystats: error: workload {args.name!r} is not running", file=sys.stderr)
             return 1
+        console = attach_console(args, args.name)
+        if console is not None:
+            return console
         with signals_proxied(args, args.name):
             out = sys.stdout.buffer
             try:
@@ -303,12 +307,17 @@ def _attach(args: argparse.Namespace) -> int:
 def register_attach(sub: Any) -> None:
     p = sub.add_parser(
         "attach",
-        help="follow a running workload's output and pass it this command's signals",
-        description="As docker attach for a workload without a terminal: its output from now"
-        " on, signals (Ctrl-C) passed to it unless --sig-proxy=false, the exit code is its own."
-        " pystats differs: no stdin and no pty yet (no -i/-t), hence no --detach-keys.",
+        help="attach to a running workload's stdio (its terminal with -t)",
+        description="As docker attach. A workload run with -i/-t: its terminal (or stdin and"
+        " output), detached with the detach keys (default ctrl-p,ctrl-q). Without: its output"
+        " from now on, signals (Ctrl-C) passed to it unless --sig-proxy=false. The exit code is"
+        " the workload's.",
     )
     p.add_argument("name", type=workload_name)
     add_attach_flags(p)
+    from agent.cli.interactive import add_detach_keys
+
+    add_detach_keys(p)
+    p.add_argument("--no-stdin", action="store_true", help="do not attach stdin")
     _socket(p)
     p.set_defaults(func=_attach)

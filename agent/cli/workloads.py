@@ -231,6 +231,8 @@ def register(sub: Any) -> None:
     envopts.add_flags(p)
     p.add_argument("--workdir", "-w", help="working directory inside")
     p.add_argument("-d", "--detach", action="store_true", help="print the name and return")
+    _interactive().add_stdio_flags(p)  # -i, -t
+    _interactive().add_detach_keys(p)
     _add_security(p)
     _lifecycle().add_run_flags(p)  # --init, --stop-signal, --stop-timeout, --rm
     _lifecycle().add_attach_flags(p)  # --sig-proxy
@@ -304,6 +306,12 @@ def _lifecycle() -> Any:
     return lifecycle
 
 
+def _interactive() -> Any:
+    from agent.cli import interactive
+
+    return interactive
+
+
 def _err(msg: str) -> None:
     print(f"pystats: error: {msg}", file=sys.stderr)
 
@@ -333,6 +341,7 @@ def run_body(args: argparse.Namespace) -> dict[str, Any]:
     if mounts := mounts_body(args):
         body["mounts"] = mounts
     body.update(_lifecycle().run_opts_body(args))
+    body.update(_interactive().stdio_body(args))  # -i, -t
     security = security_body(args)
     if security:
         body["security"] = security
@@ -389,6 +398,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.detach:
         print(name)
         return 0
+    if args.interactive or args.tty:  # its terminal or stdin, through the shim
+        code = _interactive().attach_console(args, name, run=True)
+        if code is not None:
+            return int(code)
     try:
         with _lifecycle().signals_proxied(args, name):  # --sig-proxy: Ctrl-C reaches it
             if not _copy_out(client.logs(name, follow=True)):

@@ -23,7 +23,7 @@ import resource
 import signal
 from typing import NoReturn
 
-from workloads.runtime import linux, mounts, security, startsignals
+from workloads.runtime import linux, mounts, security, startsignals, stdio
 from workloads.runtime.spec import WorkloadSpec
 
 EXIT_SETUP = 125
@@ -150,6 +150,11 @@ def exec_workload(
     os.close(go_fd)
     if go != b"g":
         fail(err_fd, EXIT_SETUP, "the supervisor could not place the workload in its cgroup")
+    if spec.stdio.tty:  # -t: the shim's pty slave (fds 0-2) as the controlling terminal
+        try:
+            stdio.take_terminal(0)
+        except OSError as e:
+            fail(err_fd, EXIT_SETUP, f"cannot take the terminal: {e.strerror or e}")
     try:
         setup_namespaces(spec, unshared=unshared)
     except OSError as e:

@@ -23,6 +23,7 @@ from workloads.runtime.runopts import RunOpts
 from workloads.runtime.runopts import check as check_run_opts
 from workloads.runtime.runuser import RunUser
 from workloads.runtime.security import SecurityOpts
+from workloads.runtime.stdio import StdioOpts
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -63,6 +64,7 @@ class WorkloadSpec:
     security: SecurityOpts = field(default_factory=SecurityOpts)
     mounts: MountOpts = field(default_factory=MountOpts)
     image: ImageSpec | None = None  # run from an image: rootfs is its snapshot's mount
+    stdio: StdioOpts = field(default_factory=StdioOpts)  # -i, -t
     user: RunUser | None = None  # -u, --group-add (resolved; an image's User is in image)
 
     def to_json(self) -> dict[str, Any]:
@@ -93,6 +95,7 @@ class WorkloadSpec:
             security=SecurityOpts.from_json(d.get("security")),
             mounts=MountOpts.from_json(d.get("mounts")),
             image=ImageSpec.from_json(d.get("image")),
+            stdio=StdioOpts.from_json(d.get("stdio")),
             user=RunUser.from_json(d.get("user")),
         )
 

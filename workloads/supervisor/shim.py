@@ -37,6 +37,7 @@ from workloads.runtime.init import EXIT_SETUP, exec_workload
 from workloads.runtime.runopts import exec_spec
 from workloads.runtime.spec import WorkloadSpec
 from workloads.supervisor import procs
+from workloads.supervisor.console import Console, read_some
 from workloads.supervisor.logs import STDERR, STDOUT, StreamLog, log_path
 from workloads.supervisor.record import (
     CONFIG,
@@ -146,22 +147,23 @@ def _supervise(wdir: str, run: int) -> int:
     with contextlib.suppress(Exception):
         security.prepare(spec.security, security.cache_dir(os.path.dirname(os.path.dirname(wdir))))
 
-    out_r, out_w = os.pipe2(os.O_CLOEXEC)
-    eo_r, eo_w = os.pipe2(os.O_CLOEXEC)  # the workload's stderr, kept apart from its stdout
+    console = Console(wdir, spec, root, rel)  # -i/-t, attach and exec (stdio.sock)
+    out_r, out_w, in_r = console.workload_stdio()  # with -t: the pty's master and slave
+    eo_r, eo_w = console.stderr_pipe()  # the workload's stderr, kept apart from its stdout
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     started, error = True, ""
     mask = startsignals.block_all()  # signals before its exec stay pending (startsignals)
     if spec.userns:
         pid, started, error = _fork_in_userns(
-            spec, (out_r, out_w, eo_r, eo_w), go_r, go_w, err_r, err_w
+            spec, (out_r, out_w, eo_r, eo_w), go_r, go_w, err_r, err_w, in_r
         )
     else:
         linux.unshare(linux.CLONE_NEWPID)
         pid = os.fork()
         if pid == 0:
             try:
-                _child_stdio(out_w, eo_w, (out_r, out_w, eo_r, eo_w, go_w, err_r))
+                _child_stdio(out_w, eo_w, (out_r, out_w, eo_r, eo_w, go_w, err_r), in_r)
                 os.closerange(3, go_r)
                 exec_workload(spec, go_r, err_w)
             finally:
@@ -169,6 +171,7 @@ def _supervise(wdir: str, run: int) -> int:
     startsignals.restore(mask)
     for fd in (out_w, eo_w, go_r, err_w):
         os.close(fd)
+    console.forked(pid)
 
     record = RunStatus(
         run=run,
@@ -201,11 +204,12 @@ def _supervise(wdir: str, run: int) -> int:
             with contextlib.suppress(OSError):
                 _write_status(wdir, record.but(log_bytes_dropped=dropped))
 
-    wait_status, errtext = _pump(pid, (out_r, eo_r), err_r, log, error, report_drops)
+    wait_status, errtext = _pump(pid, (out_r, eo_r), err_r, log, error, report_drops, console)
     log.close()
     if log.dropped:
         _note(f"dropped {log.dropped} bytes of output: {log.last_error}")
     code, term_sig = procs.exit_code_of(wait_status)
+    console.finish(code)
     record = record.but(
         state=State.EXITED,
         finished_at=time.time(),
@@ -219,11 +223,11 @@ def _supervise(wdir: str, run: int) -> int:
     return 0
 
 
-def _child_stdio(out_w: int, eo_w: int, close: tuple[int, ...]) -> None:
+def _child_stdio(out_w: int, eo_w: int, close: tuple[int, ...], stdin: int | None = None) -> None:
     """In a freshly forked child: stdin from /dev/null, stdout and stderr into their log pipes,
     and the pipes' other fds closed."""
     null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
+    os.dup2(null if stdin is None else stdin, 0)  # -i/-t: the shim's pipe or pty
     os.dup2(out_w, 1)
     os.dup2(eo_w, 2)
     for fd in (null, *close):
@@ -231,7 +235,13 @@ def _child_stdio(out_w: int, eo_w: int, close: tuple[int, ...]) -> None:
 
 
 def _fork_in_userns(
-    spec: WorkloadSpec, outs: tuple[int, ...], go_r: int, go_w: int, err_r: int, err_w: int
+    spec: WorkloadSpec,
+    outs: tuple[int, ...],
+    go_r: int,
+    go_w: int,
+    err_r: int,
+    err_w: int,
+    stdin: int | None = None,
 ) -> tuple[int, bool, str]:
     """Start the workload through the user-namespace helper (workloads.runtime.userns).
 
@@ -247,7 +257,7 @@ def _fork_in_userns(
     helper = os.fork()
     if helper == 0:
         try:
-            _child_stdio(outs[1], outs[3], (*outs, go_w, err_r, sync_r, ctl_w))
+            _child_stdio(outs[1], outs[3], (*outs, go_w, err_r, sync_r, ctl_w), stdin)
             _close_other_fds({go_r, err_w, sync_w, ctl_r})
             userns.run_helper(spec, sync_w, ctl_r, go_r, err_w)
         finally:
@@ -294,6 +304,7 @@ def _pump(
     log: StreamLog,
     error: str,
     report_drops: Callable[[int], None],
+    console: Console,
 ) -> tuple[int, str]:
     """Copy output (``outs``: the stdout and stderr pipes) to the log until the workload has
     exited and its pipes are drained.
@@ -305,6 +316,7 @@ def _pump(
     sel.register(outs[1], selectors.EVENT_READ, STDERR)
     sel.register(err_r, selectors.EVENT_READ, "err")
     sel.register(pidfd, selectors.EVENT_READ, "exit")
+    console.register(sel)  # its fds carry their handlers
     wait_status: int | None = None
     deadline: float | None = None
     errbuf = error.encode()
@@ -316,6 +328,9 @@ def _pump(
         if not events and deadline is not None:
             break  # something in the namespace still holds the pipe: stop waiting for it
         for key, _ in events:
+            if callable(key.data):
+                key.data()
+                continue
             if key.data == "exit":
                 _, wait_status = os.waitpid(pid, 0)
                 sel.unregister(pidfd)
@@ -323,13 +338,14 @@ def _pump(
                 deadline = time.monotonic() + DRAIN_AFTER_EXIT_S
                 continue
             fd = int(key.fd)
-            chunk = os.read(fd, 65536)
+            chunk = read_some(fd)  # a pty master says EIO for EOF
             if not chunk:
                 sel.unregister(fd)
                 os.close(fd)
                 open_fds.discard(fd)
             elif key.data in (STDOUT, STDERR):
                 log.write(key.data, chunk)
+                console.output(chunk, stderr=key.data == STDERR)
                 if log.dropped != reported and time.monotonic() >= next_report:
                     reported, next_report = log.dropped, time.monotonic() + DROPS_REPORT_EVERY_S
                     report_drops(reported)
