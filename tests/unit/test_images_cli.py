@@ -44,13 +44,19 @@ def test_image_option_and_overrides() -> None:
     ("argv", "message"),
     [
         (["--rootfs", "/srv", "busybox"], "exclude each other"),
-        (["--user", "web", "--", "id"], "--user needs an image"),
+        (["--entrypoint", "/e", "--", "id"], "--entrypoint needs an image"),
         ([], "no command given"),
     ],
 )
 def test_refused(argv: list[str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         body(*argv)
+
+
+def test_user_without_an_image_is_the_rootfs_user() -> None:
+    b = body("--user", "web:staff", "--group-add", "video", "--group-add", "44", "--", "id")
+    assert (b["user"], b["group_add"], "image" in b) == ("web:staff", ["video", "44"], False)
+    assert image_request_from_body({"argv": ["id"], "user": "web"}) is None
 
 
 def test_image_request_from_body() -> None:
@@ -60,7 +66,7 @@ def test_image_request_from_body() -> None:
     for bad, msg in (
         ({"image": 3}, "non-empty string"),
         ({"image": "b", "entrypoint": "sh"}, "list of strings"),
-        ({"user": "x"}, "without an image"),
+        ({"entrypoint": ["x"]}, "without an image"),
     ):
         with pytest.raises(SpecError, match=msg):
             image_request_from_body(bad)
