@@ -138,7 +138,9 @@ def test_a_pull_whose_agent_dies_mid_way_is_an_error(tmp_path: str) -> None:
 
     def answer() -> None:
         conn, _ = srv.accept()
-        conn.recv(65536)
+        got = b""
+        while not got.endswith(b'{"ref": "x"}'):  # the request, body included
+            got += conn.recv(65536)
         line = b'{"id": "abc", "status": "Downloading", "current": 1, "total": 9}\n'
         head = b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
         conn.sendall(

@@ -68,15 +68,20 @@ class Registry:
         self.scheme = "http" if insecure else "https"
         self.creds = creds
         self.auth: str | None = None
-        self._ssl = ssl.create_default_context()
-        if certs_dir:
-            ca = os.path.join(certs_dir, self.host, "ca.crt")
-            if os.path.isfile(ca):
+        self._certs_dir = certs_dir
+        self._ssl: ssl.SSLContext | None = None  # made on first use: loading CAs takes a while
+
+    def _tls(self) -> ssl.SSLContext:
+        if self._ssl is None:
+            self._ssl = ssl.create_default_context()
+            ca = os.path.join(self._certs_dir or "", self.host, "ca.crt")
+            if self._certs_dir and os.path.isfile(ca):
                 self._ssl.load_verify_locations(ca)
+        return self._ssl
 
     def _conn(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
         if scheme == "https":
-            return http.client.HTTPSConnection(netloc, timeout=TIMEOUT_S, context=self._ssl)
+            return http.client.HTTPSConnection(netloc, timeout=TIMEOUT_S, context=self._tls())
         return http.client.HTTPConnection(netloc, timeout=TIMEOUT_S)
 
     def _once(

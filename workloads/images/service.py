@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +33,8 @@ from workloads.images.manifest import (
 from workloads.images.reference import BadReference, Reference, parse
 from workloads.images.registry import Registry
 from workloads.images.sources import Source
-from workloads.images.store import ContentStore, locked, sha256_digest
+from workloads.images.store import ContentStore, Opener, locked, sha256_digest
+from workloads.images.tee import BlobTee
 from workloads.images.unpack import Layers
 
 
@@ -48,7 +50,8 @@ class Progress:
 
 ProgressFn = Callable[[Progress], None]
 PARALLEL_LAYERS = 3  # as docker's max-concurrent-downloads
-Fetch = Callable[[Descriptor, Callable[[int], None]], None]  # put one blob into the store
+Wrap = Callable[[Opener], Opener]  # what a fetch passes its source through (BlobTee.wrap)
+Fetch = Callable[[Descriptor, Callable[[int], None], Wrap], None]  # put one blob in the store
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,10 @@ def short(digest: str) -> str:
 
 def _quiet(_: Progress) -> None:
     pass
+
+
+def _same(opener: Opener) -> Opener:
+    return opener
 
 
 class ImageService:
@@ -176,7 +183,7 @@ class ImageService:
                 self.store.put_bytes(manifest_bytes, manifest_digest)
             cfg_desc = manifest.config
             if not self.store.has(cfg_desc.digest):
-                fetch(cfg_desc, lambda n: None)
+                fetch(cfg_desc, lambda n: None, _same)
             cfg = parse_config(self.store.read(cfg_desc.digest))
             if len(cfg.diff_ids) != len(manifest.layers):
                 raise ImageError(
@@ -221,10 +228,10 @@ class ImageService:
                     progress(Progress(sid, "Downloading", done[0], desc.size))
 
                 progress(Progress(sid, "Downloading", 0, desc.size))
-                fetch(desc, on_bytes)
+                self._fetch_unpacking(desc, diff_id, fetch, on_bytes)
                 progress(Progress(sid, "Download complete", desc.size, desc.size))
             progress(Progress(sid, "Extracting"))
-            self.layers.unpack(self.store.path(desc.digest), diff_id)
+            self.layers.unpack(self.store.path(desc.digest), diff_id)  # if not done already
             progress(Progress(sid, "Pull complete"))
         return LayerRecord(
             digest=desc.digest,
@@ -233,6 +240,36 @@ class ImageService:
             unpacked=self.layers.size(diff_id),
             media_type=desc.media_type,
         )
+
+    def _fetch_unpacking(
+        self, desc: Descriptor, diff_id: str, fetch: Fetch, on_bytes: Callable[[int], None]
+    ) -> None:
+        """Fetch a layer's blob while a second thread unpacks the bytes as they arrive; the
+        unpacked layer is kept only once the blob is stored verified. Whatever stops the
+        streamed unpack (a resumed download, a layer another pull is unpacking, a bad layer)
+        leaves the work to Layers.unpack from the stored blob, which says what is wrong."""
+        tee = BlobTee()
+        verified = threading.Event()
+        stored = [False]
+
+        def commit() -> bool:
+            verified.wait()
+            return stored[0]
+
+        def unpack() -> None:
+            # An error here is left to Layers.unpack, which repeats it from the stored blob.
+            with tee.reader, contextlib.suppress(Exception):
+                self.layers.unpack_stream(tee.reader, diff_id, commit)
+
+        worker = threading.Thread(target=unpack, name=f"unpack-{short(diff_id)}")
+        worker.start()
+        try:
+            fetch(desc, on_bytes, tee.wrap)
+            stored[0] = True
+        finally:
+            tee.stop()
+            verified.set()
+            worker.join()
 
     def _tag(self, image_id: str, names: tuple[str, ...]) -> None:
         """Point ``names`` at the image; under the gc lock (shared: imports tag one by one,
@@ -273,8 +310,9 @@ class ImageService:
             if isinstance(m, Index):
                 raise ImageError(f"{ref}: nested image indexes are not supported")
 
-        def fetch(desc: Descriptor, on_bytes: Callable[[int], None]) -> None:
-            self.store.ingest_from(desc.digest, reg.blob_from(desc.digest), desc.size, on_bytes)
+        def fetch(desc: Descriptor, on_bytes: Callable[[int], None], wrap: Wrap) -> None:
+            opener = wrap(reg.blob_from(desc.digest))
+            self.store.ingest_from(desc.digest, opener, desc.size, on_bytes)
 
         rec = self.import_image(m, digest, fetch, names_for(ref), progress, manifest_bytes=data)
         progress(Progress(ref.lookup, f"Digest: {digest}"))
@@ -290,8 +328,10 @@ class ImageService:
             if tag is not None and len(found) != 1:
                 raise ImageError(f"--tag needs an archive of one image; {path} has {len(found)}")
 
-            def fetch(desc: Descriptor, on_bytes: Callable[[int], None]) -> None:
-                self.store.ingest(desc.digest, src.chunks(where(desc)), None, on_bytes)
+            def fetch(desc: Descriptor, on_bytes: Callable[[int], None], wrap: Wrap) -> None:
+                chunks = src.chunks(where(desc))
+                opener = wrap(lambda _offset: (0, chunks()))  # an archive: from the start
+                self.store.ingest_from(desc.digest, opener, None, on_bytes)
 
             out: list[str] = []
             for f in found:

@@ -17,6 +17,7 @@ root (an absolute target is resolved inside the workload's root, so it is kept).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gzip
 import hashlib
 import io
@@ -25,6 +26,7 @@ import shutil
 import stat
 import tarfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -240,7 +242,7 @@ def extract(stream: BinaryIO, dest: str) -> tuple[str, int]:
     hashing = _Hashing(raw)
     ex = _Extractor(dest)
     try:
-        with tarfile.open(fileobj=hashing, mode="r|", errorlevel=2) as tf:
+        with tarfile.open(fileobj=hashing, mode="r|", errorlevel=2, bufsize=CHUNK) as tf:
             for m in tf:
                 ex.add(tf, m)
         hashing.drain()  # the tar's zero blocks after its end-of-archive marker count too
@@ -286,20 +288,51 @@ class Layers:
                     self._unpack_locked(blob_path, diff_id, final)
         return Unpacked(diff_id=diff_id, path=final, size=self.size(diff_id))
 
-    def _unpack_locked(self, blob_path: str, diff_id: str, final: str) -> None:
+    def unpack_stream(self, stream: BinaryIO, diff_id: str, commit: Callable[[], bool]) -> bool:
+        """Unpack the layer from ``stream``, its blob as it arrives (download and unpack
+        overlap); the result is moved into place only if ``commit()`` says the blob was stored
+        verified. False, having done nothing, when another unpack of the layer holds its lock
+        (the stream's writer must never wait for it) or when not committed."""
+        final = self.path(diff_id)
+        fd = os.open(os.path.join(self.root, f".{hex_of(diff_id)}.lock"),
+                     os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)  # fmt: skip
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            return os.path.isdir(final) or self._unpack_locked(stream, diff_id, final, commit)
+        finally:
+            os.close(fd)
+
+    def _unpack_locked(
+        self,
+        stream: BinaryIO | str,
+        diff_id: str,
+        final: str,
+        commit: Callable[[], bool] = lambda: True,
+    ) -> bool:
+        """``stream``: the layer's blob, or its path."""
         hx = hex_of(diff_id)
         tmp = os.path.join(self.root, f".tmp-{hx}")
         remove_tree(tmp)  # left by an unpack that was killed
         os.mkdir(tmp, 0o755)
         try:
-            with open(blob_path, "rb", buffering=CHUNK) as f:
-                got, size = extract(f, tmp)
+            if isinstance(stream, str):
+                with open(stream, "rb", buffering=CHUNK) as f:
+                    got, size = extract(f, tmp)
+            else:
+                got, size = extract(stream, tmp)
             if got != diff_id:
                 raise DigestMismatch(f"layer {diff_id}: its content has digest {got}; refused")
+            if not commit():
+                remove_tree(tmp)
+                return False
             with open(final + ".size", "w") as f:
                 f.write(str(size))
             os.rename(tmp, final)
             fsync_dir(self.root)
+            return True
         except BaseException:
             remove_tree(tmp)
             raise
