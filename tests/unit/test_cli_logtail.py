@@ -58,9 +58,9 @@ def test_blocks_smaller_than_the_lines(tmp_path: Path, monkeypatch: pytest.Monke
 
 def test_records_count_lines_not_pieces(tmp_path: Path) -> None:
     recs = [
-        *encode_records(STDOUT, b"one\ntw", 1),
-        *encode_records(STDERR, b"err\n", 2),
-        *encode_records(STDOUT, b"o\nthree\nfou", 3),
+        *encode_records(STDOUT, b"one\ntw", 1).splitlines(keepends=True),
+        *encode_records(STDERR, b"err\n", 2).splitlines(keepends=True),
+        *encode_records(STDOUT, b"o\nthree\nfou", 3).splitlines(keepends=True),
     ]
     files = _files(tmp_path, b"".join(recs[:2]), b"".join(recs[2:]), legacy=False)
     # the lines: one, two (pieces "tw" + "o"), err, three, fou (unfinished)

@@ -33,7 +33,7 @@ def test_time_format_round_trips_with_nanoseconds() -> None:
 
 
 def test_lines_and_pieces_become_records() -> None:
-    recs = encode_records(STDERR, b"a b\n\nc", T0)
+    recs = encode_records(STDERR, b"a b\n\nc", T0).splitlines(keepends=True)
     stamp = format_time(T0)
     assert recs == [stamp + b" stderr F a b\n", stamp + b" stderr F \n", stamp + b" stderr P c\n"]
     reader = RecordReader(legacy=False)
@@ -46,7 +46,7 @@ def test_lines_and_pieces_become_records() -> None:
 
 
 def test_a_long_line_is_stored_in_pieces() -> None:
-    recs = encode_records(STDOUT, b"x" * (2 * MAX_PIECE + 5) + b"\n", T0)
+    recs = encode_records(STDOUT, b"x" * (2 * MAX_PIECE + 5) + b"\n", T0).splitlines(True)
     assert [r.split(b" ")[2] for r in recs] == [b"P", b"P", b"F"]
     reader = RecordReader(legacy=False)
     assert (
@@ -63,7 +63,7 @@ def test_a_line_that_is_no_record_is_shown_not_lost() -> None:
 
 def test_stream_log_rotates_between_records_only(tmp_path: Path) -> None:
     path = tmp_path / "stdio.log"
-    rec_len = len(encode_records(STDOUT, b"0123456789\n", T0)[0])
+    rec_len = len(encode_records(STDOUT, b"0123456789\n", T0))
     log = StreamLog(str(path), max_bytes=rec_len * 2 + 5, keep=2)
     for i in range(7):
         log.write(STDOUT if i % 2 else STDERR, b"line %04d\n" % i)

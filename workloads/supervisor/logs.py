@@ -32,24 +32,32 @@ def format_time(ns: int) -> bytes:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)).encode() + b".%09dZ" % frac
 
 
-def encode_records(stream: str, data: bytes, ns: int) -> list[bytes]:
+def _as_pieces(head: bytes, text: bytes, last_tag: bytes) -> bytes:
+    """``text`` as records of at most MAX_PIECE bytes: P ones, the last one ``last_tag``."""
+    out = []
+    while len(text) > MAX_PIECE:
+        out.append(head + b"P " + text[:MAX_PIECE] + b"\n")
+        text = text[MAX_PIECE:]
+    out.append(head + last_tag + b" " + text + b"\n")
+    return b"".join(out)
+
+
+def encode_records(stream: str, data: bytes, ns: int) -> bytes:
     """``data`` (a chunk read from one stream) as records: whole lines F, the rest P."""
     head = format_time(ns) + b" " + stream.encode() + b" "
-    out: list[bytes] = []
-    lines = data.split(b"\n")
-    for i, line in enumerate(lines):
-        last = i == len(lines) - 1
-        if last and not line:
-            break  # the chunk ended with a newline
-        while len(line) > MAX_PIECE:
-            out.append(head + b"P " + line[:MAX_PIECE] + b"\n")
-            line = line[MAX_PIECE:]
-        out.append(head + (b"P " if last else b"F ") + line + b"\n")
-    return out
+    full, nl, rest = data.rpartition(b"\n")
+    if not nl:
+        return _as_pieces(head, data, b"P") if data else b""
+    if len(full) <= MAX_PIECE or max(map(len, full.split(b"\n"))) <= MAX_PIECE:
+        # the common case in one pass of C code, not a loop per line: no line needs pieces
+        out = head + b"F " + full.replace(b"\n", b"\n" + head + b"F ") + b"\n"
+    else:
+        out = b"".join(_as_pieces(head, line, b"F") for line in full.split(b"\n"))
+    return out + (_as_pieces(head, rest, b"P") if rest else b"")
 
 
 def log_files(path: str, keep: int) -> list[str]:
-    """Existing files oldest first: output.log.<keep> ... output.log.1, output.log."""
+    """Existing files oldest first: <path>.<keep> ... <path>.1, <path>."""
     files = [f"{path}.{i}" for i in range(keep, 0, -1)]
     files.append(path)
     return [f for f in files if os.path.exists(f)]
@@ -101,6 +109,11 @@ class RotatingLog:
             self.dropped += len(view)
             self.last_error = e.strerror or str(e)
 
+    @property
+    def room(self) -> int:
+        """Bytes the live file takes before it is rotated."""
+        return self.max_bytes - self._size
+
     def rotate(self) -> None:
         fd, self._fd = self._fd, -1
         if fd >= 0:
@@ -134,12 +147,21 @@ class StreamLog:
         return self._log.last_error
 
     def write(self, stream: str, data: bytes) -> None:
-        ns = time.time_ns()
-        for rec in encode_records(stream, data, ns):
-            before = self._log.dropped
-            self._log.write(rec, whole=True)
-            if self._log.dropped != before:  # the record is lost: count its output bytes
-                self.dropped += _output_len(rec)
+        """As few writes as rotation allows (not one per line); records never split."""
+        blob = encode_records(stream, data, time.time_ns())
+        while blob:
+            room = self._log.room
+            cut = len(blob) if len(blob) <= room else blob.rfind(b"\n", 0, room) + 1
+            if cut == 0:  # not even one record fits: the next goes whole into a new file
+                cut = blob.index(b"\n") + 1
+            self._flush(blob[:cut])
+            blob = blob[cut:]
+
+    def _flush(self, records: bytes) -> None:
+        before = self._log.dropped
+        self._log.write(records, whole=True)
+        if self._log.dropped != before:  # lost: count the output bytes of its records
+            self.dropped += sum(_output_len(r) for r in records.splitlines(keepends=True))
 
     def close(self) -> None:
         self._log.close()
