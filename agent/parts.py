@@ -155,6 +155,7 @@ async def build_parts(
         croot,
         mount=layout.mount,
         names=lambda: {p: n for p in store.entries if (n := labels(p).get("workload"))},
+        images=lambda: {p: i for p in store.entries if (i := labels(p).get("image"))},
         interval_s=cfg.interval_s,
         events=events.events,
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -38,13 +39,15 @@ def add_stats_routes(
     interval_s: float | None = None,
     freezer: Callable[[CgroupRoot, str, bool], object] | None = None,
     events: EventsFn | None = None,
+    images: NamesFn | None = None,
 ) -> None:
     """Mount the stats routes on the agent's API app; ``root`` is the collector's cgroup root.
 
     ``names`` maps cgroup paths to workload names (the workload manager's records), so rows
     show a workload's name instead of its cgroup. ``events(path)`` adds the agent's own events
     of a cgroup (placements, launches) to the detail pane's recent events, beside the store's
-    OOM kills. ``freezer`` replaces cgroupfs' freeze in tests.
+    OOM kills. ``freezer`` replaces cgroupfs' freeze in tests. ``images`` maps the cgroups of
+    workloads run from an image to the image, shown in their rows' ``extra``.
     """
     do_freeze = freezer or set_frozen
     mode = describe_mount(mount)
@@ -54,6 +57,12 @@ def add_stats_routes(
 
     async def stats(request: web.Request) -> web.Response:
         rows = cache.rows(store, names)
+        if images is not None:
+            imgs = images()
+            rows = [
+                replace(r, extra={**r.extra, "image": imgs[r.path]}) if r.path in imgs else r
+                for r in rows
+            ]
         if request.query.get("all", "") not in ("1", "true", "yes"):
             rows = visible(rows, show_all=False)
         doc = StatsDoc(rows, time.time(), "agent", root_path, mode, store.stats.ticks, interval_s)

@@ -55,3 +55,27 @@ def test_metrics_carry_the_image_label_beside_workload() -> None:
     assert cadv_root and not any("image=" in ln for ln in cadv_root)
     assert 'pystats_workload_state{image="busybox:1",state="running",workload="web"} 1' in lines
     assert 'pystats_workload_state{state="exited",workload="job"} 1' in lines
+
+
+async def test_stats_rows_name_the_image_of_a_workload() -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from agent.api.stats_routes import add_stats_routes
+    from agent.statsview.fake import demo_store
+    from cgroupfs.paths import CgroupRoot
+
+    app = web.Application()
+    add_stats_routes(
+        app,
+        demo_store(),
+        CgroupRoot("/sys/fs/cgroup"),
+        names=lambda: {"pystats.slice/web": "web"},
+        images=lambda: {"pystats.slice/web": "busybox:1"},
+    )
+    async with TestClient(TestServer(app)) as client:
+        rows = (await (await client.get("/v1/stats?all=1")).json())["rows"]
+    by_path = {r["path"]: r for r in rows}
+    assert by_path["pystats.slice/web"]["extra"] == {"image": "busybox:1"}
+    assert by_path["pystats.slice/web"]["workload"] == "web"
+    assert by_path["pystats.slice/batch"]["extra"] == {}
