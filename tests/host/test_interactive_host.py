@@ -5,11 +5,14 @@ hostname, cgroup, capability sets, exit codes, -e/-w/-u, stdin), `run -it` drive
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import pty
 import select
+import struct
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -190,7 +193,33 @@ def test_exec_it_and_custom_detach_keys(wagent: Agent) -> None:
     t.expect(b"in9")
     t.type(b"\x18")
     assert t.wait() == 0
+    t = Term(wagent.sock, "exec", "-it", "tty2", "sh")
+    t.type(b"echo ready$((1+4))\r")
+    t.expect(b"ready5")
+    fcntl.ioctl(t.fd, termios.TIOCSWINSZ, struct.pack("HHHH", 41, 103, 0, 0))  # SIGWINCH
+    time.sleep(1)
+    t.type(b"stty size\r")
+    t.expect(b"41 103")
+    t.type(b"exit\r")
+    assert t.wait() == 0
     t = Term(wagent.sock, "exec", "-it", "tty2", "sh", "-c", "read x; exit $x")
     time.sleep(0.5)
     t.type(b"5\r")
     assert t.wait() == 5
+
+
+def test_run_i_pipes_stdin_to_eof(wagent: Agent) -> None:
+    p = cli(wagent.sock, "run", "-i", "--name", "pipe1", "--", "tr", "a-z", "A-Z", stdin="hey\n")
+    assert (p.returncode, p.stdout) == (0, "HEY\n"), p
+    p = cli(wagent.sock, "run", "-i", "--name", "pipe2", "--", "sh", "-c", "cat; exit 4", stdin="x")
+    assert (p.returncode, p.stdout) == (4, "x"), p
+    p = cli(wagent.sock, "attach", "pipe1")  # exited: nothing to attach to
+    assert p.returncode == 1 and "is not running" in p.stderr, p
+
+
+def test_stdin_beyond_a_pipe_buffer_waits_in_the_shim(wagent: Agent) -> None:
+    """300 KB to a process that reads late: the shim holds it without blocking its loop."""
+    _running(wagent.sock, {"name": "slow", "argv": ["sleep", "1000"]})
+    data = "x" * 300_000
+    p = cli(wagent.sock, "exec", "-i", "slow", "sh", "-c", "sleep 2; wc -c", stdin=data)
+    assert (p.returncode, p.stdout.strip()) == (0, "300000"), p

@@ -35,17 +35,75 @@ from workloads.runtime.spec import WorkloadSpec
 
 CLIENT_TIMEOUT_S: Final = 5.0
 REPLAY_BYTES: Final = 64 * 1024  # output kept for the first attach (`run -it` attaches late)
+MAX_PENDING: Final = 1 << 20  # stdin not yet read by its process
 READ: Final = selectors.EVENT_READ
 
 
-def read_some(fd: int) -> bytes:
-    """os.read, with a pty master's EIO (every slave closed) as the EOF it means."""
+def read_some(fd: int) -> bytes | None:
+    """os.read, with a pty master's EIO (every slave closed) as the EOF it means; None when
+    there is nothing to read after all (a pty master is non-blocking: see Feeder)."""
     try:
         return os.read(fd, 65536)
+    except BlockingIOError:
+        return None
     except OSError as e:
         if e.errno == errno.EIO:
             return b""
         raise
+
+
+class Feeder:
+    """The stdin of the workload or of an exec'd process (a pipe, or a dup of its pty master),
+    written without ever blocking the shim: what the process has not read yet waits here, up
+    to MAX_PENDING (more is dropped: a stalled reader must not stall the log of the workload).
+    Non-blocking mode is shared with the pty master's reader, hence read_some's None."""
+
+    def __init__(self, console: Console, fd: int) -> None:
+        self.console = console
+        self.fd = fd
+        os.set_blocking(fd, False)
+        self.pending = bytearray()
+        self.watched = False
+        self.eof = False
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        if not (self.closed or self.eof):
+            self.pending += data[: max(0, MAX_PENDING - len(self.pending))]
+            self._flush()
+
+    def finish(self) -> None:
+        """Close once what is pending is written: the reader sees EOF."""
+        self.eof = True
+        self._flush()
+
+    def _flush(self) -> None:
+        if self.closed:
+            return
+        try:
+            while self.pending:
+                del self.pending[: os.write(self.fd, self.pending)]
+        except BlockingIOError:
+            pass
+        except OSError:  # its reader is gone
+            self.pending.clear()
+            self.eof = True
+        if self.pending and not self.watched:
+            self.console.watch(self.fd, self._flush, selectors.EVENT_WRITE)
+            self.watched = True
+        elif not self.pending:
+            if self.watched:
+                self.console._unregister(self.fd)
+                self.watched = False
+            if self.eof:
+                self.close()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self.watched:
+                self.console._unregister(self.fd)
+            os.close(self.fd)
 
 
 class Client:
@@ -89,7 +147,7 @@ class Console:
         self.pid: int | None = None  # the workload's PID 1 (host PID), once forked
         self._sel: selectors.BaseSelector | None = None
         self._listener: socket.socket | None = None
-        self._in_w: int | None = None  # the workload's stdin (pipe, or a dup of the pty master)
+        self._stdin: Feeder | None = None  # the workload's (a pipe, or a dup of the pty master)
         self._master: int | None = None
         self._slave = -1
         self._child_fds: list[int] = []
@@ -106,13 +164,13 @@ class Console:
             master, slave = os.openpty()
             stdio.set_winsize(master, 24, 80)
             self._master, self._slave = master, slave
-            self._in_w = os.dup(master)
-            os.set_inheritable(self._in_w, False)
+            self._stdin = Feeder(self, os.dup(master))
             return master, slave, slave
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         if not self.opts.interactive:
             return out_r, out_w, None
-        in_r, self._in_w = os.pipe2(os.O_CLOEXEC)
+        in_r, in_w = os.pipe2(os.O_CLOEXEC)
+        self._stdin = Feeder(self, in_w)
         self._child_fds.append(in_r)
         return out_r, out_w, in_r
 
@@ -123,7 +181,6 @@ class Console:
         if not self.opts.tty:
             return r, w
         os.close(w)
-        assert self._in_w is not None
         return r, os.dup(self._slave)
 
     def forked(self, pid: int) -> None:
@@ -181,11 +238,12 @@ class Console:
             self._listener = None
             with contextlib.suppress(OSError):
                 os.unlink(proto.socket_path(self.wdir))
-        for fd in (self._in_w, *self._child_fds):
-            if fd is not None:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        self._in_w = None
+        for fd in self._child_fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        if self._stdin is not None:
+            self._stdin.close()
+            self._stdin = None
 
     # ---- sessions -------------------------------------------------------------------------
 
@@ -194,9 +252,11 @@ class Console:
             with contextlib.suppress(KeyError, ValueError):
                 self._sel.unregister(obj)
 
-    def watch(self, fd: socket.socket | int, callback: Callable[[], None]) -> None:
+    def watch(
+        self, fd: socket.socket | int, callback: Callable[[], None], events: int = READ
+    ) -> None:
         assert self._sel is not None
-        self._sel.register(fd, READ, callback)
+        self._sel.register(fd, events, callback)
 
     def _accept(self) -> None:
         assert self._listener is not None
@@ -273,11 +333,8 @@ class Console:
 
     def _input(self, frames: list[tuple[bytes, bytes]]) -> None:
         for kind, payload in frames:
-            if kind == proto.STDIN and self._in_w is not None:
-                try:
-                    _write_all(self._in_w, payload)
-                except OSError:  # the workload closed its stdin
-                    self._close_stdin()
+            if kind == proto.STDIN and self._stdin is not None:
+                self._stdin.write(payload)
             elif kind == proto.STDIN_EOF and not self.opts.tty:
                 self._close_stdin()
             elif kind == proto.WINSIZE and self._master is not None:
@@ -285,9 +342,9 @@ class Console:
                     self._resize(*proto.unpack_winsize(payload))
 
     def _close_stdin(self) -> None:
-        if self._in_w is not None and self._master is None:
-            os.close(self._in_w)
-            self._in_w = None
+        if self._stdin is not None and self._master is None:
+            self._stdin.finish()
+            self._stdin = None
 
     def _resize(self, rows: int, cols: int) -> None:
         assert self._master is not None
@@ -315,12 +372,6 @@ class Console:
             self._sessions.remove(session)
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
 class ExecSession:
     """One `pystats exec`: its process (a child of the shim), its stdio, its client."""
 
@@ -331,7 +382,7 @@ class ExecSession:
         self.pid = 0
         self._pidfd = -1
         self._outs: dict[int, bytes] = {}  # our read ends: fd -> frame type
-        self._in_w: int | None = None
+        self._stdin: Feeder | None = None
         self._master: int | None = None
 
     def start(self) -> None:
@@ -342,7 +393,7 @@ class ExecSession:
             stdio.set_winsize(master, req.rows or 24, req.cols or 80)
             self._master = master
             self._outs[master] = proto.STDOUT
-            self._in_w = master if req.interactive else None
+            self._stdin = Feeder(con, os.dup(master)) if req.interactive else None
             child_fds = (slave, slave, slave)
             theirs = [slave]
         else:
@@ -350,7 +401,8 @@ class ExecSession:
             err_r, err_w = os.pipe2(os.O_CLOEXEC)
             self._outs = {out_r: proto.STDOUT, err_r: proto.STDERR}
             if req.interactive:
-                in_r, self._in_w = os.pipe2(os.O_CLOEXEC)
+                in_r, in_w = os.pipe2(os.O_CLOEXEC)
+                self._stdin = Feeder(con, in_w)
             else:
                 in_r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
             child_fds = (in_r, out_w, err_w)
@@ -399,6 +451,8 @@ class ExecSession:
 
     def _output(self, fd: int) -> None:
         data = read_some(fd)
+        if data is None:
+            return
         if not data:
             self._close_out(fd)
             return
@@ -409,8 +463,6 @@ class ExecSession:
         if fd in self._outs:
             self.console._unregister(fd)
             del self._outs[fd]
-            if fd == self._in_w:
-                self._in_w = None
             os.close(fd)
 
     def _from_client(self) -> None:
@@ -419,11 +471,8 @@ class ExecSession:
             self._client_gone()
             return
         for kind, payload in frames:
-            if kind == proto.STDIN and self._in_w is not None:
-                try:
-                    _write_all(self._in_w, payload)
-                except OSError:
-                    self._close_stdin()
+            if kind == proto.STDIN and self._stdin is not None:
+                self._stdin.write(payload)
             elif kind == proto.STDIN_EOF and self._master is None:
                 self._close_stdin()
             elif kind == proto.WINSIZE and self._master is not None:
@@ -431,9 +480,9 @@ class ExecSession:
                     stdio.set_winsize(self._master, *proto.unpack_winsize(payload))
 
     def _close_stdin(self) -> None:
-        if self._in_w is not None and self._in_w not in self._outs:
-            os.close(self._in_w)
-        self._in_w = None
+        if self._stdin is not None:
+            self._stdin.finish()
+            self._stdin = None
 
     def _client_gone(self) -> None:
         """Its client left: the process loses its terminal (SIGHUP) or its pipes; the session
@@ -457,10 +506,7 @@ class ExecSession:
         for fd in list(self._outs):  # what is left in the pipes: the process has exited
             os.set_blocking(fd, False)
             while True:
-                try:
-                    data = read_some(fd)
-                except BlockingIOError:
-                    break
+                data = read_some(fd)
                 if not data:
                     break
                 self.client.send(self._outs[fd], data)

@@ -339,6 +339,8 @@ def _pump(
                 continue
             fd = int(key.fd)
             chunk = read_some(fd)  # a pty master says EIO for EOF
+            if chunk is None:  # a pty master is non-blocking (console.Feeder)
+                continue
             if not chunk:
                 sel.unregister(fd)
                 os.close(fd)
