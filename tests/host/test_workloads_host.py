@@ -19,6 +19,7 @@ from cgroupfs.paths import CgroupRoot
 from workloads.lifecycle.manager import Conflict, WorkloadManager
 from workloads.runtime.spec import WorkloadSpec
 from workloads.supervisor import procs
+from workloads.supervisor.logread import LogFile, RecordReader
 
 pytestmark = pytest.mark.host
 
@@ -37,12 +38,14 @@ async def manager(host_cgroup: str) -> AsyncIterator[WorkloadManager]:
         shutil.rmtree(state, ignore_errors=True)
 
 
-def _read_all(paths: list[str]) -> str:
-    out = ""
-    for path in paths:
-        with open(path) as f:
-            out += f.read()
-    return out
+def read_output(files: list[LogFile]) -> str:
+    """The output in the log files, as ``pystats logs`` shows it (both streams)."""
+    out = b""
+    for lf in files:
+        reader = RecordReader(lf.legacy)
+        with open(lf.path, "rb") as f:
+            out += b"".join(r.data for r in reader.feed(f.read()) + reader.flush())
+    return out.decode()
 
 
 async def _until(m: WorkloadManager, name: str, states: set[str], timeout: float = 30) -> None:
@@ -63,8 +66,7 @@ async def test_exit_code_and_isolation_without_limits(manager: WorkloadManager) 
     assert info["cgroup"] == "workloads/x"
     await _until(manager, "x", {"exited"})
     assert manager.inspect("x")["exit_code"] == 3
-    with open(manager.log_files("x")[-1]) as f:
-        line = f.read()
+    line = read_output(manager.log_files("x"))
     assert line.startswith("pid=1 host=x nets=lo cg="), line
     at_root, hierarchies = line.split("cg=")[1].split("/")
     assert int(at_root) == int(hierarchies) >= 1, line
@@ -82,7 +84,7 @@ async def test_on_failure_restarts_n_times_with_backoff(manager: WorkloadManager
     assert info["restart_count"] == 2 and info["run"] == 3 and info["exit_code"] == 4
     await asyncio.sleep(0.5)
     assert manager.inspect("flaky")["run"] == 3  # no fourth run
-    assert _read_all(manager.log_files("flaky")) == "run\n" * 3
+    assert read_output(manager.log_files("flaky")) == "run\n" * 3
 
 
 async def test_stop_escalates_to_cgroup_kill_and_prevents_restart(
@@ -103,8 +105,8 @@ async def test_logs_rotate_at_the_cap(manager: WorkloadManager) -> None:
     )
     await _until(manager, "chatty", {"exited"})
     files = manager.log_files("chatty")
-    assert len(files) == 3 and all(os.path.getsize(f) <= 1000 for f in files)
-    assert _read_all(files).endswith("999\n1000\n")
+    assert len(files) == 3 and all(os.path.getsize(f.path) <= 1000 for f in files)
+    assert read_output(files).endswith("999\n1000\n")
 
 
 async def test_a_new_manager_readopts_a_running_workload(

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from cgroupfs.paths import CgroupRoot
+from tests.host.test_workloads_host import read_output
 from workloads.lifecycle.manager import WorkloadManager
 from workloads.runtime.mounts import Bind, MountOpts
 from workloads.runtime.spec import WorkloadSpec
@@ -43,8 +44,7 @@ async def _exited(m: WorkloadManager, name: str) -> str:
         if m.inspect(name)["state"] == "exited":
             break
         await asyncio.sleep(0.05)
-    with open(m.log_files(name)[-1]) as f:
-        return f.read()
+    return read_output(m.log_files(name))
 
 
 def _status_ids(pid: int) -> dict[str, list[str]]:
@@ -84,8 +84,7 @@ async def test_root_inside_is_an_unprivileged_uid_outside(
     assert ids["Groups"] == []  # host root's supplementary groups were dropped
     assert ids["NSpid"][1:] == ["1"]
     for _ in range(600):
-        with open(manager.log_files("u")[-1]) as f:
-            out = f.read()
+        out = read_output(manager.log_files("u"))
         if "ready" in out:
             break
         await asyncio.sleep(0.05)
