@@ -223,3 +223,22 @@ def test_stdin_beyond_a_pipe_buffer_waits_in_the_shim(wagent: Agent) -> None:
     data = "x" * 300_000
     p = cli(wagent.sock, "exec", "-i", "slow", "sh", "-c", "sleep 2; wc -c", stdin=data)
     assert (p.returncode, p.stdout.strip()) == (0, "300000"), p
+
+
+def test_a_terminal_outlives_the_agent(wagent: Agent, host_cgroup: str) -> None:
+    """The pty is the shim's: after the agent restarts, attach finds the same shell."""
+    p = cli(wagent.sock, "run", "-dit", "--name", "keep", "--", "sh")
+    assert p.returncode == 0, p
+    t = Term(wagent.sock, "attach", "keep")
+    time.sleep(0.5)
+    t.type(b"X=kept$((5+5))\r")
+    t.type(b"\x10\x11")
+    assert t.wait() == 0
+    wagent.stop()
+    wagent.start(wagent.config(host_cgroup))
+    t = Term(wagent.sock, "attach", "keep")
+    time.sleep(0.5)
+    t.type(b"echo $X\r")
+    t.expect(b"kept10")
+    t.type(b"exit 0\r")
+    assert t.wait() == 0
