@@ -96,3 +96,28 @@ def test_remount_fallback_when_the_kernel_lacks_mount_setattr(
         os.rmdir(top)
     assert r["top"] == ["ro", "nodev"] and r["sub"] == ["ro", "nodev"]
     assert r["kept"] is True  # the flags it had are kept, as a user namespace requires
+
+
+def test_a_mount_below_the_hosts_tmp_neither_shows_nor_keeps_tmp_from_being_private() -> None:
+    """A host's /tmp is often a plain directory holding mounts (a build's overlay, a test's
+    tmpfs): the copy must still get its private /tmp, with nothing of the host's below."""
+    sub = tempfile.mkdtemp(prefix="pystats-mounts-sub-")  # removed below; mounted only in the child
+    try:
+
+        def body() -> dict[str, object]:
+            linux.mount("tmpfs", sub, "tmpfs", 0, "size=64k")
+            with open(os.path.join(sub, "host-secret"), "w") as f:
+                f.write("x")
+            root = mounts.build_host_root()
+            return {
+                "tmp_is_mount": root + "/tmp" in mounts._mountinfo_points(root),
+                "tmp_entries": sorted(os.listdir(root + "/tmp")),
+                "sub_points": [p for p in mounts._mountinfo_points(root) if "mounts-sub" in p],
+            }
+
+        r = _in_mount_ns(body)
+    finally:
+        os.rmdir(sub)
+    assert r["tmp_is_mount"] is True
+    assert r["tmp_entries"] == []  # the private tmpfs: none of the host's /tmp, no mount below
+    assert r["sub_points"] == []  # detached from the copy, not just covered

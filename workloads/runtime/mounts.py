@@ -525,15 +525,25 @@ def set_attrs(path: str, attrs: int, *, recursive: bool) -> None:
 
 
 def detach_all(path: str) -> None:
-    """Unmount every mount stacked at ``path`` with everything below. Inside a user namespace
-    the host's mounts are locked together (EINVAL): they stay, to be covered instead."""
+    """Unmount every mount stacked at ``path`` with everything below, and the mounts below
+    ``path`` when it is no mount itself (a host's /tmp is a plain directory that may hold
+    mounts). Inside a user namespace the host's mounts are locked together (EINVAL): they stay,
+    to be covered instead."""
     for _ in range(64):
         try:
             linux.umount2(path, linux.MNT_DETACH | linux.UMOUNT_NOFOLLOW)
         except OSError as e:
             if e.errno in (errno.EINVAL, errno.ENOENT):
-                return
+                break
             raise
+    for point in reversed(_mountinfo_points(path)):  # deepest first
+        if point == path:
+            continue
+        try:
+            linux.umount2(point, linux.MNT_DETACH | linux.UMOUNT_NOFOLLOW)
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.ENOENT):  # locked, or gone with its parent
+                raise
 
 
 # ---- the steps, in runc's order -----------------------------------------------------------------
@@ -642,7 +652,9 @@ def mount_private_tmp(root: str, owner: int) -> None:
     """Private tmpfs at /tmp, /run and /var/tmp of the host's (read-only) tree."""
     for path, mode in PRIVATE_TMPFS:
         target = resolve_in_root(root, path)
-        if os.path.isdir(target) and not _mountinfo_points(target):  # /var/tmp -> /tmp
+        # Over whatever lies below (a mount left locked in a user namespace is covered); only
+        # once per directory: /var/tmp may lead to /tmp.
+        if os.path.isdir(target) and target not in _mountinfo_points(target):
             data = f"mode={mode:o},uid={owner},gid={owner}"
             linux.mount("tmpfs", target, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, data)
 
