@@ -112,7 +112,7 @@ def main(argv: list[str]) -> int:
             return boot(f"bash {shlex.quote(ROOT)}/scripts/sandbox-inside.sh", out)
         args = " ".join(shlex.quote(a) for a in (argv or ["tests"]))
         rc = boot(
-            ".venv/bin/python -m pytest -m vm -p no:cacheprovider -rs"
+            ".venv/bin/python -m pytest -m vm -p no:cacheprovider -rs --durations=25"
             f" --junitxml={out}/junit.xml {args}",
             out,
         )
