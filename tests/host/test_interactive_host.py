@@ -92,6 +92,11 @@ def test_exec_enters_the_workload_with_its_profile(wagent: Agent) -> None:
     for field in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp"):
         assert mine[field] == _status_field(pid, field), (field, mine, p.stderr)
     assert mine["Seccomp"] == "2" and mine["NoNewPrivs"] == "1"
+    p = cli(s, "exec", "ex1", "sh", "-c", "ulimit -n")
+    assert (
+        p.stdout.strip()
+        == Path(f"/proc/{pid}/limits").read_text().split("Max open files")[1].split()[0]
+    ), p
     # exit codes as docker's
     assert cli(s, "exec", "ex1", "sh", "-c", "exit 3").returncode == 3
     p = cli(s, "exec", "ex1", "no-such-command")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import NoReturn
 
 from cgroupfs.paths import CgroupRoot
-from workloads.runtime import cgroups, linux, security, stdio
+from workloads.runtime import cgroups, init, linux, security, stdio
 from workloads.runtime.init import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_SETUP
 from workloads.runtime.spec import WorkloadSpec
 
@@ -147,6 +147,7 @@ def _child(
         _fail(EXIT_CANNOT_EXEC, f"cannot use workdir {workdir!r}: {e.strerror}")
     for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
+    init._reset_nofile()  # the workload's soft fd limit, not the agent's raised one
     try:
         security.apply_security(plan)
     except OSError as e:
