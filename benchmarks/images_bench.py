@@ -10,6 +10,8 @@ here by umoci from busybox-static plus MB of random data over several layers
     `pystats run -d IMAGE` (the API's create, which returns once the process is running) vs
     `crun run --detach` of the bundle umoci unpacked, and `podman run -d`.
 Run in the test VM: scripts/vmrun.py ... python benchmarks/images_bench.py [--mb 64 --n 10].
+On the host (--host: a scratch cgroup of the host's controller-less tree; no start latency,
+crun needs controllers): python benchmarks/images_bench.py --host --mb 48 --layers 3 --n 5.
 """
 
 from __future__ import annotations
@@ -32,18 +34,29 @@ from tests import envcheck  # noqa: E402
 from tests.vm import images_build as build  # noqa: E402
 from tests.vm.wlagent import Agent  # noqa: E402
 
+CPU: dict[str, float] = {}  # the last timed() command's CPU seconds (user + system)
+
 
 def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
     """Wall seconds and peak RSS (KiB) of one command, by GNU time (a small parent: the
-    rusage of a child forked from this interpreter would count the interpreter's pages)."""
+    rusage of a child forked from this interpreter would count the interpreter's pages);
+    its CPU seconds in CPU["last"] (steadier than wall time on a busy machine)."""
     t0 = time.monotonic()
-    r = subprocess.run(["/usr/bin/time", "-f", "maxrss=%M", *argv], env=env,
+    r = subprocess.run(["/usr/bin/time", "-f", "maxrss=%M cpu=%U %S", *argv], env=env,
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
     wall = time.monotonic() - t0
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)}: exit {r.returncode}: {r.stderr.strip()[-500:]}")
-    kib = int(r.stderr.rsplit("maxrss=", 1)[1].split()[0])
-    return wall, kib
+    tail = r.stderr.rsplit("maxrss=", 1)[1].split()
+    CPU["last"] = float(tail[1].removeprefix("cpu=")) + float(tail[2])
+    return wall, int(tail[0])
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a running process (and its waited-for children)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def hwm_kib(pid: int) -> int:
@@ -73,8 +86,10 @@ def bench_pulls(work: str, cg: str, ref: str, host: str, n: int) -> dict[str, li
             assert a.proc is not None
             base = hwm_kib(a.proc.pid)
             env = dict(os.environ, PYSTATS_SOCKET=a.sock)
+            cpu0 = cpu_s(a.proc.pid)
             wall, kib = timed([sys.executable, "-m", "agent.cli", "pull", "-q",
                                "--insecure-registry", host, ref], env)  # fmt: skip
+            out.setdefault("pystats_cpu", []).append(CPU["last"] + cpu_s(a.proc.pid) - cpu0)
             out["pystats_s"].append(wall)
             out["pystats_cli_kib"].append(kib)
             out["pystats_agent_kib"].append(hwm_kib(a.proc.pid))
@@ -84,7 +99,9 @@ def bench_pulls(work: str, cg: str, ref: str, host: str, n: int) -> dict[str, li
         d = tempfile.mkdtemp(dir=work)
         w1, k1 = timed(["skopeo", "copy", "--quiet", "--src-tls-verify=false",
                         f"docker://{ref}", f"oci:{d}/layout:x"])  # fmt: skip
+        c1 = CPU["last"]
         w2, k2 = timed(["umoci", "unpack", "--image", f"{d}/layout:x", f"{d}/bundle"])
+        out.setdefault("skopeo_umoci_cpu", []).append(c1 + CPU["last"])
         out["skopeo_umoci_s"].append(w1 + w2)
         out["skopeo_kib"].append(k1)
         out["umoci_kib"].append(k2)
@@ -93,6 +110,7 @@ def bench_pulls(work: str, cg: str, ref: str, host: str, n: int) -> dict[str, li
         if shutil.which("podman"):
             try:
                 w, k = timed([*_podman(proot), "pull", "-q", "--tls-verify=false", ref])
+                out.setdefault("podman_cpu", []).append(CPU["last"])
                 out["podman_s"].append(w)
                 out["podman_kib"].append(k)
             except RuntimeError as e:
@@ -155,8 +173,11 @@ def main() -> int:
     ap.add_argument("--layers", type=int, default=4, help="layers holding it")
     ap.add_argument("--n", type=int, default=3, help="pulls of each tool")
     ap.add_argument("--starts", type=int, default=10, help="run starts of each")
+    ap.add_argument("--host", action="store_true", help="on the host's v2 tree (pulls only)")
     args = ap.parse_args()
-    root = envcheck.require_vm()
+    root = envcheck.require_host() if args.host else envcheck.require_vm()
+    if args.host:
+        args.starts = 0
     work = tempfile.mkdtemp(prefix="pystats-imgbench-")
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1500m", "tmpfs", work], check=True)
     reg = None
@@ -166,11 +187,15 @@ def main() -> int:
         ref = f"{reg.addr}/bench/app:1"
         build.push(layout, "app", ref)
         shutil.rmtree(layout)
-        with open(os.path.join(root, "cgroup.subtree_control"), "w") as f:
-            f.write("+cpu +memory +pids")
-        with envcheck.scratch_cgroup(root, {"cpu", "memory", "pids"}) as cg:
+        controllers = set() if args.host else {"cpu", "memory", "pids"}
+        if not args.host:
+            with open(os.path.join(root, "cgroup.subtree_control"), "w") as f:
+                f.write("+cpu +memory +pids")
+        with envcheck.scratch_cgroup(root, controllers) as cg:
             pulls = bench_pulls(work, cg, ref, reg.addr, args.n)
-            starts = bench_starts(work, cg, ref, reg.addr, args.starts)
+            starts: dict[str, list[float]] = {}
+            if args.starts:
+                starts = bench_starts(work, cg, ref, reg.addr, args.starts)
     finally:
         if reg is not None:
             reg.stop()
@@ -190,6 +215,13 @@ def main() -> int:
     )
     print(f"podman pull         {p50(pulls['podman_s']):8.2f}   "
           f"{p50(pulls['podman_kib']) / mib:.0f}")  # fmt: skip
+    for tool in ("pystats", "skopeo_umoci", "podman"):
+        walls = " ".join(f"{x:.2f}" for x in pulls[f"{tool}_s"])
+        cpus = pulls.get(f"{tool}_cpu", [])
+        print(f"  {tool}: wall s {walls}; CPU s p50 {p50(cpus):.2f} (user + system, all threads)")
+    print(f"load average {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
+    if not starts:
+        return 0
     print("start latency      p50 ms   min ms")
     for key, label in (("pystats_run_s", "pystats run -d"), ("crun_run_s", "crun run -d")):
         xs = starts[key]
