@@ -247,3 +247,16 @@ def test_a_terminal_outlives_the_agent(wagent: Agent, host_cgroup: str) -> None:
     t.expect(b"kept10")
     t.type(b"exit 0\r")
     assert t.wait() == 0
+
+
+def test_a_shim_without_the_channel_is_followed_or_refused(wagent: Agent) -> None:
+    """A workload whose shim has no stdio.sock (an older pystats's): attach follows its log as
+    before, exec says why it cannot."""
+    _running(wagent.sock, {"name": "old", "argv": ["sh", "-c", "sleep 2; echo late"]})
+    os.unlink(os.path.join(wagent.state, "workloads", "old", "stdio.sock"))
+    p = cli(wagent.sock, "attach", "old")
+    assert (p.returncode, p.stdout) == (0, "late\n"), p
+    _running(wagent.sock, {"name": "old2", "argv": ["sleep", "100"]})
+    os.unlink(os.path.join(wagent.state, "workloads", "old2", "stdio.sock"))
+    p = cli(wagent.sock, "exec", "old2", "true")
+    assert p.returncode == 125 and "has no stdio channel" in p.stderr, p
