@@ -36,6 +36,7 @@ from agent.api.access import ApiAccess, Peer, peer_of
 from agent.api.image_routes import add_image_routes, image_request_from_body
 from agent.api.lifecycle_routes import add_lifecycle_routes, grace_of
 from agent.api.logtail import LogQuery, Renderer
+from agent.api.network_routes import RUN_FIELDS, add_network_routes, net_request_from_body
 from agent.api.stdio_routes import add_stdio_routes
 from collectors.recorder.events import RecordedEvent
 from workloads.lifecycle.manager import WorkloadError, WorkloadManager
@@ -128,7 +129,7 @@ def _opt_str(body: dict[str, Any], key: str) -> str | None:
 def spec_from_body(body: Any) -> WorkloadSpec:
     if not isinstance(body, dict):
         raise SpecError("the request body must be a JSON object")
-    unknown = set(body) - CREATE_FIELDS
+    unknown = set(body) - CREATE_FIELDS - RUN_FIELDS  # RUN_FIELDS: ports, network_rate...
     if unknown:
         raise SpecError(f"unknown field(s): {', '.join(sorted(unknown))}")
     argv = body.get("argv")
@@ -352,7 +353,8 @@ def add_workload_routes(
             # The client left (or broke the framing) mid-body: nobody to answer, not our error.
             log.info("a client left before sending its whole request: %s", e)
             raise web.HTTPBadRequest() from None
-        return await manager.create(spec_from_body(body), image_request_from_body(body))
+        spec, image = spec_from_body(body), image_request_from_body(body)
+        return await manager.create(spec, image, net_request_from_body(body))
 
     async def list_(request: web.Request) -> Any:
         return manager.listing(all_=request.query.get("all") in ("1", "true"))
@@ -400,6 +402,7 @@ def add_workload_routes(
     app.router.add_post("/v1/workloads/{name}/kill", wrap(kill))
     app.router.add_delete("/v1/workloads/{name}", wrap(rm))
     add_lifecycle_routes(app, manager)  # pause, unpause, start, restart, wait, prune
+    add_network_routes(app, manager.net)  # /v1/networks, /v1/workloads/{name}/port
     add_stdio_routes(app, manager)  # attach, exec (WebSocket to the shim's stdio.sock)
 
 

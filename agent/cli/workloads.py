@@ -17,6 +17,7 @@ from typing import Any
 from agent.api.socketpath import SOCKET_HELP
 from agent.cli import envopts
 from agent.cli import images as cli_images
+from agent.cli import network as cli_network
 from agent.cli.common import silence_stdout, workload_name
 
 EXIT_API_ERROR = 125
@@ -207,7 +208,7 @@ def register(sub: Any) -> None:
         "/tmp, /run and /var/tmp)",
     )
     p.add_argument("--hostname", help="hostname inside (default: the name)")
-    p.add_argument("--net", choices=("none", "host"), default="none", help="default none")
+    cli_network.add_run_flags(p)  # --net/--network, -p, -P, --expose, --network-rate
     p.add_argument(
         "--userns",
         nargs="?",
@@ -332,6 +333,7 @@ def run_body(args: argparse.Namespace) -> dict[str, Any]:
     if args.rootfs is not None:
         body["rootfs"] = os.path.abspath(args.rootfs)
     body.update(envopts.body(args))  # -e, --env-file, --label
+    body.update(cli_network.run_body(args))  # -p, -P, --expose, --network-rate
     if args.userns == "auto" and args.userns_base is not None:
         raise ValueError("--userns=auto picks the range itself: drop --userns-base")
     if args.userns or args.userns_base is not None:

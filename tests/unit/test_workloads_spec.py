@@ -66,7 +66,7 @@ def test_check_spec_refuses_bad_paths_and_modes(tmp_path: object) -> None:
     check_spec(ok)
     cases = [
         (WorkloadSpec(name="w", argv=[]), "no command"),
-        (WorkloadSpec(name="w", argv=["x"], net="bridge"), "--net"),
+        (WorkloadSpec(name="w", argv=["x"], net="bad net!"), "--net"),  # bridge: a network now
         (WorkloadSpec(name="w", argv=["x"], workdir="rel"), "absolute"),
         (WorkloadSpec(name="w", argv=["x"], rootfs="/no/such/dir"), "does not exist"),
         (WorkloadSpec(name="w", argv=["x"], hostname="bad host"), "--hostname"),
@@ -156,7 +156,7 @@ def test_command_without_double_dash_keeps_its_own_flags() -> None:
         (["run", "--cpus", "0", "--", "true"], "argument --cpus"),
         (["run", "--pids", "-1", "--", "true"], "argument --pids"),
         (["run", "--restart", "sometimes", "--", "true"], "argument --restart"),
-        (["run", "--net", "bridge", "--", "true"], "argument --net"),
+        (["run", "--net", "bad net!", "--", "true"], "argument --net"),
         (["run", "--env", "1X=2", "--", "true"], "argument --env/-e"),
         (["run", "--bogus", "--", "true"], "--bogus"),
         (["ps", "--bogus"], "--bogus"),

@@ -47,6 +47,9 @@ from workloads.lifecycle.restart import (
     parse_restart,
     should_restart,
 )
+from workloads.network.errors import NetworkError
+from workloads.network.record import NetRequest
+from workloads.network.service import NetworkService
 from workloads.runtime import cgroups, devices, security, userns
 from workloads.runtime.runopts import DEFAULT_STOP_TIMEOUT_S
 from workloads.runtime.spec import SpecError, WorkloadSpec, check_spec, validate_name
@@ -138,6 +141,7 @@ class WorkloadManager:
         self._forks = ForkServerClient() if use_fork_server else None
         self._ids = idalloc.IdAllocator(self.state_dir)  # --userns=auto ranges
         self.images = ImageService(os.path.join(self.state_dir, "images"), self.image_users)
+        self.net = NetworkService(self.state_dir)  # CNI networks (workloads.network)
         self._closing = asyncio.Event()
         self._changed = asyncio.Condition()
 
@@ -161,6 +165,9 @@ class WorkloadManager:
         specs = [w.spec for w in self._workloads.values()]
         for note in self._ids.reconcile(idalloc.held_ranges(specs)):
             log.warning("--userns=auto: %s", note)
+        running = {n for n, w in self._workloads.items() if w.status.state is State.RUNNING}
+        for note in await asyncio.to_thread(self.net.reconcile, set(self._workloads), running):
+            log.warning("network: %s", note)
 
     async def run(self) -> None:
         """Watch for exits and apply restart policies until close()."""
@@ -367,6 +374,7 @@ class WorkloadManager:
             changed = self._end_run(w, "the supervisor exited before starting it") or changed
         if w.status.state is State.EXITED and w.handled_run != w.status.run:
             self._on_exit(w)
+            await asyncio.to_thread(self.net.detach, w.spec.name)  # a restart attaches afresh
             changed = True
             if w.restart_at is None and w.spec.run.auto_remove:  # --rm
                 self._exited_info[w.spec.name] = self.inspect(w.spec.name)
@@ -409,7 +417,10 @@ class WorkloadManager:
         return w
 
     async def create(
-        self, spec: WorkloadSpec, image: image_run.ImageRequest | None = None
+        self,
+        spec: WorkloadSpec,
+        image: image_run.ImageRequest | None = None,
+        net: NetRequest | None = None,
     ) -> dict[str, Any]:
         """Validate, record, create the cgroup with its limits, launch. All or nothing."""
         if not spec.name:
@@ -454,6 +465,10 @@ class WorkloadManager:
             raise Conflict(f"a workload named {spec.name!r} already exists") from None
         w = Workload(spec=spec, wdir=wdir, created_at=time.time(), policy=policy)
         try:
+            try:  # checks the network and ports; records the attachment; binds /etc files
+                spec = w.spec = await asyncio.to_thread(self.net.prepare, spec, net)
+            except NetworkError as e:
+                raise WorkloadError(str(e)) from None
             cfg = ShimConfig(
                 spec=spec,
                 root=self.root.path,
@@ -479,6 +494,7 @@ class WorkloadManager:
                 cgroups.remove_workload_cgroup(self.root, spec.name)
             with contextlib.suppress(ImageError):
                 image_run.remove(spec)
+            await asyncio.to_thread(self.net.release, spec.name)
             shutil.rmtree(wdir, ignore_errors=True)
             if spec.userns_auto:
                 self._ids.release(spec.name)
@@ -514,6 +530,10 @@ class WorkloadManager:
                 await asyncio.to_thread(image_run.mount, w.spec)
             except ImageError as e:
                 raise WorkloadError(str(e)) from None
+        try:  # a CNI network: its netns made and configured before the runtime joins it
+            await asyncio.to_thread(self.net.attach, w.spec)
+        except NetworkError as e:
+            raise WorkloadError(str(e)) from None
         if self._forks is not None:
             w.launch_pid = await asyncio.to_thread(self._forks.spawn, w.wdir, run)
         else:
@@ -557,6 +577,7 @@ class WorkloadManager:
             "workdir": w.spec.workdir,
             "hostname": w.spec.hostname or name,
             "net": w.spec.net,
+            "network": self.net.describe(name),
             "rootfs": w.spec.rootfs,
             "userns": _userns_info(w.spec),
             "image": image_run.describe(w.spec),
@@ -667,6 +688,7 @@ class WorkloadManager:
             await asyncio.to_thread(image_run.remove, w.spec)
         except ImageError as e:
             log.warning("removing the snapshot of %s: %s", name, e)
+        await asyncio.to_thread(self.net.release, name)
         shutil.rmtree(w.wdir, ignore_errors=True)
         if w.spec.userns_auto:
             self._ids.release(name)

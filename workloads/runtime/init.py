@@ -53,7 +53,8 @@ def mount_root(spec: WorkloadSpec, *, in_userns: bool) -> None:
     plan = mounts.Plan(
         root=root,
         host_root=host_root,
-        own_net=spec.net == "none",
+        # A joined CNI netns is the host user namespace's: a fresh sysfs only outside --userns.
+        own_net=spec.net == "none" or (spec.netns is not None and not in_userns),
         in_userns=in_userns,
         privileged=spec.security.privileged,
     )
@@ -63,9 +64,16 @@ def mount_root(spec: WorkloadSpec, *, in_userns: bool) -> None:
 def namespace_flags(spec: WorkloadSpec) -> int:
     """The namespaces this process makes for itself (the PID namespace is made by its parent)."""
     flags = linux.CLONE_NEWNS | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC
-    if spec.net == "none":
+    if spec.net != "host" and spec.netns is None:  # none (or a network without its netns)
         flags |= linux.CLONE_NEWNET
     return flags
+
+
+def join_netns(spec: WorkloadSpec) -> None:
+    """A CNI network's namespace, made and configured by the lifecycle before the launch;
+    joined before any user namespace exists (setns needs CAP_SYS_ADMIN over its owner)."""
+    if spec.netns is not None and spec.net != "host":
+        linux.setns_path(spec.netns, linux.CLONE_NEWNET)
 
 
 def setup_namespaces(spec: WorkloadSpec, *, unshared: bool = False) -> None:
@@ -75,12 +83,14 @@ def setup_namespaces(spec: WorkloadSpec, *, unshared: bool = False) -> None:
     its workload cgroup, which becomes the root of its view (/proc/self/cgroup reads "0::/"), so
     the workload learns nothing of the host's cgroup layout, as with docker's default on v2.
     """
+    if not unshared:
+        join_netns(spec)
     linux.unshare((0 if unshared else namespace_flags(spec)) | linux.CLONE_NEWCGROUP)
     # Nothing we mount may propagate back to the host.
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
     mount_root(spec, in_userns=unshared)
     linux.sethostname(spec.hostname or spec.name)
-    if spec.net == "none":
+    if spec.net != "host" and spec.netns is None:
         linux.loopback_up()
 
 

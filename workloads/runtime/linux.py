@@ -93,6 +93,15 @@ def unshare(flags: int) -> None:
     _check(_libc.unshare(flags), "unshare")
 
 
+def setns_path(path: str, nstype: int) -> None:
+    """Join the namespace bound at ``path`` (a CNI network's netns)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _check(_libc.setns(fd, nstype), f"setns {path}")
+    finally:
+        os.close(fd)
+
+
 def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str = "") -> None:
     rc = _libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data) if data else None)
     _check(rc, f"mount {target}")

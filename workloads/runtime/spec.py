@@ -66,6 +66,7 @@ class WorkloadSpec:
     image: ImageSpec | None = None  # run from an image: rootfs is its snapshot's mount
     stdio: StdioOpts = field(default_factory=StdioOpts)  # -i, -t
     user: RunUser | None = None  # -u, --group-add (resolved; an image's User is in image)
+    netns: str | None = None  # a CNI network's namespace (bind-mounted file) to join
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,6 +98,7 @@ class WorkloadSpec:
             image=ImageSpec.from_json(d.get("image")),
             stdio=StdioOpts.from_json(d.get("stdio")),
             user=RunUser.from_json(d.get("user")),
+            netns=d.get("netns"),
         )
 
     def id_map(self) -> str | None:
@@ -228,8 +230,12 @@ def check_spec(spec: WorkloadSpec) -> None:
     validate_name(spec.name)
     if not spec.argv or not spec.argv[0]:
         raise SpecError("no command given: pystats run [OPTIONS] -- CMD [ARG...]")
-    if spec.net not in NET_MODES:
-        raise SpecError(f"invalid --net {spec.net!r}: expected one of {', '.join(NET_MODES)}")
+    if spec.net not in NET_MODES and not NAME_RE.match(spec.net):  # else a network's name
+        raise SpecError(
+            f"invalid --net {spec.net!r}: expected {', '.join(NET_MODES)}, bridge or a network"
+        )
+    if spec.netns is not None and not spec.netns.startswith("/"):
+        raise SpecError(f"invalid netns {spec.netns!r}: must be an absolute path")
     if spec.hostname is not None and not NAME_RE.match(spec.hostname):
         raise SpecError(f"invalid --hostname {spec.hostname!r}")
     if spec.workdir is not None and not spec.workdir.startswith("/"):

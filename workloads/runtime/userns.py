@@ -96,6 +96,7 @@ def run_helper(spec: WorkloadSpec, sync_w: int, ctl_r: int, go_r: int, err_w: in
     except OSError as e:
         init.fail(err_w, EXIT_SETUP, f"cannot prepare the workload's root: {e.strerror or e}")
     try:
+        init.join_netns(spec)
         linux.unshare(linux.CLONE_NEWUSER | linux.CLONE_NEWPID | init.namespace_flags(spec))
     except OSError as e:
         init.fail(err_w, EXIT_SETUP, _unshare_error(e))

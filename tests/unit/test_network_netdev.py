@@ -1,0 +1,32 @@
+"""Parsing /proc/<pid>/net/dev into a workload's network counters."""
+
+from __future__ import annotations
+
+import os
+
+from collectors.netdev import NetIO, parse_net_dev, read_pid, total
+
+NET_DEV = """\
+Inter-| Receive | Transmit
+ face |bytes packets errs drop fifo frame compressed multicast|bytes packets errs drop fifo colls
+    lo: 1000 10 0 0 0 0 0 0 1000 10 0 0 0 0 0 0
+  eth0: 5242880 3600 1 2 0 0 0 0 131072 900 3 4 0 0 0 0
+  eth1: 100 1 0 0 0 0 0 0 200 2 0 0 0 0 0 0
+"""
+
+
+def test_parse_and_total_without_lo() -> None:
+    ifaces = parse_net_dev(NET_DEV)
+    assert set(ifaces) == {"lo", "eth0", "eth1"}
+    assert ifaces["eth0"] == NetIO(5242880, 3600, 1, 2, 131072, 900, 3, 4)
+    assert total(ifaces) == NetIO(5242980, 3601, 1, 2, 131272, 902, 3, 4)
+
+
+def test_garbage_lines_are_skipped() -> None:
+    assert parse_net_dev("h1\nh2\nbroken line\n  x: 1 2 3\n") == {}
+
+
+def test_read_pid_of_this_process_and_of_a_gone_one() -> None:
+    mine = read_pid(os.getpid())
+    assert mine is not None and mine.rx_bytes >= 0
+    assert read_pid(2**22 + 7) is None  # above pid_max's default ceiling: never a process

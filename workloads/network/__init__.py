@@ -1,0 +1,1 @@
+"""CNI networking for workloads: networks, their plugin configs, attach/detach, reconcile."""
