@@ -352,16 +352,18 @@ def register_exec(sub: Any) -> None:
 
 
 def stdio_body(args: argparse.Namespace) -> dict[str, Any]:
-    """The create request's ``stdio`` object, absent without -i and -t."""
+    """The create request's ``stdio`` object, absent without -i and -t. ValueError for -it
+    from something not a terminal (before anything is created, as docker checks)."""
+    attached = not getattr(args, "detach", False)
+    if attached and args.tty and args.interactive and not os.isatty(0):
+        raise ValueError("the input device is not a TTY (drop -t, or run it from a terminal)")
     body = {k: True for k in ("interactive", "tty") if getattr(args, k, False)}
     return {"stdio": body} if body else {}
 
 
 def attach_console(args: argparse.Namespace, name: str, *, run: bool = False) -> int | None:
-    """Attach to a workload made with -i or -t; None for one without (follow its log)."""
-    if run and args.tty and args.interactive and not os.isatty(sys.stdin.fileno()):
-        print("pystats: error: the input device is not a TTY", file=sys.stderr)
-        return 1
+    """Attach to a workload made with -i or -t; None for one without (follow its log).
+    ``run``: from `pystats run`, whose -it checks were made before the create (stdio_body)."""
     rows, cols = _winsize()
     req = proto.SessionRequest(kind="attach", rows=rows, cols=cols)
     keys = getattr(args, "detach_keys", parse_detach_keys(DEFAULT_DETACH_KEYS))

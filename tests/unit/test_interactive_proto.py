@@ -95,10 +95,20 @@ def test_stdio_opts_in_the_spec() -> None:
 def test_stdio_body_of_run_flags() -> None:
     import argparse
 
-    assert stdio_body(argparse.Namespace(interactive=True, tty=True)) == {
-        "stdio": {"interactive": True, "tty": True}
-    }
+    detached = argparse.Namespace(interactive=True, tty=True, detach=True)
+    assert stdio_body(detached) == {"stdio": {"interactive": True, "tty": True}}
     assert stdio_body(argparse.Namespace(interactive=False, tty=False)) == {}
+    assert stdio_body(argparse.Namespace(interactive=False, tty=True)) == {"stdio": {"tty": True}}
+    r, w = os.pipe()  # -it from a pipe: refused before anything is created
+    saved = os.dup(0)
+    try:
+        os.dup2(r, 0)
+        with pytest.raises(ValueError, match="not a TTY"):
+            stdio_body(argparse.Namespace(interactive=True, tty=True))
+    finally:
+        os.dup2(saved, 0)
+        for fd in (r, w, saved):
+            os.close(fd)
 
 
 def test_winsize_reaches_the_slave() -> None:
