@@ -24,7 +24,6 @@ from cgroupfs import reader
 from cgroupfs.errors import CgroupGone
 from cgroupfs.paths import CgroupRoot
 from workloads.lifecycle.manager import WorkloadError, WorkloadManager
-from workloads.runtime.cgroups import workload_rel
 from workloads.runtime.spec import SpecError
 from workloads.supervisor.record import State
 
@@ -90,8 +89,8 @@ ROUTES: dict[str, Route] = {
 
 async def _top(m: WorkloadManager, request: web.Request) -> Any:
     name = request.match_info["name"]
-    m.inspect(name)  # 404 for an unknown name
-    return {"pids": await asyncio.to_thread(tree_pids, m.root, workload_rel(name))}
+    rel = str(m.inspect(name)["cgroup"])  # 404 for an unknown name; a pod's is below the pod's
+    return {"pids": await asyncio.to_thread(tree_pids, m.root, rel)}
 
 
 def tree_pids(root: CgroupRoot, rel: str) -> list[int]:

@@ -37,6 +37,7 @@ from agent.api.image_routes import add_image_routes, image_request_from_body
 from agent.api.lifecycle_routes import add_lifecycle_routes, grace_of
 from agent.api.logtail import LogQuery, Renderer
 from agent.api.network_routes import RUN_FIELDS, add_network_routes, net_request_from_body
+from agent.api.pod_routes import add_pod_routes
 from agent.api.stdio_routes import add_stdio_routes
 from collectors.recorder.events import RecordedEvent
 from workloads.lifecycle.manager import WorkloadError, WorkloadManager
@@ -79,6 +80,7 @@ CREATE_FIELDS = frozenset(
         "user",  # -u: an image's user, else one of the rootfs (workloads.runtime.runuser)
         "stdio",  # -i, -t (workloads.runtime.stdio)
         "group_add",
+        "pod",  # --pod NAME: join a pod (agent.api.pod_routes)
     }
 )
 log = logging.getLogger("pystats.agent")
@@ -169,6 +171,7 @@ def spec_from_body(body: Any) -> WorkloadSpec:
         security=SecurityOpts.from_json(body.get("security")),
         mounts=mounts_from_body(body.get("mounts")),
         stdio=StdioOpts.from_json(body.get("stdio")),
+        pod=_opt_str(body, "pod"),
         user=run_user_from_body(body),
     )
 
@@ -403,6 +406,7 @@ def add_workload_routes(
     app.router.add_delete("/v1/workloads/{name}", wrap(rm))
     add_lifecycle_routes(app, manager)  # pause, unpause, start, restart, wait, prune
     add_network_routes(app, manager.net)  # /v1/networks, /v1/workloads/{name}/port
+    add_pod_routes(app, manager)  # /v1/pods; and --pod, --net container:NAME at create
     add_stdio_routes(app, manager)  # attach, exec (WebSocket to the shim's stdio.sock)
 
 

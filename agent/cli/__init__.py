@@ -17,6 +17,7 @@ from agent.cli import images as cli_images
 from agent.cli import interactive as cli_interactive
 from agent.cli import lifecycle as cli_lifecycle
 from agent.cli import network as cli_network
+from agent.cli import pod as cli_pod
 from agent.cli import policy as cli_policy
 from agent.cli import update as cli_update
 from agent.cli import view as cli_view
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_interactive.register_exec(sub)
     cli_images.register(sub)
     cli_network.register(sub)  # network create|ls|rm|inspect, port
+    cli_pod.register(sub)  # pod create|ls|inspect|stats|stop|start|rm
     cli_policy.register(sub)
     cli_history.register(sub)  # after view's: adds `stats --at`
     cli_update.register(sub)

@@ -18,6 +18,7 @@ from agent.api.socketpath import SOCKET_HELP
 from agent.cli import envopts
 from agent.cli import images as cli_images
 from agent.cli import network as cli_network
+from agent.cli import pod as cli_pod
 from agent.cli.common import silence_stdout, workload_name
 
 EXIT_API_ERROR = 125
@@ -209,6 +210,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--hostname", help="hostname inside (default: the name)")
     cli_network.add_run_flags(p)  # --net/--network, -p, -P, --expose, --network-rate
+    cli_pod.add_run_flags(p)  # --pod
     p.add_argument(
         "--userns",
         nargs="?",
@@ -334,6 +336,7 @@ def run_body(args: argparse.Namespace) -> dict[str, Any]:
         body["rootfs"] = os.path.abspath(args.rootfs)
     body.update(envopts.body(args))  # -e, --env-file, --label
     body.update(cli_network.run_body(args))  # -p, -P, --expose, --network-rate
+    body.update(cli_pod.run_body(args))  # --pod
     if args.userns == "auto" and args.userns_base is not None:
         raise ValueError("--userns=auto picks the range itself: drop --userns-base")
     if args.userns or args.userns_base is not None:

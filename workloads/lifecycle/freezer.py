@@ -14,9 +14,10 @@ class FreezeError(Exception):
     pass
 
 
-def set_frozen(root: CgroupRoot, name: str, frozen: bool) -> None:
+def set_frozen(root: CgroupRoot, name: str, frozen: bool, pod: str | None = None) -> None:
     """Freeze (or thaw) the workload's cgroup and its descendants; FreezeError says why not."""
     try:
-        writer.freeze(root, workload_rel(name), frozen, timeout_s=FREEZE_TIMEOUT_S if frozen else 0)
+        rel = workload_rel(name, pod)
+        writer.freeze(root, rel, frozen, timeout_s=FREEZE_TIMEOUT_S if frozen else 0)
     except CgroupError as e:
         raise FreezeError(f"cannot {'freeze' if frozen else 'thaw'} {name!r}: {e}") from None

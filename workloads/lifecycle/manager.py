@@ -28,6 +28,7 @@ import shutil
 import signal
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,6 +145,9 @@ class WorkloadManager:
         self.net = NetworkService(self.state_dir)  # CNI networks (workloads.network)
         self._closing = asyncio.Event()
         self._changed = asyncio.Condition()
+        # Set by workloads.pods (a layer above): fills a --pod or --net container:NAME spec in
+        # with the namespace files to join; may raise WorkloadError.
+        self.join_hook: Callable[[WorkloadSpec], WorkloadSpec] | None = None
 
     # ---- daemon integration -------------------------------------------------------------
 
@@ -206,7 +210,9 @@ class WorkloadManager:
 
     def labels_for_cgroup(self, rel: str) -> str | None:
         parts = rel.strip("/").split("/")
-        if len(parts) < 2 or parts[0] != cgroups.WORKLOADS:
+        if len(parts) == 3 and parts[0] == cgroups.PODS:  # pods/<pod>/<workload>
+            parts = parts[1:]
+        elif len(parts) < 2 or parts[0] != cgroups.WORKLOADS:
             return None
         if parts[1] in self._workloads:
             return parts[1]
@@ -253,7 +259,7 @@ class WorkloadManager:
             st.state is State.RUNNING
             and not procs.alive(st.shim_pid, st.shim_start)
             and not procs.alive(st.pid, st.pid_start)
-            and not cgroups.populated(self.root, name)
+            and not cgroups.populated(self.root, name, spec.pod)
         ):
             # The shim died without recording the exit (killed, or the machine rebooted) and
             # nothing is left of the run. (If something is, the watcher takes it down first.)
@@ -303,13 +309,13 @@ class WorkloadManager:
     def _taken_down(self, w: Workload) -> bool:
         """Kill what is left in the workload's cgroup; True once nothing is (checked each tick,
         so the watcher never blocks on one workload)."""
-        if not cgroups.populated(self.root, w.spec.name):
+        if not cgroups.populated(self.root, w.spec.name, w.spec.pod):
             w.taking_down = False
             return True
         if not w.taking_down:
             log.warning("workload %s: its supervisor died; killing its cgroup", w.spec.name)
             w.taking_down = True
-        cgroups.kill_workload_cgroup(self.root, w.spec.name)
+        cgroups.kill_workload_cgroup(self.root, w.spec.name, w.spec.pod)
         return False
 
     def _end_run(self, w: Workload, error: str) -> bool:
@@ -434,6 +440,10 @@ class WorkloadManager:
                 raise NotFound(f"{e} (pystats pull it first)") from None
             except ImageError as e:
                 raise WorkloadError(str(e)) from None
+        if self.join_hook is not None:  # --pod, --net container:NAME
+            spec = self.join_hook(spec)
+        elif spec.pod is not None or spec.net.startswith("container:"):
+            raise WorkloadError("pods and --net container:NAME are not available in this agent")
         try:
             check_spec(spec)
             validate_name(spec.name)
@@ -445,9 +455,9 @@ class WorkloadManager:
             raise WorkloadError(f"--userns: {why}")
         if spec.name in self._workloads:
             raise Conflict(f"a workload named {spec.name!r} already exists (pystats rm it first)")
-        if cgroups.populated(self.root, spec.name):
+        if cgroups.populated(self.root, spec.name, spec.pod):
             # Left by a workload whose record was lost or set aside: never share its cgroup.
-            path = self.root.resolve(cgroups.workload_rel(spec.name))
+            path = self.root.resolve(cgroups.workload_rel(spec.name, spec.pod))
             raise Conflict(
                 f"the cgroup {path} still holds processes of an earlier workload named"
                 f" {spec.name!r} (its record was lost): kill them (echo 1 > {path}/cgroup.kill)"
@@ -482,7 +492,7 @@ class WorkloadManager:
                 raise WorkloadError(f"cannot record the workload in {wdir}: {e.strerror}") from None
             try:
                 cgroups.create_workload_cgroup(
-                    self.root, spec.name, spec.limits, devices.rules_for_spec(spec)
+                    self.root, spec.name, spec.limits, devices.rules_for_spec(spec), spec.pod
                 )
             except (CgroupError, OSError) as e:
                 raise WorkloadError(f"cannot create the workload's cgroup: {e}") from None
@@ -491,7 +501,7 @@ class WorkloadManager:
         except BaseException:
             self._workloads.pop(spec.name, None)
             with contextlib.suppress(CgroupError, OSError):
-                cgroups.remove_workload_cgroup(self.root, spec.name)
+                cgroups.remove_workload_cgroup(self.root, spec.name, spec.pod)
             with contextlib.suppress(ImageError):
                 image_run.remove(spec)
             await asyncio.to_thread(self.net.release, spec.name)
@@ -503,12 +513,12 @@ class WorkloadManager:
 
     async def _make_room(self, w: Workload) -> None:
         """Before a run: whatever an earlier run left in the cgroup is killed, never joined."""
-        if not cgroups.populated(self.root, w.spec.name):
+        if not cgroups.populated(self.root, w.spec.name, w.spec.pod):
             return
         log.warning("workload %s: killing what an earlier run left in its cgroup", w.spec.name)
-        cgroups.kill_workload_cgroup(self.root, w.spec.name)
+        cgroups.kill_workload_cgroup(self.root, w.spec.name, w.spec.pod)
         deadline = time.monotonic() + TAKE_DOWN_TIMEOUT_S
-        while cgroups.populated(self.root, w.spec.name):
+        while cgroups.populated(self.root, w.spec.name, w.spec.pod):
             if time.monotonic() > deadline:
                 raise WorkloadError(
                     f"workload {w.spec.name!r}: its cgroup still holds processes"
@@ -594,8 +604,9 @@ class WorkloadManager:
                 if w.restart_at is None
                 else round(max(0.0, w.restart_at - time.monotonic()), 1)
             ),
-            "cgroup": cgroups.workload_rel(name),
-            "cgroup_path": self.root.resolve(cgroups.workload_rel(name)),
+            "pod": w.spec.pod,
+            "cgroup": cgroups.workload_rel(name, w.spec.pod),
+            "cgroup_path": self.root.resolve(cgroups.workload_rel(name, w.spec.pod)),
             "created_at": _iso(w.created_at),
             "started_at": _iso(st.started_at),
             "finished_at": _iso(st.finished_at),
@@ -649,7 +660,7 @@ class WorkloadManager:
         self._write_manager(w)
         sig = w.spec.run.stop_signal or _stop_signal(w.spec)
         if self._signal(w, sig) and not await self._wait_exited(w, grace_s):
-            cgroups.kill_workload_cgroup(self.root, name)
+            cgroups.kill_workload_cgroup(self.root, name, w.spec.pod)
             await self._wait_exited(w, START_TIMEOUT_S)
         return self.inspect(name)
 
@@ -661,7 +672,7 @@ class WorkloadManager:
             w.stopped_by_user = True
             w.restart_at = None
             self._write_manager(w)
-            cgroups.kill_workload_cgroup(self.root, name)
+            cgroups.kill_workload_cgroup(self.root, name, w.spec.pod)
             await self._wait_exited(w, START_TIMEOUT_S)
         else:
             self._signal(w, sig)
@@ -674,14 +685,14 @@ class WorkloadManager:
                 raise Conflict(f"workload {name!r} is {w.state}: stop it first or use --force")
             w.stopped_by_user = True
             w.restart_at = None
-            cgroups.kill_workload_cgroup(self.root, name)
+            cgroups.kill_workload_cgroup(self.root, name, w.spec.pod)
             await self._wait_exited(w, START_TIMEOUT_S)
         del self._workloads[name]
         now = time.monotonic()
         self._removed = {n: t for n, t in self._removed.items() if now - t < LABEL_AFTER_RM_S}
         self._removed[name] = now
         try:
-            cgroups.remove_workload_cgroup(self.root, name)
+            cgroups.remove_workload_cgroup(self.root, name, w.spec.pod)
         except CgroupError as e:
             log.warning("removing the cgroup of %s: %s", name, e)
         try:
@@ -700,14 +711,14 @@ class WorkloadManager:
     def _thaw(self, w: Workload) -> None:
         if w.paused:
             try:
-                freezer.set_frozen(self.root, w.spec.name, False)
+                freezer.set_frozen(self.root, w.spec.name, False, w.spec.pod)
             except freezer.FreezeError as e:
                 log.warning("%s", e)  # cgroup.kill still ends it
             w.paused = False
 
     async def _set_frozen(self, w: Workload, frozen: bool) -> None:
         try:
-            await asyncio.to_thread(freezer.set_frozen, self.root, w.spec.name, frozen)
+            await asyncio.to_thread(freezer.set_frozen, self.root, w.spec.name, frozen, w.spec.pod)
         except freezer.FreezeError as e:
             raise WorkloadError(str(e)) from None
         w.paused = frozen
@@ -752,10 +763,12 @@ class WorkloadManager:
         if w.state not in (State.RUNNING, State.PAUSED, State.EXITED, State.RESTARTING):
             raise Conflict(f"workload {name!r} is {w.state}")
         try:
-            cpus, mems = limits_update.parent_cpuset(self.root, name)
+            cpus, mems = limits_update.parent_cpuset(self.root, name, w.spec.pod)
             upd = limits_update.parse_update(values, cpus, mems)
             pid = w.status.pid if w.state in (State.RUNNING, State.PAUSED) else None
-            written = await asyncio.to_thread(limits_update.apply, self.root, name, upd, pid)
+            written = await asyncio.to_thread(
+                limits_update.apply, self.root, name, upd, pid, w.spec.pod
+            )
         except SpecError as e:
             raise WorkloadError(str(e)) from None
         merged = {**limits_update.read_updated(w.wdir), **written}

@@ -212,9 +212,11 @@ def controller_of(file: str) -> str:
     return file.split(".", 1)[0]
 
 
-def parent_cpuset(root: CgroupRoot, name: str) -> tuple[str | None, str | None]:
+def parent_cpuset(
+    root: CgroupRoot, name: str, pod: str | None = None
+) -> tuple[str | None, str | None]:
     """The parent's cpuset.cpus.effective and cpuset.mems.effective (None without cpuset)."""
-    rel = os.path.dirname(workload_rel(name))
+    rel = os.path.dirname(workload_rel(name, pod))
     out: list[str | None] = []
     for file in ("cpuset.cpus.effective", "cpuset.mems.effective"):
         try:
@@ -224,10 +226,12 @@ def parent_cpuset(root: CgroupRoot, name: str) -> tuple[str | None, str | None]:
     return out[0], out[1]
 
 
-def apply(root: CgroupRoot, name: str, update: LimitUpdate, pid: int | None) -> dict[str, str]:
+def apply(
+    root: CgroupRoot, name: str, update: LimitUpdate, pid: int | None, pod: str | None = None
+) -> dict[str, str]:
     """Write ``update`` into the workload's cgroup; every controller is checked before any write.
     Returns what was written (io.max by its real name)."""
-    rel = workload_rel(name)
+    rel = workload_rel(name, pod)
     have = parse_controllers(reader.read_file(root, rel, "cgroup.controllers"))
     missing = sorted({controller_of(f) for f in update.files} - have)
     if missing:

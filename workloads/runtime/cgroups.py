@@ -4,6 +4,8 @@ Layout under the agent's cgroup root:
 
     <root>/workloads/<name>   one leaf per workload: its limits, and nothing but its processes
     <root>/shims              one leaf holding every shim (each a small Python process)
+    <root>/pods/<pod>         a pod (workloads.pods): its limits, shared by the workloads below
+    <root>/pods/<pod>/<name>  a workload of the pod (its infra too), as a workload's leaf above
 
 The shims live outside the workload cgroups so that a workload's memory.max, pids.max and
 memory.events count the workload alone, and outside the agent's own cgroup so that stopping the
@@ -39,6 +41,7 @@ from workloads.runtime.spec import Limits
 
 WORKLOADS = "workloads"
 SHIMS = "shims"
+PODS = "pods"
 CONTROLLERS = ("cpu", "memory", "pids")
 CPU_PERIOD_USEC = 100_000
 MAX_DESCENDANTS = 32
@@ -46,8 +49,13 @@ MAX_DEPTH = 8
 NESTING_FILES = {"cgroup.max.descendants": str(MAX_DESCENDANTS), "cgroup.max.depth": str(MAX_DEPTH)}
 
 
-def workload_rel(name: str) -> str:
-    return f"{WORKLOADS}/{name}"
+def workload_rel(name: str, pod: str | None = None) -> str:
+    """A workload's cgroup; a pod's workloads are below the pod's (the seed's nested limits)."""
+    return f"{WORKLOADS}/{name}" if pod is None else f"{pod_rel(pod)}/{name}"
+
+
+def pod_rel(pod: str) -> str:
+    return f"{PODS}/{pod}"
 
 
 def limit_files(limits: Limits) -> dict[str, str]:
@@ -66,10 +74,12 @@ def create_workload_cgroup(
     name: str,
     limits: Limits,
     device_rules: Sequence[DeviceRule] = devices.DEFAULT_RULES,
+    pod: str | None = None,
 ) -> list[str]:
-    """Create <root>/workloads/<name> with its limits, nesting bounds and device program
-    (``device_rules``: see devices.workload_rules); on any failure remove what was created."""
-    rel = workload_rel(name)
+    """Create <root>/workloads/<name> (or its pod's child) with its limits, nesting bounds and
+    device program (``device_rules``: see devices.workload_rules); on any failure remove what
+    was created."""
+    rel = workload_rel(name, pod)
     # An empty cgroup left by an earlier workload of this name (its record lost; the manager
     # refuses a populated one) is made afresh: its device program would stack onto the new one
     # (BPF_F_ALLOW_MULTI: all must allow), and its limits and children would linger.
@@ -85,9 +95,31 @@ def create_workload_cgroup(
             with contextlib.suppress(CgroupError):
                 writer.write(root, rel, "memory.swap.max", "0")
     except BaseException:
-        remove_workload_cgroup(root, name)
+        remove_workload_cgroup(root, name, pod)
         raise
     return created
+
+
+def create_pod_cgroup(root: CgroupRoot, pod: str, limits: Limits) -> None:
+    """<root>/pods/<pod> with the pod's limits, its controllers enabled for its workloads."""
+    rel = pod_rel(pod)
+    writer.create(root, rel, list(CONTROLLERS))
+    try:
+        writer.enable_controllers(root, rel, CONTROLLERS)
+        writer.set_limits(root, rel, limit_files(limits))
+        if limits.memory_bytes is not None:  # as for a workload: the limit is not swap's
+            with contextlib.suppress(CgroupError):
+                writer.write(root, rel, "memory.swap.max", "0")
+    except BaseException:
+        remove_pod_cgroup(root, pod)
+        raise
+
+
+def remove_pod_cgroup(root: CgroupRoot, pod: str) -> None:
+    """Kill what is left below the pod and remove its (by then childless) cgroup."""
+    with contextlib.suppress(CgroupGone):
+        writer.kill(root, pod_rel(pod))
+        writer.remove(root, pod_rel(pod))  # depth first, retried while processes exit
 
 
 def attach_device_rules(root: CgroupRoot, rel: str, rules: Sequence[DeviceRule]) -> None:
@@ -109,38 +141,38 @@ def move_to(root: CgroupRoot, rel: str, pid: int) -> bool:
     return writer.move_pid(root, rel, pid)
 
 
-def procs(root: CgroupRoot, name: str) -> tuple[int, ...]:
+def procs(root: CgroupRoot, name: str, pod: str | None = None) -> tuple[int, ...]:
     try:
-        return tuple(reader.read_procs(root, workload_rel(name)))
+        return tuple(reader.read_procs(root, workload_rel(name, pod)))
     except CgroupGone:
         return ()
 
 
-def populated(root: CgroupRoot, name: str) -> bool:
+def populated(root: CgroupRoot, name: str, pod: str | None = None) -> bool:
     """Whether a process is left in the workload cgroup or below it (cgroup.events)."""
     try:
-        raw = reader.read_file(root, workload_rel(name), "cgroup.events")
+        raw = reader.read_file(root, workload_rel(name, pod), "cgroup.events")
     except (CgroupGone, FileNotFoundError):  # no cgroup, or a directory that is none
         return False
     return bool(parse_cgroup_events(raw).populated)
 
 
-def oom_kills(root: CgroupRoot, name: str) -> int:
+def oom_kills(root: CgroupRoot, name: str, pod: str | None = None) -> int:
     """memory.events oom_kill of the workload cgroup (0 when it is gone or unreadable)."""
     try:
-        raw = reader.read_file(root, workload_rel(name), "memory.events")
+        raw = reader.read_file(root, workload_rel(name, pod), "memory.events")
     except (CgroupError, OSError):  # gone, or no memory controller (hybrid host)
         return 0
     return parse_memory_events(raw).oom_kill or 0
 
 
-def kill_workload_cgroup(root: CgroupRoot, name: str) -> None:
+def kill_workload_cgroup(root: CgroupRoot, name: str, pod: str | None = None) -> None:
     with contextlib.suppress(CgroupGone):
-        writer.kill(root, workload_rel(name))
+        writer.kill(root, workload_rel(name, pod))
 
 
-def remove_workload_cgroup(root: CgroupRoot, name: str) -> None:
+def remove_workload_cgroup(root: CgroupRoot, name: str, pod: str | None = None) -> None:
     """Kill what is left and remove the cgroup; a cgroup already gone is fine."""
-    kill_workload_cgroup(root, name)
+    kill_workload_cgroup(root, name, pod)
     with contextlib.suppress(CgroupGone):
-        writer.remove(root, workload_rel(name))
+        writer.remove(root, workload_rel(name, pod))

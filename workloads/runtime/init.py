@@ -63,7 +63,9 @@ def mount_root(spec: WorkloadSpec, *, in_userns: bool) -> None:
 
 def namespace_flags(spec: WorkloadSpec) -> int:
     """The namespaces this process makes for itself (the PID namespace is made by its parent)."""
-    flags = linux.CLONE_NEWNS | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC
+    flags = linux.CLONE_NEWNS
+    flags |= 0 if spec.utsns else linux.CLONE_NEWUTS  # a pod's, joined (join_netns)
+    flags |= 0 if spec.ipcns else linux.CLONE_NEWIPC
     if spec.net != "host" and spec.netns is None:  # none (or a network without its netns)
         flags |= linux.CLONE_NEWNET
     return flags
@@ -74,6 +76,11 @@ def join_netns(spec: WorkloadSpec) -> None:
     joined before any user namespace exists (setns needs CAP_SYS_ADMIN over its owner)."""
     if spec.netns is not None and spec.net != "host":
         linux.setns_path(spec.netns, linux.CLONE_NEWNET)
+    # A pod's IPC and UTS namespaces (workloads.pods), bound as files like the netns.
+    if spec.ipcns is not None:
+        linux.setns_path(spec.ipcns, linux.CLONE_NEWIPC)
+    if spec.utsns is not None:
+        linux.setns_path(spec.utsns, linux.CLONE_NEWUTS)
 
 
 def setup_namespaces(spec: WorkloadSpec, *, unshared: bool = False) -> None:
@@ -89,7 +96,8 @@ def setup_namespaces(spec: WorkloadSpec, *, unshared: bool = False) -> None:
     # Nothing we mount may propagate back to the host.
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
     mount_root(spec, in_userns=unshared)
-    linux.sethostname(spec.hostname or spec.name)
+    if spec.utsns is None:  # a pod's hostname is the pod's, set when it was made
+        linux.sethostname(spec.hostname or spec.name)
     if spec.net != "host" and spec.netns is None:
         linux.loopback_up()
 

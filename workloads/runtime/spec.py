@@ -64,9 +64,13 @@ class WorkloadSpec:
     security: SecurityOpts = field(default_factory=SecurityOpts)
     mounts: MountOpts = field(default_factory=MountOpts)
     image: ImageSpec | None = None  # run from an image: rootfs is its snapshot's mount
-    stdio: StdioOpts = field(default_factory=StdioOpts)  # -i, -t
     user: RunUser | None = None  # -u, --group-add (resolved; an image's User is in image)
+    stdio: StdioOpts = field(default_factory=StdioOpts)  # -i, -t
     netns: str | None = None  # a CNI network's namespace (bind-mounted file) to join
+    # A pod's (workloads.pods): its IPC and UTS namespaces' bind-mounted files to join, too.
+    pod: str | None = None
+    ipcns: str | None = None
+    utsns: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,9 +100,12 @@ class WorkloadSpec:
             security=SecurityOpts.from_json(d.get("security")),
             mounts=MountOpts.from_json(d.get("mounts")),
             image=ImageSpec.from_json(d.get("image")),
-            stdio=StdioOpts.from_json(d.get("stdio")),
             user=RunUser.from_json(d.get("user")),
+            stdio=StdioOpts.from_json(d.get("stdio")),
             netns=d.get("netns"),
+            pod=d.get("pod"),
+            ipcns=d.get("ipcns"),
+            utsns=d.get("utsns"),
         )
 
     def id_map(self) -> str | None:
@@ -230,12 +237,16 @@ def check_spec(spec: WorkloadSpec) -> None:
     validate_name(spec.name)
     if not spec.argv or not spec.argv[0]:
         raise SpecError("no command given: pystats run [OPTIONS] -- CMD [ARG...]")
-    if spec.net not in NET_MODES and not NAME_RE.match(spec.net):  # else a network's name
+    net = spec.net.removeprefix("container:")  # container:NAME joins NAME's netns (docker)
+    if net not in NET_MODES and not NAME_RE.match(net):  # else a network's name
         raise SpecError(
             f"invalid --net {spec.net!r}: expected {', '.join(NET_MODES)}, bridge or a network"
         )
-    if spec.netns is not None and not spec.netns.startswith("/"):
-        raise SpecError(f"invalid netns {spec.netns!r}: must be an absolute path")
+    for ns in (spec.netns, spec.ipcns, spec.utsns):
+        if ns is not None and not ns.startswith("/"):
+            raise SpecError(f"invalid namespace file {ns!r}: must be an absolute path")
+    if spec.pod is not None and not NAME_RE.match(spec.pod):
+        raise SpecError(f"invalid --pod {spec.pod!r}")
     if spec.hostname is not None and not NAME_RE.match(spec.hostname):
         raise SpecError(f"invalid --hostname {spec.hostname!r}")
     if spec.workdir is not None and not spec.workdir.startswith("/"):

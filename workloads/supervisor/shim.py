@@ -135,13 +135,13 @@ def _supervise(wdir: str, run: int) -> int:
     cfg = ShimConfig.from_json(read_json(cfg_path), cfg_path)
     spec = exec_spec(cfg.spec)  # --init: tini runs the command
     root = CgroupRoot(cfg.root)
-    rel = cgroups.workload_rel(spec.name)
+    rel = cgroups.workload_rel(spec.name, spec.pod)
     try:
         cgroups.move_to(root, cgroups.SHIMS, os.getpid())
     except Exception as e:  # not fatal: the workload still runs, only less protected
         _note(f"could not move to {cgroups.SHIMS}: {e}")
     log = StreamLog(log_path(wdir), cfg.log_max_bytes, cfg.log_keep)
-    oom_before = cgroups.oom_kills(root, spec.name)
+    oom_before = cgroups.oom_kills(root, spec.name, spec.pod)
     # The security plan, its seccomp program compiled once into the state dir's cache, made
     # while the host's files are in view; the workload's init inherits it (and reports a failure).
     with contextlib.suppress(Exception):
@@ -215,7 +215,7 @@ def _supervise(wdir: str, run: int) -> int:
         finished_at=time.time(),
         exit_code=code,
         signal=term_sig,
-        oom_killed=cgroups.oom_kills(root, spec.name) > oom_before,
+        oom_killed=cgroups.oom_kills(root, spec.name, spec.pod) > oom_before,
         error=(errtext.strip() or None),
         log_bytes_dropped=log.dropped,
     )

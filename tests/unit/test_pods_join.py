@@ -1,0 +1,144 @@
+"""workloads.pods: the join of a --pod or --net container:NAME spec, records and pod state."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cgroupfs.paths import CgroupRoot
+from workloads.lifecycle.manager import Conflict, NotFound, WorkloadError, WorkloadManager
+from workloads.pods import manager as pods_manager
+from workloads.pods import nsfiles
+from workloads.pods.manager import PodManager, pod_state
+from workloads.pods.record import PodRecord
+from workloads.runtime.spec import Limits, WorkloadSpec
+from workloads.supervisor import state
+
+
+class FakeWorkloads:
+    """The part of WorkloadManager a PodManager uses to join: inspect, listing, states."""
+
+    def __init__(self, tmp: Path, workloads: dict[str, dict[str, Any]]) -> None:
+        self.state_dir = str(tmp / "st")
+        self.root = CgroupRoot(str(tmp))
+        self.join_hook: Any = None
+        self._w = workloads
+
+    def inspect(self, name: str) -> dict[str, Any]:
+        if name not in self._w:
+            raise NotFound(f"no such workload: {name!r}")
+        return {"name": name, "pod": None, "network": None, "state": "running", **self._w[name]}
+
+    def listing(self, all_: bool = False) -> list[dict[str, Any]]:
+        return [self.inspect(n) for n in sorted(self._w)]
+
+    def states(self) -> dict[str, str]:
+        return {n: self.inspect(n)["state"] for n in self._w}
+
+
+def _pods(tmp: Path, workloads: dict[str, dict[str, Any]] | None = None) -> PodManager:
+    fake = FakeWorkloads(tmp, workloads or {})
+    pods = PodManager(fake)  # type: ignore[arg-type]
+    assert fake.join_hook == pods.join  # registered as the workload manager's hook
+    return pods
+
+
+def _record(pods: PodManager, rec: PodRecord) -> None:
+    os.makedirs(pods._pdir(rec.name))
+    state.write_json_atomic(os.path.join(pods._pdir(rec.name), "pod.json"), rec.to_json())
+
+
+def _spec(**kw: Any) -> WorkloadSpec:
+    return WorkloadSpec(**{"name": "web", "argv": ["httpd"], **kw})
+
+
+def test_record_round_trip() -> None:
+    rec = PodRecord("p", "box", 12.5, Limits(memory_bytes=64 << 20, cpus=0.5, pids=10))
+    assert PodRecord.from_json(rec.to_json()) == rec
+    assert rec.infra == "p-infra"
+    assert PodRecord.from_json({"name": "q", "hostname": "q", "created_at": 1}).limits == Limits()
+
+
+def test_pod_state_words() -> None:
+    assert pod_state(None, []) == "created"
+    assert pod_state("running", ["running", "running"]) == "running"
+    assert pod_state("running", ["exited"]) == "degraded"
+    assert pod_state("exited", ["exited"]) == "exited"
+
+
+def test_member_joins_the_pods_namespaces_and_hostname(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pods = _pods(tmp_path)
+    _record(pods, PodRecord("p", "shared", 1.0))
+    monkeypatch.setattr(nsfiles, "present", lambda d: True)
+    out = pods.join(_spec(pod="p"))
+    ns = os.path.join(pods.dir, "p", "ns")
+    assert (out.netns, out.ipcns, out.utsns) == (f"{ns}/net", f"{ns}/ipc", f"{ns}/uts")
+    assert out.hostname == "shared" and out.net == "container:p-infra"
+    infra = pods.join(_spec(name="p-infra", pod="p"))
+    assert infra.net == "none" and infra.netns == f"{ns}/net"  # the infra: no container:itself
+
+
+def test_member_refusals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pods = _pods(tmp_path)
+    with pytest.raises(NotFound, match="no such pod: 'p'"):
+        pods.join(_spec(pod="p"))
+    _record(pods, PodRecord("p", "shared", 1.0))
+    with pytest.raises(Conflict, match="lost its namespaces"):  # no bind mounts in tmp_path
+        pods.join(_spec(pod="p"))
+    monkeypatch.setattr(nsfiles, "present", lambda d: True)
+    with pytest.raises(WorkloadError, match="--userns: not available in a pod"):
+        pods.join(_spec(pod="p", userns=True))
+    with pytest.raises(WorkloadError, match="share its hostname 'shared'"):
+        pods.join(_spec(pod="p", hostname="other"))
+    with pytest.raises(WorkloadError, match="share the pod's network"):
+        pods.join(_spec(pod="p", net="host"))
+    assert pods.join(_spec(pod="p", hostname="shared")).hostname == "shared"
+
+
+def test_net_container_joins_the_targets_netns(tmp_path: Path) -> None:
+    ws: dict[str, dict[str, Any]] = {
+        "member": {"net": "container:p-infra", "pod": "p"},
+        "cni": {"net": "bridge", "network": {"netns": "/run/x/netns/cni"}},
+        "chained": {"net": "container:cni"},
+        "alone": {"net": "none"},
+        "hosty": {"net": "host"},
+        "down": {"net": "bridge", "network": {"netns": None}, "state": "exited"},
+    }
+    pods = _pods(tmp_path, ws)
+    join = pods.join
+    assert join(_spec(net="container:member")).netns == os.path.join(pods.dir, "p", "ns", "net")
+    assert join(_spec(net="container:cni")).netns == "/run/x/netns/cni"
+    assert join(_spec(net="container:chained")).netns == "/run/x/netns/cni"
+    assert join(_spec(net="none")).netns is None  # nothing to join: unchanged
+    cases: list[tuple[str, type[Exception], str]] = [
+        ("alone", WorkloadError, "kept by no file"),
+        ("hosty", WorkloadError, "use --net host"),
+        ("down", Conflict, "down is not running"),
+        ("nope", NotFound, "no such workload"),
+        ("web", WorkloadError, "cannot join itself"),
+    ]
+    for target, exc, msg in cases:
+        with pytest.raises(exc, match=msg):
+            join(_spec(net=f"container:{target}"))
+
+
+def test_infra_argv_prefers_catatonit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "access", lambda p, m: p == "/usr/bin/catatonit")
+    assert pods_manager.infra_argv() == ["/usr/bin/catatonit", "-P"]
+    monkeypatch.setattr(os, "access", lambda p, m: False)
+    assert pods_manager.infra_argv()[0] == "/usr/bin/tini"
+
+
+async def test_workload_manager_without_pods_refuses_a_pod_spec(tmp_path: Path) -> None:
+    (tmp_path / "cg").mkdir()
+    m = WorkloadManager(
+        CgroupRoot(str(tmp_path / "cg")), str(tmp_path / "st"), use_fork_server=False
+    )
+    with pytest.raises(WorkloadError, match="pods and --net container:NAME are not available"):
+        await m.create(_spec(pod="p"))
+    assert m.labels_for_cgroup("pods/p/web") is None  # unknown workload
