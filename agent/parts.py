@@ -27,6 +27,7 @@ from agent.exporter.agentinfo import AgentInfo
 from agent.exporter.exporter import Exporter
 from agent.exporter.http import add_metrics_routes
 from agent.health import Health
+from agent.netio import workload_network
 from agent.oomlog import log_oom_kills
 from agent.recording import AgentRecorder
 from agent.rootsetup import AgentLayout
@@ -142,6 +143,7 @@ async def build_parts(
         part_failures=lambda: health.part_failures,
         recorder=recorder.values,
         oom_kills_recorded=recorder.oom_counts,
+        workload_network=workload_network(manager),  # pystats_network_*
     )
     exporter = Exporter(store, info, naming="both" if cfg.cadvisor_compat else "pystats")
 

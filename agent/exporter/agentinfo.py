@@ -19,6 +19,7 @@ from importlib import metadata
 from typing import Literal, TypeAlias
 
 from agent.exporter.metrics import Value
+from collectors.netdev import NetIO
 from collectors.store import Store, TickStats
 from workloads.supervisor.record import State
 
@@ -51,6 +52,8 @@ class AgentInfo:
     recorder: Callable[[], Mapping[str, float]] | None = None
     # (cgroup, workload or "") -> OOM kills recorded, all time (survives removal and restarts)
     oom_kills_recorded: Callable[[], Mapping[tuple[str, str], int]] | None = None
+    # workload name -> its network namespace's counters (agent.netio; no entry: no own netns)
+    workload_network: Callable[[], Mapping[str, NetIO]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +153,16 @@ def _oom_recorded(v: SelfView) -> SelfSamples:
     return out
 
 
+def _net(field: str) -> Callable[[SelfView], SelfSamples]:
+    def get(v: SelfView) -> SelfSamples:
+        fn = v.info.workload_network
+        if fn is None:
+            return []
+        return [({"workload": w}, getattr(io, field)) for w, io in sorted(fn().items())]
+
+    return get
+
+
 def _footprint(key: str) -> Callable[[SelfView], SelfSamples]:
     def get(v: SelfView) -> SelfSamples:
         return _one(v.footprint.get(key))
@@ -216,6 +229,23 @@ SELF_METRICS: tuple[SelfMetric, ...] = (
     SelfMetric("pystats_cgroup_oom_kills_recorded", "counter",
                "OOM kills per cgroup from the durable history: keeps counting across the "
                "cgroup's removal and the agent's restarts.", samples=_oom_recorded),
+    # each workload's network namespace, all interfaces but lo (collectors.netdev)
+    SelfMetric("pystats_network_receive_bytes", "counter", "Bytes received by a workload.",
+               "bytes", samples=_net("rx_bytes")),
+    SelfMetric("pystats_network_transmit_bytes", "counter", "Bytes sent by a workload.",
+               "bytes", samples=_net("tx_bytes")),
+    SelfMetric("pystats_network_receive_packets", "counter", "Packets received by a workload.",
+               samples=_net("rx_packets")),
+    SelfMetric("pystats_network_transmit_packets", "counter", "Packets sent by a workload.",
+               samples=_net("tx_packets")),
+    SelfMetric("pystats_network_receive_errors", "counter", "Receive errors of a workload.",
+               samples=_net("rx_errors")),
+    SelfMetric("pystats_network_transmit_errors", "counter", "Transmit errors of a workload.",
+               samples=_net("tx_errors")),
+    SelfMetric("pystats_network_receive_packets_dropped", "counter",
+               "Received packets a workload's interfaces dropped.", samples=_net("rx_dropped")),
+    SelfMetric("pystats_network_transmit_packets_dropped", "counter",
+               "Packets to send a workload's interfaces dropped.", samples=_net("tx_dropped")),
     SelfMetric("pystats_exporter_render_seconds", "gauge",
                "Time the exporter took to render the per-cgroup metrics of the last tick.",
                "seconds", samples=lambda v: _one(v.render_seconds)),

@@ -30,3 +30,18 @@ def test_read_pid_of_this_process_and_of_a_gone_one() -> None:
     mine = read_pid(os.getpid())
     assert mine is not None and mine.rx_bytes >= 0
     assert read_pid(2**22 + 7) is None  # above pid_max's default ceiling: never a process
+
+
+def test_exported_as_pystats_network_series_per_workload() -> None:
+    from agent.exporter.agentinfo import AgentInfo, self_metrics
+    from collectors.store import Store
+
+    io = NetIO(5, 4, 3, 2, 50, 40, 30, 20)
+    info = AgentInfo(workload_network=lambda: {"web": io})
+    got = {m.name: samples for m, samples in self_metrics(Store(), info, None)}
+    assert got["pystats_network_receive_bytes"] == [({"workload": "web"}, 5)]
+    assert got["pystats_network_transmit_bytes"] == [({"workload": "web"}, 50)]
+    assert got["pystats_network_receive_packets_dropped"] == [({"workload": "web"}, 2)]
+    assert got["pystats_network_transmit_errors"] == [({"workload": "web"}, 30)]
+    none = {m.name: s for m, s in self_metrics(Store(), AgentInfo(), None)}
+    assert none["pystats_network_receive_bytes"] == []
