@@ -125,7 +125,7 @@ class WorkloadClient:
     ) -> Iterator[tuple[int, bytes]]:
         """The logs with stdout and stderr apart: (1 stdout or 2 stderr, bytes) as they come.
         ``since``/``until``: Unix seconds."""
-        from agent.api.logtail import split_frames
+        from agent.api.logframes import split_frames
 
         path = self._path(
             name,

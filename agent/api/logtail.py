@@ -1,22 +1,19 @@
 """``GET /v1/workloads/NAME/logs``: a workload's log records as the client asked for them.
 
-``mux=1`` sends docker's multiplexed stream (an 8-byte header per frame: stream 1 stdout or 2
-stderr, three zero bytes, the payload's length big-endian), so the client keeps stdout and
-stderr apart; without it the output comes merged, as raw bytes (an attached ``run``).
+``mux=1`` sends docker's multiplexed stream (agent.api.logframes), so the client keeps stdout
+and stderr apart; without it the output comes merged, as raw bytes (an attached ``run``).
 ``timestamps=1`` puts each line's RFC3339Nano time before it, as ``docker logs -t``.
 """
 
 from __future__ import annotations
 
-import struct
-from collections.abc import Iterator
 from dataclasses import dataclass
 
+from agent.api.logframes import STDERR_ID, STDOUT_ID, frame
 from workloads.supervisor.logread import STDERR, STDOUT, Record, in_window
 from workloads.supervisor.logs import format_time
 
-STREAM_IDS = {STDOUT: 1, STDERR: 2}
-_HEADER = struct.Struct(">BxxxL")
+STREAM_IDS = {STDOUT: STDOUT_ID, STDERR: STDERR_ID}
 
 
 @dataclass(frozen=True)
@@ -27,24 +24,6 @@ class LogQuery:
     until_ns: int | None = None
     timestamps: bool = False
     mux: bool = False
-
-
-def frame(stream: str, data: bytes) -> bytes:
-    return _HEADER.pack(STREAM_IDS[stream], len(data)) + data
-
-
-def unframe(buf: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
-    """(the whole frames at the start of ``buf`` as (stream id, payload), the rest)."""
-    out: list[tuple[int, bytes]] = []
-    pos = 0
-    while len(buf) - pos >= _HEADER.size:
-        sid, n = _HEADER.unpack_from(buf, pos)
-        if len(buf) - pos - _HEADER.size < n:
-            break
-        start = pos + _HEADER.size
-        out.append((sid, buf[start : start + n]))
-        pos = start + n
-    return out, buf[pos:]
 
 
 class Renderer:
@@ -69,13 +48,5 @@ class Renderer:
             if q.timestamps and rec.ns is not None and not self._open[rec.stream]:
                 data = format_time(rec.ns) + b" " + data
             self._open[rec.stream] = not rec.ends_line
-            out.append(frame(rec.stream, data) if q.mux else data)
+            out.append(frame(STREAM_IDS[rec.stream], data) if q.mux else data)
         return b"".join(out)
-
-
-def split_frames(chunks: Iterator[bytes]) -> Iterator[tuple[int, bytes]]:
-    """A multiplexed byte stream (any chunking) as (stream id, payload) frames."""
-    rest = b""
-    for chunk in chunks:
-        frames, rest = unframe(rest + chunk)
-        yield from frames

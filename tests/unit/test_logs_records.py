@@ -7,7 +7,8 @@ import errno
 import os
 from pathlib import Path
 
-from agent.api.logtail import LogQuery, Renderer, split_frames
+from agent.api.logframes import split_frames
+from agent.api.logtail import LogQuery, Renderer
 from workloads.supervisor.logread import Record, RecordReader, log_sources, parse_time
 from workloads.supervisor.logs import (
     MAX_PIECE,
