@@ -49,11 +49,6 @@ class ExecOpts:
     tty: bool = False
 
 
-def setns(fd: int, nstype: int) -> None:
-    """os.setns arrives only in 3.12."""
-    linux._check(linux._libc.setns(fd, nstype), "setns")
-
-
 def _fail(code: int, msg: str) -> NoReturn:
     with contextlib.suppress(OSError):
         os.write(2, f"pystats exec: {msg}\n".encode())
@@ -82,7 +77,7 @@ def enter_and_exec(
         namespaces = open_namespaces(pid)
         root_fd = os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         pid_ns = os.open(f"/proc/{pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-        setns(pid_ns, linux.CLONE_NEWPID)
+        linux.setns(pid_ns, linux.CLONE_NEWPID)
         os.close(pid_ns)
     except OSError as e:
         _fail(EXIT_SETUP, f"cannot enter the workload (is it still running?): {e.strerror or e}")
@@ -124,7 +119,7 @@ def _child(
         _fail(EXIT_SETUP, f"could not join the workload's cgroup: {e}")
     try:
         for name, fd, flag in namespaces:
-            setns(fd, flag)
+            linux.setns(fd, flag)
             os.close(fd)
             if name == "user":  # root of the namespace: the workload's host ids, not ours
                 os.setresgid(0, 0, 0)
@@ -147,7 +142,7 @@ def _child(
         _fail(EXIT_CANNOT_EXEC, f"cannot use workdir {workdir!r}: {e.strerror}")
     for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
-    init._reset_nofile()  # the workload's soft fd limit, not the agent's raised one
+    init.reset_nofile()  # the workload's soft fd limit, not the agent's raised one
     try:
         security.apply_security(plan)
     except OSError as e:

@@ -102,7 +102,7 @@ def setup_namespaces(spec: WorkloadSpec, *, unshared: bool = False) -> None:
         linux.loopback_up()
 
 
-def _reset_nofile() -> None:
+def reset_nofile() -> None:
     """The agent raises its own soft fd limit for the collector; a workload gets the usual 1024
     back (as systemd gives services), since select()-based programs break above it."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -187,7 +187,7 @@ def exec_workload(
     # Python ignores SIGPIPE; the workload must get the default back (as subprocess does).
     for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
-    _reset_nofile()
+    reset_nofile()
     argv = spec.argv
     try:
         security.apply_security(plan)  # the last step: seccomp is in force from here on

@@ -93,11 +93,16 @@ def unshare(flags: int) -> None:
     _check(_libc.unshare(flags), "unshare")
 
 
+def setns(fd: int, nstype: int, what: str = "setns") -> None:
+    """os.setns arrives only in Python 3.12."""
+    _check(_libc.setns(fd, nstype), what)
+
+
 def setns_path(path: str, nstype: int) -> None:
-    """Join the namespace bound at ``path`` (a CNI network's netns)."""
+    """Join the namespace bound at ``path`` (a CNI network's or a pod's)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        _check(_libc.setns(fd, nstype), f"setns {path}")
+        setns(fd, nstype, f"setns {path}")
     finally:
         os.close(fd)
 
