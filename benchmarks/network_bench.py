@@ -28,6 +28,7 @@ sys.path.insert(0, REPO)
 
 from agent.api.network_client import NetworkClient  # noqa: E402
 from tests.vm.wlagent import running_agent  # noqa: E402
+from workloads.network import cni, netns  # noqa: E402
 from workloads.network.record import NetRequest  # noqa: E402
 from workloads.network.service import NetworkService  # noqa: E402
 from workloads.runtime.spec import WorkloadSpec  # noqa: E402
@@ -61,6 +62,24 @@ def main() -> int:
             NetworkClient(a.sock).rm_network(n)
     add_s: list[float] = []
     rel_s: list[float] = []
+    # Where an attach's time goes: each plugin run and the netns creation, timed by wrapping.
+    parts: dict[str, list[float]] = {}
+    real_exec, real_create = cni.exec_plugin, netns.create
+
+    def timed_exec(command: str, inv: cni.Invocation, config: dict[str, object]) -> Any:
+        t0 = time.monotonic()
+        try:
+            return real_exec(command, inv, config)
+        finally:
+            parts.setdefault(f"{command} {config.get('type')}", []).append(time.monotonic() - t0)
+
+    def timed_create(path: str) -> None:
+        t0 = time.monotonic()
+        real_create(path)
+        parts.setdefault("netns create", []).append(time.monotonic() - t0)
+
+    cni.exec_plugin = timed_exec
+    netns.create = timed_create
     state = tempfile.mkdtemp(prefix="pystats-netbench-svc-")
     svc = NetworkService(state, default_subnet="10.98.0.0/16")
     try:
@@ -84,6 +103,8 @@ def main() -> int:
     print(f"start, --net bridge -p 1 port {_ms(bridge_s)}")
     print(f"attach (netns+lo+CNI ADD)    {_ms(add_s)}")
     print(f"release (CNI DEL+netns)      {_ms(rel_s)}")
+    for key, xs in sorted(parts.items()):
+        print(f"  {key:<26} {_ms(xs[1:])}")
     extra = statistics.median(bridge_s) - statistics.median(none_s)
     share = statistics.median(add_s) / statistics.median(bridge_s) * 100
     print(f"bridge - none at p50: {extra * 1e3:.1f} ms; attach is {share:.0f} % of a bridge start")
