@@ -1,7 +1,8 @@
 """The pod routes of the agent's API (workloads.pods.PodManager):
 
     GET    /v1/pods                   every pod, as inspect shows it
-    POST   /v1/pods                   body {name, hostname?, memory?, cpus?, pids?}: create
+    POST   /v1/pods                   body {name, hostname?, memory?, cpus?, pids?, network?,
+                                      ports?}: create (ports: -p, on network, default bridge)
     GET    /v1/pods/{name}            one pod: state, limits, cgroup, namespaces, members
     GET    /v1/pods/{name}/stats      the pod cgroup's usage and its workloads'
     POST   /v1/pods/{name}/stop[?grace=S]   its workloads, then the infra
@@ -14,6 +15,7 @@ A workload joins a pod with ``pod`` in the create body (POST /v1/workloads).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -21,33 +23,44 @@ from aiohttp import web
 from agent.api.lifecycle_routes import grace_of
 from workloads.lifecycle.manager import WorkloadError, WorkloadManager
 from workloads.pods.manager import PodManager
-from workloads.runtime.spec import SpecError, parse_limits
+from workloads.runtime.spec import Limits, SpecError, parse_limits
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-CREATE_FIELDS = frozenset({"name", "hostname", "memory", "cpus", "pids"})
+CREATE_FIELDS = frozenset({"name", "hostname", "memory", "cpus", "pids", "network", "ports"})
 
 
-def pod_create_args(body: Any) -> tuple[str, str | None, Any]:
-    """(name, hostname, Limits) from a create body; SpecError says what is wrong."""
+@dataclass(frozen=True)
+class PodCreate:
+    """A create body, checked."""
+
+    name: str
+    hostname: str | None
+    limits: Limits
+    network: str | None = None
+    ports: tuple[str, ...] = ()
+
+
+def pod_create_args(body: Any) -> PodCreate:
+    """A create body checked; SpecError says what is wrong."""
     if not isinstance(body, dict) or not isinstance(body.get("name"), str):
         raise SpecError("the body must be an object with a name")
     unknown = set(body) - CREATE_FIELDS
     if unknown:
         raise SpecError(f"unknown field(s): {', '.join(sorted(unknown))}")
-    hostname = body.get("hostname")
-    if hostname is not None and not isinstance(hostname, str):
-        raise SpecError("hostname must be a string")
+    for key in ("hostname", "network"):
+        if body.get(key) is not None and not isinstance(body[key], str):
+            raise SpecError(f"{key} must be a string")
     for key in ("memory", "cpus", "pids"):
         value = body.get(key)
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, str | int | float)
         ):
             raise SpecError(f"{key} must be a string or a number")
-    return (
-        body["name"],
-        hostname,
-        parse_limits(body.get("memory"), body.get("cpus"), body.get("pids")),
-    )
+    ports = body.get("ports") or []
+    if not isinstance(ports, list) or not all(isinstance(p, str) for p in ports):
+        raise SpecError("ports must be a list of strings such as 8080:80")
+    limits = parse_limits(body.get("memory"), body.get("cpus"), body.get("pids"))
+    return PodCreate(body["name"], body.get("hostname"), limits, body.get("network"), tuple(ports))
 
 
 def add_pod_routes(app: web.Application, manager: WorkloadManager) -> PodManager:
@@ -74,8 +87,8 @@ def add_pod_routes(app: web.Application, manager: WorkloadManager) -> PodManager
             body = await request.json()
         except ValueError:
             raise SpecError("the request body must be JSON") from None
-        name, hostname, limits = pod_create_args(body)
-        return await pods.create(name, hostname, limits)
+        c = pod_create_args(body)
+        return await pods.create(c.name, c.hostname, c.limits, c.network, c.ports)
 
     async def inspect(request: web.Request) -> Any:
         return pods.inspect(request.match_info["name"])

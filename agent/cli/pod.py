@@ -41,6 +41,11 @@ def register(sub: Any) -> None:
             q.add_argument("--memory", "-m", help="the pod's memory limit, shared by its workloads")
             q.add_argument("--cpus", help="the pod's CPU limit in cores")
             q.add_argument("--pids", help="the pod's process limit")
+            q.add_argument(
+                "-p", "--publish", action="append", default=[], metavar="[IP:]HOST:CONTAINER",
+                help="publish a port of the pod (on its network; bridge unless --network)",
+            )  # fmt: skip
+            q.add_argument("--network", "--net", dest="network", help="the pod's CNI network")
         elif name == "ls":
             q.add_argument("--json", action="store_true", help="print JSON")
         else:
@@ -68,9 +73,11 @@ def _create(args: argparse.Namespace) -> int:
     from agent.api.client import ApiError
 
     body: dict[str, Any] = {"name": args.name}
-    for key in ("hostname", "memory", "cpus", "pids"):
+    for key in ("hostname", "memory", "cpus", "pids", "network"):
         if getattr(args, key) is not None:
             body[key] = getattr(args, key)
+    if args.publish:
+        body["ports"] = list(args.publish)
     try:
         pod = _client(args).create_pod(body)
     except (ApiError, OSError) as e:

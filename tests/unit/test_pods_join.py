@@ -10,6 +10,7 @@ import pytest
 
 from cgroupfs.paths import CgroupRoot
 from workloads.lifecycle.manager import Conflict, NotFound, WorkloadError, WorkloadManager
+from workloads.network.service import NetworkService
 from workloads.pods import manager as pods_manager
 from workloads.pods import nsfiles
 from workloads.pods.manager import PodManager, pod_state
@@ -25,6 +26,7 @@ class FakeWorkloads:
         self.state_dir = str(tmp / "st")
         self.root = CgroupRoot(str(tmp))
         self.join_hook: Any = None
+        self.net = NetworkService(self.state_dir)
         self._w = workloads
 
     def inspect(self, name: str) -> dict[str, Any]:
@@ -58,6 +60,10 @@ def _spec(**kw: Any) -> WorkloadSpec:
 def test_record_round_trip() -> None:
     rec = PodRecord("p", "box", 12.5, Limits(memory_bytes=64 << 20, cpus=0.5, pids=10))
     assert PodRecord.from_json(rec.to_json()) == rec
+    assert rec.kinds == ("net", "ipc", "uts")
+    cni = PodRecord("p", "box", 1.0, network="bridge", ports=("8080:80",))
+    assert PodRecord.from_json(cni.to_json()) == cni
+    assert cni.kinds == ("ipc", "uts")  # its netns is the network service's
     assert rec.infra == "p-infra"
     assert PodRecord.from_json({"name": "q", "hostname": "q", "created_at": 1}).limits == Limits()
 
@@ -74,13 +80,28 @@ def test_member_joins_the_pods_namespaces_and_hostname(
 ) -> None:
     pods = _pods(tmp_path)
     _record(pods, PodRecord("p", "shared", 1.0))
-    monkeypatch.setattr(nsfiles, "present", lambda d: True)
+    monkeypatch.setattr(nsfiles, "present", lambda d, kinds=(): True)
     out = pods.join(_spec(pod="p"))
     ns = os.path.join(pods.dir, "p", "ns")
     assert (out.netns, out.ipcns, out.utsns) == (f"{ns}/net", f"{ns}/ipc", f"{ns}/uts")
     assert out.hostname == "shared" and out.net == "container:p-infra"
     infra = pods.join(_spec(name="p-infra", pod="p"))
     assert infra.net == "none" and infra.netns == f"{ns}/net"  # the infra: no container:itself
+
+
+def test_pod_on_a_network_joins_the_infras_attached_netns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pods = _pods(tmp_path, {"m": {"net": "container:p-infra", "pod": "p"}})
+    _record(pods, PodRecord("p", "shared", 1.0, network="bridge", ports=("8080:80",)))
+    monkeypatch.setattr(nsfiles, "present", lambda d, kinds: kinds == ("ipc", "uts"))
+    attached = pods.wm.net.netns_path("p-infra")
+    infra = pods.join(_spec(name="p-infra", pod="p"))
+    assert (infra.net, infra.netns) == ("bridge", None)  # the network service sets it
+    assert infra.ipcns is not None and infra.ipcns.endswith("/p/ns/ipc")
+    member = pods.join(_spec(pod="p"))
+    assert (member.net, member.netns) == ("container:p-infra", attached)
+    assert pods.join(_spec(net="container:m")).netns == attached
 
 
 def test_member_refusals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -90,7 +111,7 @@ def test_member_refusals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     _record(pods, PodRecord("p", "shared", 1.0))
     with pytest.raises(Conflict, match="lost its namespaces"):  # no bind mounts in tmp_path
         pods.join(_spec(pod="p"))
-    monkeypatch.setattr(nsfiles, "present", lambda d: True)
+    monkeypatch.setattr(nsfiles, "present", lambda d, kinds=(): True)
     with pytest.raises(WorkloadError, match="--userns: not available in a pod"):
         pods.join(_spec(pod="p", userns=True))
     with pytest.raises(WorkloadError, match="share its hostname 'shared'"):
@@ -110,6 +131,7 @@ def test_net_container_joins_the_targets_netns(tmp_path: Path) -> None:
         "down": {"net": "bridge", "network": {"netns": None}, "state": "exited"},
     }
     pods = _pods(tmp_path, ws)
+    _record(pods, PodRecord("p", "p", 1.0))
     join = pods.join
     assert join(_spec(net="container:member")).netns == os.path.join(pods.dir, "p", "ns", "net")
     assert join(_spec(net="container:cni")).netns == "/run/x/netns/cni"

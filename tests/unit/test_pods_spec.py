@@ -51,13 +51,16 @@ def test_api_bodies() -> None:
     assert spec_from_body({"argv": ["true"], "pod": "p"}).pod == "p"
     with pytest.raises(SpecError, match="pod must be a string"):
         spec_from_body({"argv": ["true"], "pod": 3})
-    name, host, lim = pod_create_args({"name": "p", "memory": "64M", "pids": 20})
-    assert (name, host, lim) == ("p", None, Limits(memory_bytes=64 << 20, pids=20))
+    c = pod_create_args({"name": "p", "memory": "64M", "pids": 20, "ports": ["8080:80"]})
+    assert (c.name, c.hostname, c.limits) == ("p", None, Limits(memory_bytes=64 << 20, pids=20))
+    assert (c.network, c.ports) == (None, ("8080:80",))
     for body, msg in [
         ({"name": "p", "colour": 1}, "unknown field"),
         ({"name": "p", "memory": True}, "memory must be"),
         ({"hostname": "x"}, "with a name"),
         ({"name": "p", "memory": "12Q"}, "invalid --memory"),
+        ({"name": "p", "ports": "80"}, "ports must be a list"),
+        ({"name": "p", "network": 1}, "network must be a string"),
     ]:
         with pytest.raises(SpecError, match=msg):
             pod_create_args(body)
@@ -70,4 +73,6 @@ def test_cli_run_pod_and_pod_commands() -> None:
     assert "pod" not in run_body(p.parse_args(["run", "--", "true"]))
     args = p.parse_args(["pod", "create", "p", "--memory", "64M", "--hostname", "h"])
     assert (args.name, args.memory, args.hostname) == ("p", "64M", "h")
+    args = p.parse_args(["pod", "create", "p", "-p", "8080:80", "--network", "n1"])
+    assert (args.publish, args.network) == (["8080:80"], "n1")
     assert p.parse_args(["pod", "rm", "-f", "a", "b"]).names == ["a", "b"]

@@ -22,6 +22,7 @@ from typing import Any
 
 from cgroupfs.errors import CgroupError
 from workloads.lifecycle.manager import Conflict, NotFound, WorkloadError, WorkloadManager
+from workloads.network.record import NetRequest
 from workloads.pods import nsfiles, usage
 from workloads.pods.record import INFRA_SUFFIX, PodRecord
 from workloads.runtime import cgroups
@@ -114,20 +115,29 @@ class PodManager:
                 " (pystats pod create --hostname)"
             )
         ns_dir = self.ns_dir(rec.name)
-        if not nsfiles.present(ns_dir):
+        if not nsfiles.present(ns_dir, rec.kinds):
             raise Conflict(
                 f"pod {rec.name!r} has lost its namespaces (a reboot?): pystats pod rm it and"
                 " create it again"
             )
-        files = nsfiles.paths(ns_dir)
+        files = nsfiles.paths(ns_dir, rec.kinds)
+        infra = spec.name == rec.infra
         return dataclasses.replace(
             spec,
-            net="none" if spec.name == rec.infra else CONTAINER + rec.infra,
-            netns=files["net"],
+            # On a CNI network the infra is attached (its netns set by the network service)
+            # and the others join that netns; else all join the pod's own.
+            net=(rec.network or "none") if infra else CONTAINER + rec.infra,
+            netns=None if infra and rec.network else self.pod_netns(rec),
             ipcns=files["ipc"],
             utsns=files["uts"],
             hostname=rec.hostname,
         )
+
+    def pod_netns(self, rec: PodRecord) -> str:
+        """The file of the pod's network namespace (the network service's on a network)."""
+        if rec.network is not None:
+            return self.wm.net.netns_path(rec.infra)
+        return nsfiles.paths(self.ns_dir(rec.name))["net"]
 
     def _netns_of(self, target: str, joiner: str, depth: int = 0) -> str:
         """The file of ``target``'s network namespace: its pod's, or its CNI network's."""
@@ -139,7 +149,7 @@ class PodManager:
         except NotFound:
             raise NotFound(f"{what}: no such workload") from None
         if info.get("pod"):
-            return nsfiles.paths(self.ns_dir(str(info["pod"])))["net"]
+            return self.pod_netns(self.load(str(info["pod"])))
         net = str(info["net"])
         if net.startswith(CONTAINER) and depth < 8:
             return self._netns_of(net.removeprefix(CONTAINER), joiner, depth + 1)
@@ -157,8 +167,16 @@ class PodManager:
 
     # ---- requests ---------------------------------------------------------------------------
 
-    async def create(self, name: str, hostname: str | None, limits: Limits) -> dict[str, Any]:
-        """Record, cgroup with the pod's limits, namespace files, infra: all or nothing."""
+    async def create(
+        self,
+        name: str,
+        hostname: str | None,
+        limits: Limits,
+        network: str | None = None,
+        ports: tuple[str, ...] = (),
+    ) -> dict[str, Any]:
+        """Record, cgroup with the pod's limits, namespace files, infra: all or nothing.
+        ``ports`` (-p) are published from the infra's network (``network``, default bridge)."""
         try:
             validate_name(name)
             validate_name(name + INFRA_SUFFIX)
@@ -166,10 +184,11 @@ class PodManager:
                 validate_name(hostname)
         except SpecError as e:
             raise WorkloadError(str(e).replace("workload name", "pod name")) from None
-        rec = PodRecord(name, hostname or name, time.time(), limits)
+        network = network or ("bridge" if ports else None)
+        rec = PodRecord(name, hostname or name, time.time(), limits, network, ports)
         async with self._lock:
             pdir = self._pdir(name)
-            if name in self.wm.states() or rec.infra in self.wm.states():
+            if rec.infra in self.wm.states():
                 raise Conflict(f"a workload named {rec.infra!r} already exists")
             try:
                 os.makedirs(pdir, mode=0o700)
@@ -182,7 +201,9 @@ class PodManager:
                 except (CgroupError, OSError) as e:
                     raise WorkloadError(f"cannot create the pod's cgroup: {e}") from None
                 try:
-                    await asyncio.to_thread(nsfiles.create, self.ns_dir(name), rec.hostname)
+                    await asyncio.to_thread(
+                        nsfiles.create, self.ns_dir(name), rec.hostname, rec.kinds
+                    )
                 except OSError as e:
                     raise WorkloadError(f"cannot create the pod's namespaces: {e}") from None
                 infra = WorkloadSpec(
@@ -192,7 +213,7 @@ class PodManager:
                     restart="unless-stopped",
                     labels={"pystats.pod": name, "pystats.pod.infra": "true"},
                 )
-                await self.wm.create(infra)
+                await self.wm.create(infra, None, NetRequest(ports=ports) if ports else None)
             except BaseException:
                 await asyncio.to_thread(self._teardown, name)
                 raise
@@ -221,7 +242,11 @@ class PodManager:
             "limits": dataclasses.asdict(rec.limits),
             "cgroup": rel,
             "cgroup_path": self.wm.root.resolve(rel),
-            "namespaces": nsfiles.paths(self.ns_dir(name)),
+            "namespaces": {
+                **nsfiles.paths(self.ns_dir(name), rec.kinds),
+                "net": self.pod_netns(rec),
+            },
+            "network": None if infra is None else infra["network"],  # address, ports (CNI)
             "members": [{"name": m["name"], "state": m["state"]} for m in members],
         }
 
@@ -258,8 +283,8 @@ class PodManager:
     async def start(self, name: str) -> dict[str, Any]:
         """The infra, then its workloads (a stopped pod runs again)."""
         rec = self.load(name)
-        if not nsfiles.present(self.ns_dir(name)):
-            await asyncio.to_thread(nsfiles.create, self.ns_dir(name), rec.hostname)
+        if not nsfiles.present(self.ns_dir(name), rec.kinds):
+            await asyncio.to_thread(nsfiles.create, self.ns_dir(name), rec.hostname, rec.kinds)
         for m in self.members(name):
             await self.wm.start_workload(str(m["name"]))
         return self.inspect(name)

@@ -19,13 +19,13 @@ from workloads.runtime import linux
 _FLAGS = {"net": linux.CLONE_NEWNET, "ipc": linux.CLONE_NEWIPC, "uts": linux.CLONE_NEWUTS}
 
 
-def paths(ns_dir: str) -> dict[str, str]:
-    return {kind: os.path.join(ns_dir, kind) for kind in NS_KINDS}
+def paths(ns_dir: str, kinds: tuple[str, ...] = NS_KINDS) -> dict[str, str]:
+    return {kind: os.path.join(ns_dir, kind) for kind in kinds}
 
 
-def present(ns_dir: str) -> bool:
+def present(ns_dir: str, kinds: tuple[str, ...] = NS_KINDS) -> bool:
     """Whether every namespace file is still bound (lost with a reboot, say)."""
-    return all(netns.is_mounted(p) for p in paths(ns_dir).values())
+    return all(netns.is_mounted(p) for p in paths(ns_dir, kinds).values())
 
 
 def _make(files: dict[str, str], hostname: str) -> None:
@@ -34,15 +34,17 @@ def _make(files: dict[str, str], hostname: str) -> None:
         flags |= _FLAGS[kind]
     linux.unshare(flags)
     linux.sethostname(hostname)
-    linux.loopback_up()  # 127.0.0.1 for the pod's workloads to talk over
+    if "net" in files:
+        linux.loopback_up()  # 127.0.0.1 for the pod's workloads to talk over
     for kind, path in files.items():
         linux.mount(f"/proc/thread-self/ns/{kind}", path, None, linux.MS_BIND)
 
 
-def create(ns_dir: str, hostname: str) -> dict[str, str]:
-    """New net, IPC and UTS namespaces bound under ``ns_dir`` (leftovers replaced), the
-    hostname set and lo up. Raises OSError naming the failed step; nothing is left then."""
-    files = paths(ns_dir)
+def create(ns_dir: str, hostname: str, kinds: tuple[str, ...] = NS_KINDS) -> dict[str, str]:
+    """New namespaces of ``kinds`` (of net, ipc, uts) bound under ``ns_dir`` (leftovers
+    replaced), the hostname set and lo up. Raises OSError naming the failed step; nothing is
+    left then."""
+    files = paths(ns_dir, kinds)
     os.makedirs(ns_dir, mode=0o700, exist_ok=True)
     for path in files.values():
         netns.remove(path)  # a leftover of a crash: never reuse its namespace

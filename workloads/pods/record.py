@@ -17,6 +17,14 @@ class PodRecord:
     hostname: str
     created_at: float
     limits: Limits = field(default_factory=Limits)
+    network: str | None = None  # a CNI network the infra is on (-p); None: loopback only
+    ports: tuple[str, ...] = ()  # -p as the user wrote them (the network service parses)
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The namespaces kept as the pod's files: on a CNI network the netns is the network
+        service's (made and configured at each infra run), so not among them."""
+        return tuple(k for k in NS_KINDS if k != "net" or self.network is None)
 
     @property
     def infra(self) -> str:
@@ -30,6 +38,8 @@ class PodRecord:
             "hostname": self.hostname,
             "created_at": self.created_at,
             "limits": {"memory_bytes": lim.memory_bytes, "cpus": lim.cpus, "pids": lim.pids},
+            "network": self.network,
+            "ports": list(self.ports),
         }
 
     @classmethod
@@ -45,4 +55,6 @@ class PodRecord:
                 cpus=None if cpus is None else float(cpus),
                 pids=None if pids is None else int(pids),
             ),
+            network=None if d.get("network") is None else str(d["network"]),
+            ports=tuple(str(p) for p in d.get("ports") or ()),
         )
