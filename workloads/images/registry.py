@@ -219,7 +219,7 @@ def _body(
     try:
         while True:
             try:
-                block = resp.read(CHUNK)
+                block = resp.read1(CHUNK)  # what has arrived: progress, and partial files, grow
             except (OSError, http.client.HTTPException) as e:
                 raise DownloadBroken(f"blob {digest}: download broken: {e}") from None
             if not block:
