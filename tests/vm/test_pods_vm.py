@@ -10,6 +10,7 @@ import contextlib
 import os
 import shutil
 import time
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -105,6 +106,23 @@ def test_pod_members_share_localhost_and_hostname(agent: wlagent.Agent, rootfs: 
     with pytest.raises(ApiError, match="--userns: not available in a pod"):
         agent.client.create({"argv": ["true"], "rootfs": rootfs, "pod": "web", "userns": True})
 
+    # The namespaces are the pod's files: they outlive its infra and the agent. The infra is
+    # killed, the agent SIGKILLed and started again, the infra started: a new workload still
+    # reaches srv (which kept running in the same namespaces) under the pod's hostname.
+    assert agent.cli("kill", "web-infra").returncode == 0
+    agent.sigkill()
+    agent.start()
+    info = pods.inspect_pod("web")
+    members = {m["name"]: m["state"] for m in info["members"]}
+    assert members == {"web-infra": "exited", "srv": "running", "cli": "exited"}, members
+    assert info["state"] == "degraded"  # podman's word for a pod partly up
+    assert agent.cli("start", "web-infra").returncode == 0
+    assert pods.inspect_pod("web")["members"][0] == {"name": "web-infra", "state": "running"}
+    _run(agent, "cli2", rootfs, fetch, pod="web")
+    res, out = _finished(agent, "cli2")
+    assert res["exit_code"] == 0 and "hello from the pod" in out, (res, out)
+    assert out.strip().endswith("podhost"), out
+
     # rm is refused while a workload of the pod runs, then -f takes all down
     r = agent.cli("pod", "rm", "web")
     assert r.returncode != 0 and "running workloads (srv)" in r.stderr, r.stderr
@@ -113,7 +131,7 @@ def test_pod_members_share_localhost_and_hostname(agent: wlagent.Agent, rootfs: 
     r = agent.cli("pod", "rm", "-f", "web")
     assert r.returncode == 0, r.stderr
     names = {w["name"] for w in agent.client.listing(all_=True)}
-    assert not names & {"web-infra", "srv", "cli"}, names
+    assert not names & {"web-infra", "srv", "cli", "cli2"}, names
     assert not os.path.exists(pod_cg)
     assert not os.path.exists(ns_dir)
     assert "/pods/web/" not in _mounts()
@@ -156,3 +174,32 @@ def test_pod_memory_limit_caps_the_sum(agent: wlagent.Agent, rootfs: str) -> Non
     pods.rm_pod("mem")
     assert not os.path.exists(cg)
     assert pods.pods() == []
+
+
+def _get(url: str) -> str:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                return str(r.read().decode())
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def test_pod_publishes_a_port_from_its_network(agent: wlagent.Agent, rootfs: str) -> None:
+    pods = PodClient(agent.sock)
+    r = agent.cli("pod", "create", "pub", "-p", "18080:80", "--hostname", "pubhost")
+    assert r.returncode == 0, r.stderr
+    info = pods.inspect_pod("pub")
+    assert info["network"]["network"] == "bridge" and info["network"]["ip_address"], info
+    _run(agent, "site", rootfs, "exec httpd -f -p 80 -h /www", pod="pub")
+    assert _get("http://127.0.0.1:18080/") == "hello from the pod\n"
+    netns = info["namespaces"]["net"]
+    assert f" {netns} " in _mounts()
+    r = agent.cli("pod", "rm", "-f", "pub")
+    assert r.returncode == 0, r.stderr
+    assert f" {netns} " not in _mounts() and not os.path.exists(netns)
+    with pytest.raises(OSError), urllib.request.urlopen("http://127.0.0.1:18080/", timeout=3):
+        pass
