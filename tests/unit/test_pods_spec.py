@@ -76,3 +76,44 @@ def test_cli_run_pod_and_pod_commands() -> None:
     args = p.parse_args(["pod", "create", "p", "-p", "8080:80", "--network", "n1"])
     assert (args.publish, args.network) == (["8080:80"], "n1")
     assert p.parse_args(["pod", "rm", "-f", "a", "b"]).names == ["a", "b"]
+
+
+class FakePodClient:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object]] = []
+
+    def pods(self) -> list[dict[str, object]]:
+        limits = {"memory_bytes": 50331648, "cpus": None, "pids": None}
+        members = [{"name": "p-infra", "state": "running"}, {"name": "web", "state": "running"}]
+        return [
+            {"name": "p", "state": "running", "hostname": "h", "limits": limits,
+             "infra": "p-infra", "members": members}
+        ]  # fmt: skip
+
+    def pod_stats(self, name: str) -> dict[str, object]:
+        row = {"memory_bytes": 3 << 20, "memory_max": None, "pids": 2, "cpu_percent": 1.5}
+        return {"pod": {"name": name, **row, "memory_max": 48 << 20}, "workloads": [
+            {"name": "web", **row, "cpu_percent": None}
+        ]}  # fmt: skip
+
+    def rm_pod(self, name: str, force: bool = False) -> dict[str, object]:
+        self.calls.append(("rm", (name, force)))
+        return {"removed": name}
+
+
+def test_cli_pod_ls_stats_rm(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agent.cli import pod as cli_pod
+
+    fake = FakePodClient()
+    monkeypatch.setattr(cli_pod, "_client", lambda args: fake)
+    p = build_parser()
+    for argv in (["pod", "ls"], ["pod", "stats", "p"], ["pod", "rm", "-f", "p"]):
+        args = p.parse_args(argv)
+        assert args.func(args) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].split() == ["p", "running", "h", "50331648", "web"]  # the infra not listed
+    assert out[3].split() == ["p", "1.5%", "3.0MiB", "/", "48.0MiB", "2"]
+    assert out[4].split() == ["web", "-", "3.0MiB", "/", "max", "2"]
+    assert out[5] == "p" and fake.calls == [("rm", ("p", True))]
