@@ -134,6 +134,7 @@ async def build_parts(
     engine = new_engine(cfg) if cfg.policy else None
 
     monitor = SelfMonitor(cfg.memory_budget, store, collector, health)
+    net = workload_network(manager)
     info = AgentInfo(
         labels=labels,
         workload_states=manager.states,
@@ -143,7 +144,7 @@ async def build_parts(
         part_failures=lambda: health.part_failures,
         recorder=recorder.values,
         oom_kills_recorded=recorder.oom_counts,
-        workload_network=workload_network(manager),  # pystats_network_*
+        workload_network=net,  # pystats_network_*
     )
     exporter = Exporter(store, info, naming="both" if cfg.cadvisor_compat else "pystats")
 
@@ -160,6 +161,7 @@ async def build_parts(
         images=lambda: {p: i for p in store.entries if (i := labels(p).get("image"))},
         interval_s=cfg.interval_s,
         events=events.events,
+        net=net,
     )
     api_runner = await serve_unix(api, cfg.socket, mode=cfg.socket_mode, gid=access.socket_gid)
     metrics = web.Application()

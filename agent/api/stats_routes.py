@@ -23,6 +23,7 @@ from agent.statsview.rows import RowCache, visible
 from cgroupfs.errors import CgroupError, CgroupGone
 from cgroupfs.mount import CgroupMount, describe_mount
 from cgroupfs.paths import CgroupRoot
+from collectors.netdev import NetIO
 from collectors.store import Store
 
 NamesFn = Callable[[], Mapping[str, str]]
@@ -40,6 +41,7 @@ def add_stats_routes(
     freezer: Callable[[CgroupRoot, str, bool], object] | None = None,
     events: EventsFn | None = None,
     images: NamesFn | None = None,
+    net: Callable[[], Mapping[str, NetIO]] | None = None,
 ) -> None:
     """Mount the stats routes on the agent's API app; ``root`` is the collector's cgroup root.
 
@@ -47,7 +49,8 @@ def add_stats_routes(
     show a workload's name instead of its cgroup. ``events(path)`` adds the agent's own events
     of a cgroup (placements, launches) to the detail pane's recent events, beside the store's
     OOM kills. ``freezer`` replaces cgroupfs' freeze in tests. ``images`` maps the cgroups of
-    workloads run from an image to the image, shown in their rows' ``extra``.
+    workloads run from an image to the image, shown in their rows' ``extra``. ``net()`` maps
+    workload names to their network namespace's counters: the NET I/O cells.
     """
     do_freeze = freezer or set_frozen
     mode = describe_mount(mount)
@@ -61,6 +64,14 @@ def add_stats_routes(
             imgs = images()
             rows = [
                 replace(r, extra={**r.extra, "image": imgs[r.path]}) if r.path in imgs else r
+                for r in rows
+            ]
+        if net is not None:
+            counters = net()
+            rows = [
+                replace(r, net_rx_bytes=io.rx_bytes, net_tx_bytes=io.tx_bytes)
+                if r.workload is not None and (io := counters.get(r.workload)) is not None
+                else r
                 for r in rows
             ]
         if request.query.get("all", "") not in ("1", "true", "yes"):

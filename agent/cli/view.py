@@ -15,12 +15,14 @@ if TYPE_CHECKING:  # the TUI is imported only when a view opens (fast CLI start)
     from agent.tui.sources import Source
 
 STATS_DESCRIPTION = """\
-Print CPU, memory, block I/O and PIDs per cgroup, with docker stats' columns and formulas:
+Print CPU, memory, network and block I/O and PIDs per cgroup, with docker stats' columns and formulas:
 
   CPU %              delta cpu.stat usage_usec / delta host CPU time * online CPUs * 100
                      (docker's formula: 100 % = one core busy)
   MEM USAGE / LIMIT  memory.current - inactive_file / memory.max (host RAM when "max")
   MEM %              usage / limit * 100
+  NET I/O            a workload's own network namespace: bytes received / sent (from the
+                     agent; "- / -" for other cgroups, --net host and without an agent)
   BLOCK I/O          io.stat rbytes / wbytes, summed over devices, since the cgroup was created
   PIDS               pids.current
 

@@ -69,5 +69,5 @@ def usage_limit(usage: int | None, limit: int | None) -> str:
 
 
 def block_io(read: int | None, write: int | None) -> str:
-    """docker's BLOCK I/O cell: cumulative bytes read / written."""
+    """docker's BLOCK I/O cell: cumulative bytes read / written (and NET I/O's: received / sent)."""
     return f"{bytes_decimal(read)} / {bytes_decimal(write)}"

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from agent.statsview import fmt
 from agent.statsview.rows import StatsRow
 
-HEADERS = ("CGROUP", "CPU %", "MEM USAGE / LIMIT", "MEM %", "BLOCK I/O", "PIDS")
+HEADERS = ("CGROUP", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS")
 
 
 def cells(row: StatsRow) -> tuple[str, ...]:
@@ -16,6 +16,7 @@ def cells(row: StatsRow) -> tuple[str, ...]:
         fmt.percent(row.cpu_percent),
         fmt.usage_limit(row.mem_usage, row.mem_limit),
         fmt.percent(row.mem_percent),
+        fmt.block_io(row.net_rx_bytes, row.net_tx_bytes),
         fmt.block_io(row.io_read_bytes, row.io_write_bytes),
         fmt.integer(row.pids_current),
     )

@@ -58,6 +58,8 @@ class StatsRow:
     # pids, io, pressure
     pids_current: int | None = None
     pids_max: LimitValue = None
+    net_rx_bytes: int | None = None  # docker NET I/O: a workload's own netns, since it began
+    net_tx_bytes: int | None = None
     io_read_bytes: int | None = None  # docker BLOCK I/O: cumulative io.stat rbytes / wbytes
     io_write_bytes: int | None = None
     io_read_bps: float | None = None

@@ -204,6 +204,19 @@ COLUMNS: tuple[Column, ...] = (
         "io.stat wbytes per second",
     ),
     Column(
+        "net",
+        "NET I/O",
+        17,
+        10,
+        lambda r: _num(None if r.net_rx_bytes is None else r.net_rx_bytes + (r.net_tx_bytes or 0)),
+        lambda r: Text(
+            fmt.block_io(r.net_rx_bytes, r.net_tx_bytes),
+            style=DIM if r.net_rx_bytes is None else "",
+            justify="right",
+        ),
+        "received / sent in the workload's own network namespace",
+    ),
+    Column(
         "wset",
         "WSET",
         9,
