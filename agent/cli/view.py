@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # the TUI is imported only when a view opens (fast CLI start)
     from agent.tui.sources import Source
 
 STATS_DESCRIPTION = """\
-Print CPU, memory, network and block I/O and PIDs per cgroup, with docker stats' columns and formulas:
+Print CPU, memory, network and block I/O, PIDs per cgroup, as docker stats (same formulas):
 
   CPU %              delta cpu.stat usage_usec / delta host CPU time * online CPUs * 100
                      (docker's formula: 100 % = one core busy)
