@@ -11,8 +11,9 @@ from typing import Any
 from agent.cli.images import _add_socket as add_socket
 
 NET_HELP = (
-    "none (loopback only, the default), host (the host's network), bridge (pystats's default"
-    " network: an address, outbound NAT, published ports) or a network's name"
+    "none (loopback only; the default here, where docker's is bridge: a workload is on a network"
+    " only when asked), host (the host's network), bridge (pystats's default network: an"
+    " address, outbound NAT, published ports), a network's name, or container:NAME (its netns)"
 )
 
 
