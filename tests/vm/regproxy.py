@@ -18,7 +18,8 @@ BLOB = re.compile(r"/v2/.+/blobs/(sha256:[0-9a-f]{64})$")
 class Mode:
     corrupt: bool = False
     delay_per_chunk: float = 0.0  # seconds per 16 KiB of a blob body
-    blob_gets: Counter[str] = field(default_factory=Counter)
+    blob_gets: Counter[str] = field(default_factory=Counter)  # whole blobs served (200)
+    blob_ranges: list[tuple[str, str]] = field(default_factory=list)  # (digest, Range) of 206s
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -42,7 +43,10 @@ class Proxy:
                 if m and resp.status == 200:
                     with mode.lock:
                         mode.blob_gets[m.group(1)] += 1
-                body_is_blob = bool(m) and resp.status == 200
+                if m and resp.status == 206:
+                    with mode.lock:
+                        mode.blob_ranges.append((m.group(1), self.headers.get("Range", "")))
+                body_is_blob = bool(m) and resp.status in (200, 206)
                 self.send_response(resp.status)
                 for k, v in resp.getheaders():
                     if k.lower() not in ("transfer-encoding", "connection"):

@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -118,6 +119,10 @@ def world() -> Iterator[World]:
     finally:
         http.stop()
         tls.stop()
+        with contextlib.suppress(OSError):  # the agent's log, kept with the run's results
+            out = os.environ.get("PYSTATS_VM_OUT") or tempfile.gettempdir()
+            log = os.path.join(state, "devserver.log")
+            shutil.copy(log, os.path.join(out, "images-devserver.log"))
         subprocess.run(["umount", "-l", state], check=False)
         shutil.rmtree(work, ignore_errors=True)
 
@@ -142,6 +147,10 @@ def test_pull_manifest_list_and_run(world: World) -> None:
     assert r.returncode == 0, r.stderr
     snap = world.agent.client.inspect("writer")["image"]["snapshot"]
     assert os.path.isfile(os.path.join(snap, "upper", "www", "w"))
+    r = world.cli("ps", "-a", "--size", "--filter", "name=writer")
+    head, row = r.stdout.splitlines()
+    assert head.split()[-1] == "SIZE", r.stdout
+    assert re.search(r"   2B \(virtual [12]\.\dMB\)$", row), row  # "x\n"; busybox, ~2 MB
     world.agent.client.rm("writer")
     assert not os.path.exists(snap)
     assert not os.path.ismount(os.path.join(snap, "rootfs"))
@@ -216,102 +225,88 @@ def test_prune_frees_the_bytes(world: World) -> None:
     assert world.agent.client._json("GET", "/v1/images")["images"] == []
 
 
-def test_two_concurrent_pulls_download_once(world: World) -> None:
+@contextlib.contextmanager
+def proxied(world: World) -> Iterator[Proxy]:
+    """An empty image store and a proxy in front of the HTTP registry, for the block."""
     _prune_all(world)
     proxy = Proxy(world.h)
     try:
+        yield proxy
+    finally:
+        proxy.close()
+
+
+def pull_in_background(world: World, proxy: Proxy, ref: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "agent.cli", "pull", "--insecure-registry", proxy.addr, ref],
+        cwd=REPO, env=dict(os.environ, PYSTATS_SOCKET=world.agent.sock),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def test_two_concurrent_pulls_download_once(world: World) -> None:
+    with proxied(world) as proxy:
         ref = f"{proxy.addr}/test/app:1"
-        procs = [
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "agent.cli",
-                    "pull",
-                    "--insecure-registry",
-                    proxy.addr,
-                    ref,
-                ],
-                cwd=REPO,
-                env=dict(os.environ, PYSTATS_SOCKET=world.agent.sock),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for _ in range(2)
-        ]
+        procs = [pull_in_background(world, proxy, ref) for _ in range(2)]
         outs = [p.communicate(timeout=300) for p in procs]
         assert [p.returncode for p in procs] == [0, 0], outs
         gets = proxy.mode.blob_gets
         assert gets and set(gets.values()) == {1}, gets  # each blob fetched once
-    finally:
-        proxy.close()
     r = world.cli("run", "--name", "after2", ref)
     assert r.stdout == "app\nhello from an image\n", r.stderr
 
 
-@pytest.mark.xfail(
-    reason=(
-        "issue 15, open: the killed-pull test leaves the module's dev server dead in the "
-        "VM, so the tests after it cannot reach it (first green VM run of the other five "
-        "this session)"
-    ),
-    strict=False,
-)
+def _partial_blob(ingest: str, timeout: float) -> str | None:
+    """The first blob a pull has written more than 64 KiB of (its hex digest), or None."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for n in os.listdir(ingest):
+            if n.endswith(".partial") and os.path.getsize(os.path.join(ingest, n)) > 65536:
+                return n.removesuffix(".partial")
+        time.sleep(0.05)
+    return None
+
+
 def test_pull_killed_midway_then_repeated(world: World) -> None:
-    _prune_all(world)
-    proxy = Proxy(world.h)
-    proxy.mode.delay_per_chunk = 0.05  # ~320 KiB/s: the busybox layer takes seconds
+    """The agent SIGKILLed mid-blob, then the same pull: it continues the partial blob with a
+    Range request; nothing half-written was ever visible. The test kills the module's dev
+    server itself, so it starts it again whatever happens (the tests after it need it)."""
     ingest = os.path.join(world.images_dir(), "ingest")
-    ref = f"{proxy.addr}/test/app:1"
-    try:
-        p = subprocess.Popen(
-            [sys.executable, "-m", "agent.cli", "pull", "--insecure-registry", proxy.addr, ref],
-            cwd=REPO, env=dict(os.environ, PYSTATS_SOCKET=world.agent.sock),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        deadline = time.monotonic() + 120
-        partial: list[str] = []
-        while time.monotonic() < deadline and not partial:
-            partial = [
-                n for n in os.listdir(ingest)
-                if n.endswith(".partial") and os.path.getsize(os.path.join(ingest, n)) > 65536
-            ]  # fmt: skip
-            time.sleep(0.05)
-        assert partial, "the pull never got going"
-        world.agent.sigkill()
-        p.communicate(timeout=60)
-        assert p.returncode != 0
-        assert os.path.exists(os.path.join(ingest, partial[0]))  # killed mid-blob
-        blob = os.path.join(world.images_dir(), "blobs", "sha256", partial[0][:64])
-        assert not os.path.exists(blob)  # nothing half-written is visible
-        world.agent.start()
+    with proxied(world) as proxy:
+        proxy.mode.delay_per_chunk = 0.05  # ~320 KiB/s: the busybox layer takes seconds
+        ref = f"{proxy.addr}/test/app:1"
+        p = pull_in_background(world, proxy, ref)
+        try:
+            hx = _partial_blob(ingest, 120)
+            assert hx, "the pull never got going"
+            world.agent.sigkill()
+            _, err = p.communicate(timeout=60)
+            assert p.returncode == 1 and "stopped answering" in err, err
+            assert "Traceback" not in err
+            assert os.path.exists(os.path.join(ingest, hx + ".partial"))  # killed mid-blob
+            assert not os.path.exists(os.path.join(world.images_dir(), "blobs", "sha256", hx))
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+            assert world.agent.proc is not None
+            if world.agent.proc.poll() is not None:
+                world.agent.start()
         proxy.mode.delay_per_chunk = 0.0
         r = world.pull(ref)
         assert r.returncode == 0, r.stderr
         assert not [n for n in os.listdir(ingest) if n.endswith(".partial")]
-    finally:
-        proxy.close()
+        ranges = [rng for d, rng in proxy.mode.blob_ranges if d == "sha256:" + hx]
+        assert len(ranges) == 1 and int(ranges[0].removeprefix("bytes=").rstrip("-")) > 65536
+        assert proxy.mode.blob_gets["sha256:" + hx] == 1  # the killed pull's; then resumed
     r = world.cli("run", "--name", "afterkill", ref)
     assert r.stdout == "app\nhello from an image\n", r.stderr
 
 
-@pytest.mark.xfail(
-    reason=(
-        "issue 15, open: the killed-pull test leaves the module's dev server dead in the "
-        "VM, so the tests after it cannot reach it (first green VM run of the other five "
-        "this session)"
-    ),
-    strict=False,
-)
 def test_corrupt_blob_refused(world: World) -> None:
-    _prune_all(world)
-    proxy = Proxy(world.h)
-    proxy.mode.corrupt = True
-    try:
+    with proxied(world) as proxy:
+        proxy.mode.corrupt = True
         r = world.pull(f"{proxy.addr}/test/app:1")
-    finally:
-        proxy.close()
     assert r.returncode == 1 and "digest" in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert world.agent.client._json("GET", "/v1/images")["images"] == []
     blobs = os.path.join(world.images_dir(), "blobs", "sha256")
@@ -339,14 +334,6 @@ def _evil_archive(path: str) -> None:
             tf.addfile(ti, io.BytesIO(data))
 
 
-@pytest.mark.xfail(
-    reason=(
-        "issue 15, open: the killed-pull test leaves the module's dev server dead in the "
-        "VM, so the tests after it cannot reach it (first green VM run of the other five "
-        "this session)"
-    ),
-    strict=False,
-)
 def test_load_archives_and_a_layer_escaping_refused(world: World) -> None:
     arc = os.path.join(world.work, "app-save.tar")
     build.docker_archive(world.layout, "app", arc, "test/saved:1")
@@ -366,14 +353,6 @@ def test_load_archives_and_a_layer_escaping_refused(world: World) -> None:
     assert not os.path.exists(os.path.join(world.images_dir(), "evil"))
 
 
-@pytest.mark.xfail(
-    reason=(
-        "issue 15, open: the killed-pull test leaves the module's dev server dead in the "
-        "VM, so the tests after it cannot reach it (first green VM run of the other five "
-        "this session)"
-    ),
-    strict=False,
-)
 def test_userns_gets_a_chowned_rootfs(world: World) -> None:
     ref = f"{world.h}/test/busybox:1"
     assert world.pull(ref).returncode == 0
