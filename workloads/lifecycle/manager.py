@@ -65,6 +65,7 @@ log = logging.getLogger(__name__)
 MiB = 1024 * 1024
 TICK_S = 0.1
 START_TIMEOUT_S = 60.0  # generous: under the test VM's emulation a fork+exec can take seconds
+INIT_READY_TIMEOUT_S = 2.0  # tini is ready in microseconds on a host, ms under emulation
 TAKE_DOWN_TIMEOUT_S = 10.0  # cgroup.kill to an empty cgroup, before a restart into it
 NO_RECORD = RunStatus(run=0, state=State.CREATED)
 # A removed workload's cgroup keeps its name as a metric label this long: the collector and
@@ -646,6 +647,17 @@ class WorkloadManager:
             return False
         return True
 
+    async def _init_ready(self, w: Workload, sig: int) -> None:
+        """With --init, wait (briefly) until tini takes the stop signal: between the runtime's
+        unblocking and tini's own sigprocmask the workload is a namespace's init with neither a
+        handler nor a mask, and the kernel would drop it (then the grace period runs out)."""
+        pid = w.status.pid
+        deadline = time.monotonic() + INIT_READY_TIMEOUT_S
+        while pid is not None and time.monotonic() < deadline:
+            if procs.takes_signal(pid, sig) is not False:
+                return
+            await asyncio.sleep(0.005)
+
     async def stop(self, name: str, grace_s: float | None = None) -> dict[str, Any]:
         """The stop signal (SIGTERM unless --stop-signal), then after ``grace_s`` (default: its
         --stop-timeout, else 10 s) cgroup.kill; no restart afterwards."""
@@ -659,6 +671,8 @@ class WorkloadManager:
         self._thaw(w)  # a frozen workload cannot act on its stop signal
         self._write_manager(w)
         sig = w.spec.run.stop_signal or _stop_signal(w.spec)
+        if w.spec.run.init:
+            await self._init_ready(w, sig)
         if self._signal(w, sig) and not await self._wait_exited(w, grace_s):
             cgroups.kill_workload_cgroup(self.root, name, w.spec.pod)
             await self._wait_exited(w, START_TIMEOUT_S)

@@ -32,3 +32,21 @@ def exit_code_of(wait_status: int) -> tuple[int, int | None]:
         sig = os.WTERMSIG(wait_status)
         return 128 + sig, sig
     return os.waitstatus_to_exitcode(wait_status), None
+
+
+def takes_signal(pid: int, sig: int) -> bool | None:
+    """Whether ``sig`` sent to ``pid`` now would be acted on rather than dropped, as the kernel
+    drops a signal to a PID namespace's init that neither blocks nor handles it: blocked (kept
+    pending) or caught, from /proc/<pid>/status. None when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    bit = 1 << (sig - 1)
+    masks = {
+        k: int(v, 16)
+        for k, _, v in (ln.partition(b":\t") for ln in lines)
+        if k in (b"SigBlk", b"SigCgt")
+    }
+    return any(m & bit for m in masks.values())
