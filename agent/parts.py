@@ -145,6 +145,7 @@ async def build_parts(
         recorder=recorder.values,
         oom_kills_recorded=recorder.oom_counts,
         workload_network=net,  # pystats_network_*
+        cadvisor_names=cfg.cadvisor_compat,
     )
     exporter = Exporter(store, info, naming="both" if cfg.cadvisor_compat else "pystats")
 

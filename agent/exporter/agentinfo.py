@@ -54,6 +54,8 @@ class AgentInfo:
     oom_kills_recorded: Callable[[], Mapping[tuple[str, str], int]] | None = None
     # workload name -> its network namespace's counters (agent.netio; no entry: no own netns)
     workload_network: Callable[[], Mapping[str, NetIO]] | None = None
+    # cAdvisor's names too (cadvisor_compat): container_network_* beside pystats_network_*
+    cadvisor_names: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +165,19 @@ def _net(field: str) -> Callable[[SelfView], SelfSamples]:
     return get
 
 
+def _net_cadvisor(field: str) -> Callable[[SelfView], SelfSamples]:
+    """cAdvisor's container_network_* (label ``name``: the workload, as its per-cgroup series
+    name it; summed over the interfaces but lo, where cAdvisor has one series per interface)."""
+    pystats = _net(field)
+
+    def get(v: SelfView) -> SelfSamples:
+        if not v.info.cadvisor_names:
+            return []
+        return [({"name": labels["workload"]}, n) for labels, n in pystats(v)]
+
+    return get
+
+
 def _footprint(key: str) -> Callable[[SelfView], SelfSamples]:
     def get(v: SelfView) -> SelfSamples:
         return _one(v.footprint.get(key))
@@ -246,6 +261,28 @@ SELF_METRICS: tuple[SelfMetric, ...] = (
                "Received packets a workload's interfaces dropped.", samples=_net("rx_dropped")),
     SelfMetric("pystats_network_transmit_packets_dropped", "counter",
                "Packets to send a workload's interfaces dropped.", samples=_net("tx_dropped")),
+    SelfMetric("container_network_receive_bytes", "counter",
+               "Bytes received by a workload (cAdvisor's name).", "bytes",
+               samples=_net_cadvisor("rx_bytes")),
+    SelfMetric("container_network_transmit_bytes", "counter",
+               "Bytes sent by a workload (cAdvisor's name).", "bytes",
+               samples=_net_cadvisor("tx_bytes")),
+    SelfMetric("container_network_receive_packets", "counter",
+               "Packets received by a workload (cAdvisor's name).",
+               samples=_net_cadvisor("rx_packets")),
+    SelfMetric("container_network_transmit_packets", "counter",
+               "Packets sent by a workload (cAdvisor's name).",
+               samples=_net_cadvisor("tx_packets")),
+    SelfMetric("container_network_receive_errors", "counter",
+               "Receive errors of a workload (cAdvisor's name).",
+               samples=_net_cadvisor("rx_errors")),
+    SelfMetric("container_network_transmit_errors", "counter",
+               "Transmit errors of a workload (cAdvisor's name).",
+               samples=_net_cadvisor("tx_errors")),
+    SelfMetric("container_network_receive_packets_dropped", "counter",
+               "Received packets dropped (cAdvisor's name).", samples=_net_cadvisor("rx_dropped")),
+    SelfMetric("container_network_transmit_packets_dropped", "counter",
+               "Packets to send dropped (cAdvisor's name).", samples=_net_cadvisor("tx_dropped")),
     SelfMetric("pystats_exporter_render_seconds", "gauge",
                "Time the exporter took to render the per-cgroup metrics of the last tick.",
                "seconds", samples=lambda v: _one(v.render_seconds)),

@@ -45,3 +45,18 @@ def test_exported_as_pystats_network_series_per_workload() -> None:
     assert got["pystats_network_transmit_errors"] == [({"workload": "web"}, 30)]
     none = {m.name: s for m, s in self_metrics(Store(), AgentInfo(), None)}
     assert none["pystats_network_receive_bytes"] == []
+
+
+def test_cadvisor_names_only_in_its_mode() -> None:
+    from agent.exporter.agentinfo import AgentInfo, self_metrics
+    from collectors.store import Store
+
+    io = NetIO(5, 4, 3, 2, 50, 40, 30, 20)
+    plain = AgentInfo(workload_network=lambda: {"web": io})
+    got = {m.name: s for m, s in self_metrics(Store(), plain, None)}
+    assert got["container_network_receive_bytes"] == []  # pystats naming: no container_*
+    compat = AgentInfo(workload_network=lambda: {"web": io}, cadvisor_names=True)
+    got = {m.name: s for m, s in self_metrics(Store(), compat, None)}
+    assert got["container_network_receive_bytes"] == [({"name": "web"}, 5)]
+    assert got["container_network_transmit_packets_dropped"] == [({"name": "web"}, 20)]
+    assert got["pystats_network_receive_bytes"] == [({"workload": "web"}, 5)]
