@@ -1,4 +1,5 @@
-"""Overview: the busiest cgroups by CPU and memory, throttling, OOM kills and pressure."""
+"""Overview: the busiest cgroups by CPU and memory, throttling, OOM kills, the workloads' network
+and pressure."""
 
 from __future__ import annotations
 
@@ -157,6 +158,23 @@ def build() -> Dashboard:
             "max (hit memory.max), oom, oom_kill.",
         )
     )
+    d = d.with_row(row("Network"))
+    for way, title in (("receive", "received"), ("transmit", "sent")):
+        d = d.with_panel(
+            timeseries_panel(
+                f"Top {TOPK} workloads by bytes {title}",
+                [
+                    (
+                        f"topk({TOPK}, rate(pystats_network_{way}_bytes_total{{{INSTANCE}}}[{R}]))",
+                        "{{workload}}",
+                    )
+                ],
+                unit="Bps",
+                width=12,
+                description=f"Bytes {title} per second over a workload's own network namespace "
+                "(bridge, user networks, pods; not --net host), all interfaces but lo.",
+            )
+        )
     d = d.with_row(row("Pressure (PSI)"))
     for res in ("cpu", "memory", "io"):
         d = d.with_panel(
