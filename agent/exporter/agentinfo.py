@@ -178,6 +178,19 @@ def _net_cadvisor(field: str) -> Callable[[SelfView], SelfSamples]:
     return get
 
 
+# (metric name after pystats_network_ / container_network_, NetIO field, help, unit)
+_NET = (
+    ("receive_bytes", "rx_bytes", "Bytes received by", "bytes"),
+    ("transmit_bytes", "tx_bytes", "Bytes sent by", "bytes"),
+    ("receive_packets", "rx_packets", "Packets received by", ""),
+    ("transmit_packets", "tx_packets", "Packets sent by", ""),
+    ("receive_errors", "rx_errors", "Receive errors of", ""),
+    ("transmit_errors", "tx_errors", "Transmit errors of", ""),
+    ("receive_packets_dropped", "rx_dropped", "Received packets dropped by", ""),
+    ("transmit_packets_dropped", "tx_dropped", "Packets to send dropped by", ""),
+)
+
+
 def _footprint(key: str) -> Callable[[SelfView], SelfSamples]:
     def get(v: SelfView) -> SelfSamples:
         return _one(v.footprint.get(key))
@@ -244,45 +257,12 @@ SELF_METRICS: tuple[SelfMetric, ...] = (
     SelfMetric("pystats_cgroup_oom_kills_recorded", "counter",
                "OOM kills per cgroup from the durable history: keeps counting across the "
                "cgroup's removal and the agent's restarts.", samples=_oom_recorded),
-    # each workload's network namespace, all interfaces but lo (collectors.netdev)
-    SelfMetric("pystats_network_receive_bytes", "counter", "Bytes received by a workload.",
-               "bytes", samples=_net("rx_bytes")),
-    SelfMetric("pystats_network_transmit_bytes", "counter", "Bytes sent by a workload.",
-               "bytes", samples=_net("tx_bytes")),
-    SelfMetric("pystats_network_receive_packets", "counter", "Packets received by a workload.",
-               samples=_net("rx_packets")),
-    SelfMetric("pystats_network_transmit_packets", "counter", "Packets sent by a workload.",
-               samples=_net("tx_packets")),
-    SelfMetric("pystats_network_receive_errors", "counter", "Receive errors of a workload.",
-               samples=_net("rx_errors")),
-    SelfMetric("pystats_network_transmit_errors", "counter", "Transmit errors of a workload.",
-               samples=_net("tx_errors")),
-    SelfMetric("pystats_network_receive_packets_dropped", "counter",
-               "Received packets a workload's interfaces dropped.", samples=_net("rx_dropped")),
-    SelfMetric("pystats_network_transmit_packets_dropped", "counter",
-               "Packets to send a workload's interfaces dropped.", samples=_net("tx_dropped")),
-    SelfMetric("container_network_receive_bytes", "counter",
-               "Bytes received by a workload (cAdvisor's name).", "bytes",
-               samples=_net_cadvisor("rx_bytes")),
-    SelfMetric("container_network_transmit_bytes", "counter",
-               "Bytes sent by a workload (cAdvisor's name).", "bytes",
-               samples=_net_cadvisor("tx_bytes")),
-    SelfMetric("container_network_receive_packets", "counter",
-               "Packets received by a workload (cAdvisor's name).",
-               samples=_net_cadvisor("rx_packets")),
-    SelfMetric("container_network_transmit_packets", "counter",
-               "Packets sent by a workload (cAdvisor's name).",
-               samples=_net_cadvisor("tx_packets")),
-    SelfMetric("container_network_receive_errors", "counter",
-               "Receive errors of a workload (cAdvisor's name).",
-               samples=_net_cadvisor("rx_errors")),
-    SelfMetric("container_network_transmit_errors", "counter",
-               "Transmit errors of a workload (cAdvisor's name).",
-               samples=_net_cadvisor("tx_errors")),
-    SelfMetric("container_network_receive_packets_dropped", "counter",
-               "Received packets dropped (cAdvisor's name).", samples=_net_cadvisor("rx_dropped")),
-    SelfMetric("container_network_transmit_packets_dropped", "counter",
-               "Packets to send dropped (cAdvisor's name).", samples=_net_cadvisor("tx_dropped")),
+    # each workload's network namespace, all interfaces but lo (collectors.netdev); the same
+    # values under cAdvisor's names in its mode
+    *(SelfMetric(f"pystats_network_{name}", "counter", f"{what} a workload.", unit,
+                 samples=_net(field)) for name, field, what, unit in _NET),
+    *(SelfMetric(f"container_network_{name}", "counter", f"{what} a workload (cAdvisor's name).",
+                 unit, samples=_net_cadvisor(field)) for name, field, what, unit in _NET),
     SelfMetric("pystats_exporter_render_seconds", "gauge",
                "Time the exporter took to render the per-cgroup metrics of the last tick.",
                "seconds", samples=lambda v: _one(v.render_seconds)),
