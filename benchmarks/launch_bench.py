@@ -219,6 +219,7 @@ def pystats_runner(
     userns: bool = False,
     security: dict[str, object] | None = None,
     tag: str = "",
+    limits: bool = True,
 ) -> Callable[[int], float]:
     def once(i: int) -> float:
         name = f"bench-{tag}{'u' if userns else ''}{i}"
@@ -226,11 +227,10 @@ def pystats_runner(
             "name": name,
             "argv": ["/stamp", "/ts"],
             "rootfs": rootfs,
-            "memory": str(MEMORY),
-            "cpus": str(CPUS),
-            "pids": str(PIDS),
             "userns": userns,
         }
+        if limits:
+            body.update(memory=str(MEMORY), cpus=str(CPUS), pids=str(PIDS))
         if security is not None:
             body["security"] = security
         t0 = time.monotonic_ns()
@@ -295,18 +295,27 @@ def main() -> int:
         help="also time the dev server of another checkout (e.g. a git worktree of an older"
         " commit) as pystats@NAME, interleaved with this one: before/after in one boot",
     )
+    ap.add_argument(
+        "--native",
+        action="store_true",
+        help="on a host whose cgroup2 has no controllers (hybrid): pystats only, no limits set"
+        " (crun and runc left out), to time the launch path without emulation",
+    )
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="pystats-launch-")
     rootfs = build_rootfs(work)
-    with open(os.path.join(args.cgroup_parent, "cgroup.subtree_control"), "w") as f:
-        f.write("+cpu +memory +pids")
+    if not args.native:
+        with open(os.path.join(args.cgroup_parent, "cgroup.subtree_control"), "w") as f:
+            f.write("+cpu +memory +pids")
     cg = os.path.join(args.cgroup_parent, f"pystats-bench-{os.getpid()}")
     os.mkdir(cg)
     sock = os.path.join(work, "api.sock")
     server = start_devserver(REPO, cg, os.path.join(work, "state"), sock)
     servers = [server]
     runners: dict[str, Callable[[int], float]] = {
-        name: pystats_runner(WorkloadClient(sock), rootfs, security=sec, tag=str(k))
+        name: pystats_runner(
+            WorkloadClient(sock), rootfs, security=sec, tag=str(k), limits=not args.native
+        )
         for k, (name, sec) in enumerate(PYSTATS_VARIANTS.items())
     }
     for spec in args.tree:
@@ -315,13 +324,15 @@ def main() -> int:
         os.mkdir(tcg)
         tsock = os.path.join(work, f"api-{tname}.sock")
         servers.append(start_devserver(tdir, tcg, os.path.join(work, f"state-{tname}"), tsock))
-        runners[f"pystats@{tname}"] = pystats_runner(WorkloadClient(tsock), rootfs, tag=tname)
+        runners[f"pystats@{tname}"] = pystats_runner(
+            WorkloadClient(tsock), rootfs, tag=tname, limits=not args.native
+        )
     if args.userns:
         runners["pystats-userns"] = pystats_runner(
             WorkloadClient(sock), userns_rootfs(work, rootfs), userns=True
         )
     for name, path in (("crun", shutil.which("crun")), ("runc", shutil.which("runc"))):
-        if path:
+        if path and not args.native:
             runners[name] = oci_runner(path, work, rootfs)
     results: dict[str, list[float]] = {k: [] for k in runners}
     try:
