@@ -106,6 +106,7 @@ class Agent:
                 tg.create_task(self._watchdog(), name="watchdog")
                 tg.create_task(self._ready(), name="ready")
                 await self._stop.wait()
+                log.info("stopping")  # what follows is bounded: a hang shows after this line
                 sdnotify.notify("STOPPING=1")
                 raise _Leave  # leave the TaskGroup, cancelling every part
         except* StopAgent:

@@ -19,7 +19,12 @@ from aiohttp import web
 from agent.api.access import ApiAccess
 from agent.api.agent_client import AgentFacts
 from agent.api.agent_routes import add_agent_routes
-from agent.api.server import add_workload_routes, peer_check_middleware, serve_unix
+from agent.api.server import (
+    SHUTDOWN_GRACE_S,
+    add_workload_routes,
+    peer_check_middleware,
+    serve_unix,
+)
 from agent.api.stats_routes import add_stats_routes
 from agent.config import AgentConfig
 from agent.events import EventLog, placement_events, watch_workloads
@@ -167,7 +172,7 @@ async def build_parts(
     api_runner = await serve_unix(api, cfg.socket, mode=cfg.socket_mode, gid=access.socket_gid)
     metrics = web.Application()
     add_metrics_routes(metrics, exporter)
-    metrics_runner = web.AppRunner(metrics, access_log=None)
+    metrics_runner = web.AppRunner(metrics, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S)
     await metrics_runner.setup()
     host, port = cfg.metrics_host_port
     await web.TCPSite(metrics_runner, host, port).start()

@@ -338,8 +338,9 @@ class PolicyEngine:
                     await asyncio.to_thread(self.reconcile)
                     next_reconcile = time.monotonic() + self.reconcile_s
                 timeout = max(0.0, min(self.watch_s, next_reconcile - time.monotonic()))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+                with contextlib.suppress(TimeoutError):  # asyncio.timeout, not wait_for: on 3.11
+                    async with asyncio.timeout(timeout):  # wait_for can swallow a cancellation
+                        await self._wake.wait()
                 if self._file_mtime() != self._mtime:
                     self.reload()  # sets _wake on success; errors are logged
         finally:

@@ -444,6 +444,9 @@ def _prepare_socket_path(path: str) -> None:
     raise UnsafeSocketPath(f"{path}: another server is listening on this socket")
 
 
+SHUTDOWN_GRACE_S = 2.0  # aiohttp's default, 60 s, let one `logs -f` client hold a stop up
+
+
 async def serve_unix(
     app: web.Application,
     path: str,
@@ -459,8 +462,11 @@ async def serve_unix(
     _prepare_socket_path(path)
     bound: list[int] = []  # the inode we bound: a clean stop removes that socket, no other
     app.on_cleanup.append(lambda _app: _remove_socket(path, bound))
-    # No access log: the live view polls every second and would flood the journal.
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    # No access log: the live view polls every second and would flood the journal. A stop does
+    # not wait out long requests (logs -f, attach, wait): they end after SHUTDOWN_GRACE_S.
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S
+    )
     await runner.setup()
     # Bind under a umask that leaves no window with a wider mode than asked for.
     old = os.umask(0o777)

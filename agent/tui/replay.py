@@ -88,8 +88,9 @@ class ReplaySource:
 
     async def wait(self) -> None:
         """Until a step key moves the view (recorded data does not change by itself)."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._moved.wait(), timeout=3600)
+        with contextlib.suppress(TimeoutError):  # asyncio.timeout, not wait_for: on 3.11
+            async with asyncio.timeout(3600):  # wait_for can swallow a cancellation
+                await self._moved.wait()
         self._moved.clear()
 
     async def act(self, action: str, path: str, workload: str | None) -> None:

@@ -89,8 +89,9 @@ class StoreSource:
 
     async def wait(self) -> None:
         # Woken by the next tick; the timeout keeps a fixed (test) store refreshing too.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.store.wait_tick(), timeout=self.interval_s)
+        with contextlib.suppress(TimeoutError):  # asyncio.timeout, not wait_for: on 3.11
+            async with asyncio.timeout(self.interval_s):  # wait_for can swallow a cancellation
+                await self.store.wait_tick()
 
     async def act(self, action: str, path: str, workload: str | None) -> None:
         raise ActionUnavailable(f"{action} needs a running pystats-agent (this view is standalone)")
@@ -125,8 +126,9 @@ class CollectorSource(StoreSource):
             if self._task is not None and self._task.done():
                 self._task.result()  # the collector died: raise its error
                 raise RuntimeError("the collector stopped")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.store.wait_tick(), timeout=0.5)
+            with contextlib.suppress(TimeoutError):  # asyncio.timeout, not wait_for: on 3.11
+                async with asyncio.timeout(0.5):  # wait_for can swallow a cancellation
+                    await self.store.wait_tick()
 
     async def close(self) -> None:
         if self._task is not None:

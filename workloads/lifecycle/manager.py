@@ -181,8 +181,9 @@ class WorkloadManager:
                 await self._tick()
             except Exception:
                 log.exception("workload watcher tick failed")
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), TICK_S)
+            with contextlib.suppress(TimeoutError):  # asyncio.timeout, not wait_for: on 3.11
+                async with asyncio.timeout(TICK_S):  # wait_for can swallow a cancellation
+                    await self._closing.wait()
 
     async def close(self) -> None:
         """Stop watching. Workloads and their shims keep running (they outlive the agent)."""
@@ -412,8 +413,9 @@ class WorkloadManager:
     async def wait_changed(self, timeout: float) -> None:
         """Wake when any workload's state changed (or after ``timeout``)."""
         async with self._changed:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), timeout)
+            with contextlib.suppress(TimeoutError):  # asyncio.timeout, not wait_for: on 3.11
+                async with asyncio.timeout(timeout):  # wait_for can swallow a cancellation
+                    await self._changed.wait()
 
     # ---- requests -------------------------------------------------------------------------
 
