@@ -29,6 +29,7 @@ from agent.exporter.http import bound_port, serve_metrics
 from agent.selfmon import SelfMonitor
 from cgroupfs.paths import CgroupRoot
 from collectors.collector import Collector
+from collectors.netdev import NetIO, read_pid
 from collectors.store import Store
 from dashboards.queries import panel_queries, substitute, variable_queries
 from tests import envcheck
@@ -158,6 +159,9 @@ def test_dashboards_and_alerts_against_real_prometheus(workload_root: str, tmp_p
         labels=lambda p: {"workload": WORKLOADS[p]} if p in WORKLOADS else {},
         placement_actions=lambda: {("tight", "moved"): 1 + oom_runs},
         workload_states=lambda: {"burn": "running", "hog": "running", "oom": "exited"},
+        # The network panels: the real reader on this VM's own namespace (the workloads here
+        # share it; a CNI network's is tested in test_network_vm).
+        workload_network=lambda: {"burn": read_pid(os.getpid()) or NetIO()},
     )
     agent = AgentThread(root, info)
     procs: list[subprocess.Popen[bytes]] = []
