@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 import time
 from dataclasses import dataclass, fields, replace
 from enum import StrEnum
@@ -47,7 +48,9 @@ def fsync_dir(path: str) -> None:
 
 def write_json_atomic(path: str, obj: Any) -> None:
     data = json.dumps(obj, sort_keys=True, indent=1).encode() + b"\n"
-    tmp = f"{path}.tmp.{os.getpid()}"
+    # Unique per thread too: the agent writes one record (an image's, its tags) from two
+    # request threads at once, and a shared name made the second rename fail.
+    tmp = f"{path}.tmp.{os.getpid()}.{threading.get_ident()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
         try:
