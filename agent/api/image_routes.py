@@ -24,6 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
+from agent.api.query import flag
 from workloads.images.auth import Credentials
 from workloads.images.errors import ImageError
 from workloads.images.reference import BadReference, parse
@@ -188,7 +189,7 @@ def add_image_routes(
         return await _stream(request, work)
 
     async def rmi(request: web.Request) -> Any:
-        force = request.query.get("force") in ("1", "true")
+        force = flag(request, "force")
         removed = await asyncio.to_thread(images.rmi, need_ref(request), force)
         return asdict(removed)
 
@@ -203,7 +204,7 @@ def add_image_routes(
         return await asyncio.to_thread(work)
 
     async def prune(request: web.Request) -> Any:
-        all_ = request.query.get("all") in ("1", "true")
+        all_ = flag(request, "all")
         return asdict(await asyncio.to_thread(images.prune, all_))
 
     for method, path, fn in (

@@ -38,6 +38,7 @@ from agent.api.lifecycle_routes import add_lifecycle_routes, grace_of
 from agent.api.logtail import LogQuery, Renderer
 from agent.api.network_routes import RUN_FIELDS, add_network_routes, net_request_from_body
 from agent.api.pod_routes import add_pod_routes
+from agent.api.query import flag
 from agent.api.stdio_routes import add_stdio_routes
 from collectors.recorder.events import RecordedEvent
 from workloads.lifecycle.manager import WorkloadError, WorkloadManager
@@ -298,13 +299,9 @@ async def _send_logs(
 
 def log_query(request: web.Request) -> LogQuery:
     """?follow ?tail ?since ?until (Unix seconds) ?timestamps ?mux: see agent.api.logtail."""
-    qs = request.query
-
-    def flag(key: str) -> bool:
-        return qs.get(key) in ("1", "true")
 
     def moment(key: str) -> int | None:
-        raw = qs.get(key)
+        raw = request.query.get(key)
         if raw is None or raw == "":
             return None
         try:
@@ -313,12 +310,12 @@ def log_query(request: web.Request) -> LogQuery:
             raise SpecError(f"{key} must be a Unix time in seconds, got {raw!r}") from None
 
     return LogQuery(
-        follow=flag("follow"),
+        follow=flag(request, "follow"),
         tail=tail_of(request),
         since_ns=moment("since"),
         until_ns=moment("until"),
-        timestamps=flag("timestamps"),
-        mux=flag("mux"),
+        timestamps=flag(request, "timestamps"),
+        mux=flag(request, "mux"),
     )
 
 
@@ -360,7 +357,7 @@ def add_workload_routes(
         return await manager.create(spec, image, net_request_from_body(body))
 
     async def list_(request: web.Request) -> Any:
-        return manager.listing(all_=request.query.get("all") in ("1", "true"))
+        return manager.listing(all_=flag(request, "all"))
 
     async def inspect(request: web.Request) -> Any:
         name = request.match_info["name"]
@@ -394,7 +391,7 @@ def add_workload_routes(
 
     async def rm(request: web.Request) -> Any:
         name = request.match_info["name"]
-        await manager.rm(name, force=request.query.get("force") in ("1", "true"))
+        await manager.rm(name, force=flag(request, "force"))
         return {"removed": name}
 
     app.router.add_post("/v1/workloads", wrap(create))

@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from agent.api.query import flag
 from agent.statsview.history import Event, history_from_store, history_to_json
 from agent.statsview.jsonio import StatsDoc, doc_to_json
 from agent.statsview.rows import RowCache, visible
@@ -74,7 +75,7 @@ def add_stats_routes(
                 else r
                 for r in rows
             ]
-        if request.query.get("all", "") not in ("1", "true", "yes"):
+        if not flag(request, "all"):
             rows = visible(rows, show_all=False)
         doc = StatsDoc(rows, time.time(), "agent", root_path, mode, store.stats.ticks, interval_s)
         return web.json_response(doc_to_json(doc))
