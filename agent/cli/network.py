@@ -40,7 +40,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument(
         "-P", "--publish-all", action="store_true",
-        help="publish each --expose port on an ephemeral host port",
+        help="publish each exposed port (--expose and the image's) on an ephemeral host port",
     )  # fmt: skip
     p.add_argument("--expose", action="append", default=[], metavar="PORT[/PROTO]")
     p.add_argument(

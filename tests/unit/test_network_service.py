@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from cgroupfs.paths import CgroupRoot
+from workloads.images import run as image_run
+from workloads.images.manifest import parse_config
+from workloads.lifecycle.manager import WorkloadError, WorkloadManager
 from workloads.network import files
 from workloads.network.errors import NetworkError, NetworkNotFound
 from workloads.network.record import Attachment, NetRequest
@@ -155,3 +159,64 @@ def test_resolv_conf_drops_loopback_resolvers() -> None:
         "search lan\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n"
     )
     assert files.resolv_conf("nameserver 192.168.1.1\n") == "nameserver 192.168.1.1\n"
+
+
+def test_publish_all_takes_the_images_ports_once_and_leaves_p_alone(svc: NetworkService) -> None:
+    req = NetRequest(ports=("18090:80",), publish_all=True, expose=("8080",))
+    req = req.with_image_ports(("80/tcp", "8080", "443/tcp", "53/udp"))
+    assert req.expose == ("8080", "80/tcp", "443/tcp", "53/udp")
+    svc.prepare(_spec("w"), req)
+    a = svc.attachment("w")
+    assert a is not None
+    got = [(p.container_port, p.protocol) for p in a.ports]
+    # 80 keeps only its -p mapping (docker's rule); 8080 once though exposed twice
+    assert got == [(80, "tcp"), (8080, "tcp"), (443, "tcp"), (53, "udp")]
+    assert a.ports[0].host_port == 18090 and all(p.host_port > 0 for p in a.ports)
+
+
+def test_an_exposed_port_it_cannot_publish_is_a_clear_refusal(svc: NetworkService) -> None:
+    req = NetRequest(publish_all=True).with_image_ports(("132/sctp",))
+    with pytest.raises(NetworkError, match=r"-P: cannot publish the exposed port '132/sctp'"):
+        svc.prepare(_spec("w"), req)
+    assert svc.attachment("w") is None
+    # without -P the image's ports are only metadata: nothing is published
+    svc.prepare(_spec("v"), NetRequest(expose=("80",)))
+    v = svc.attachment("v")
+    assert v is not None and v.ports == ()
+
+
+def test_image_config_exposed_ports_parsed() -> None:
+    cfg = parse_config(
+        b'{"config": {"ExposedPorts": {"80/tcp": {}, "53/udp": {}}}, "rootfs": {"diff_ids": []}}'
+    )
+    assert cfg.exposed_ports == ("80/tcp", "53/udp")
+    assert parse_config(b'{"rootfs": {"diff_ids": []}}').exposed_ports == ()
+
+
+async def test_run_from_an_image_with_p_all_asks_for_the_images_ports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "cg").mkdir()
+    m = WorkloadManager(
+        CgroupRoot(str(tmp_path / "cg")), str(tmp_path / "st"), use_fork_server=False
+    )
+    os.makedirs(m.wl_dir)  # made by the agent's start
+    cfg = parse_config(b'{"config": {"ExposedPorts": {"80/tcp": {}}}, "rootfs": {"diff_ids": []}}')
+    monkeypatch.setattr(m.images, "get", lambda ref: ref)
+    monkeypatch.setattr(m.images, "config", lambda rec: cfg)
+    monkeypatch.setattr(image_run, "prepare", lambda images, spec, req, st: spec)
+    asked: list[NetRequest | None] = []
+
+    def prepare(spec: WorkloadSpec, req: NetRequest | None) -> WorkloadSpec:
+        asked.append(req)
+        raise NetworkError("stop here")
+
+    monkeypatch.setattr(m.net, "prepare", prepare)
+    image = image_run.ImageRequest("busybox")
+    for req in (NetRequest(publish_all=True, expose=("81",)), NetRequest(ports=("8080:80",))):
+        with pytest.raises(WorkloadError, match="stop here"):
+            await m.create(_spec("w"), image, req)
+    assert asked == [
+        NetRequest(publish_all=True, expose=("81", "80/tcp")),
+        NetRequest(ports=("8080:80",)),  # no -P: the image's ports are not published
+    ]

@@ -184,6 +184,7 @@ class ImageConfig:
     user: str | None = None
     stop_signal: str | None = None
     created: str | None = None
+    exposed_ports: tuple[str, ...] = ()  # ExposedPorts' keys ("80/tcp"): what -P publishes
 
 
 def parse_config(data: bytes) -> ImageConfig:
@@ -208,4 +209,5 @@ def parse_config(data: bytes) -> ImageConfig:
         user=c.get("User") or None,
         stop_signal=c.get("StopSignal") or None,
         created=d.get("created") if isinstance(d.get("created"), str) else None,
+        exposed_ports=tuple(str(k) for k in _obj(c.get("ExposedPorts") or {}, what)),
     )

@@ -443,6 +443,8 @@ class WorkloadManager:
                 raise NotFound(f"{e} (pystats pull it first)") from None
             except ImageError as e:
                 raise WorkloadError(str(e)) from None
+            if net is not None and net.publish_all:  # -P: the image's ExposedPorts too
+                net = net.with_image_ports(await asyncio.to_thread(self._exposed, image.ref))
         if self.join_hook is not None:  # --pod, --net container:NAME
             spec = self.join_hook(spec)
         elif spec.pod is not None or spec.net.startswith("container:"):
@@ -513,6 +515,9 @@ class WorkloadManager:
                 self._ids.release(spec.name)
             raise
         return self.inspect(spec.name)
+
+    def _exposed(self, ref: str) -> tuple[str, ...]:
+        return self.images.config(self.images.get(ref)).exposed_ports
 
     async def _make_room(self, w: Workload) -> None:
         """Before a run: whatever an earlier run left in the cgroup is killed, never joined."""

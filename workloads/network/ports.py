@@ -89,6 +89,22 @@ def parse_publish(spec: str) -> PortMapping:
     return PortMapping(host, _port(parts[1], "container", spec), proto, _ip(host_ip, spec))
 
 
+def exposed(expose: tuple[str, ...], published: list[PortMapping]) -> list[PortMapping]:
+    """-P: each exposed port (PORT[/PROTO]) on an ephemeral host port, once; a port that -p
+    already publishes keeps only its -p mapping (docker's rule)."""
+    seen = {(m.container_port, m.protocol) for m in published}
+    out = []
+    for text in expose:
+        port, _, proto = text.partition("/")
+        if not port.isdigit() or (proto or "tcp").lower() not in PROTOCOLS:
+            raise NetworkError(f"-P: cannot publish the exposed port {text!r} (PORT[/tcp|udp])")
+        m = parse_publish(text)
+        if (m.container_port, m.protocol) not in seen:
+            seen.add((m.container_port, m.protocol))
+            out.append(m)
+    return out
+
+
 def _ip(text: str, spec: str) -> str:
     if not text:
         return ""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from workloads.network.cni import Result, parse_result
@@ -15,12 +16,16 @@ class NetRequest:
     as the user wrote it; parsed and checked by NetworkService.prepare."""
 
     ports: tuple[str, ...] = ()
-    publish_all: bool = False  # -P: each --expose port to an ephemeral host port
-    expose: tuple[str, ...] = ()
+    publish_all: bool = False  # -P: each exposed port to an ephemeral host port
+    expose: tuple[str, ...] = ()  # --expose, then the image's ExposedPorts (with_image_ports)
     network_rate: str | None = None
 
     def empty(self) -> bool:
         return not (self.ports or self.publish_all or self.expose or self.network_rate)
+
+    def with_image_ports(self, exposed: Iterable[str]) -> NetRequest:
+        """-P publishes the image's ExposedPorts too (docker): they follow --expose's."""
+        return replace(self, expose=(*self.expose, *(p for p in exposed if p not in self.expose)))
 
 
 @dataclass(frozen=True)

@@ -180,7 +180,7 @@ class NetworkService:
     def _mappings(self, req: NetRequest, workload: str) -> tuple[ports.PortMapping, ...]:
         wanted = [ports.parse_publish(p) for p in req.ports]
         if req.publish_all:
-            wanted += [ports.parse_publish(p) for p in req.expose]
+            wanted += ports.exposed(req.expose, wanted)
         taken = {
             (p.host_port, p.protocol)
             for a in self.attachments()
