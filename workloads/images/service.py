@@ -50,6 +50,7 @@ class Progress:
 
 ProgressFn = Callable[[Progress], None]
 PARALLEL_LAYERS = 3  # as docker's max-concurrent-downloads
+PROGRESS_EVERY_S = 0.2
 Wrap = Callable[[Opener], Opener]  # what a fetch passes its source through (BlobTee.wrap)
 Fetch = Callable[[Descriptor, Callable[[int], None], Wrap], None]  # put one blob in the store
 
@@ -221,11 +222,16 @@ class ImageService:
             progress(Progress(sid, "Already exists"))
         else:
             if not self.store.has(desc.digest):
-                done = [0]
+                done, last = [0], [time.monotonic()]
 
                 def on_bytes(n: int) -> None:
+                    # At most PROGRESS_EVERY_S apart, as docker's: each line costs the agent's
+                    # loop and the client a JSON round (a second a pull under emulation).
                     done[0] += n
-                    progress(Progress(sid, "Downloading", done[0], desc.size))
+                    now = time.monotonic()
+                    if now - last[0] >= PROGRESS_EVERY_S:
+                        last[0] = now
+                        progress(Progress(sid, "Downloading", done[0], desc.size))
 
                 progress(Progress(sid, "Downloading", 0, desc.size))
                 self._fetch_unpacking(desc, diff_id, fetch, on_bytes)

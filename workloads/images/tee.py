@@ -9,6 +9,8 @@ never waits on an unpacker that gave up: it closes its end and the tee stops (EP
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
@@ -19,6 +21,10 @@ from workloads.images.store import CHUNK, Opener
 class BlobTee:
     def __init__(self) -> None:
         r, w = os.pipe2(os.O_CLOEXEC)
+        # A 1 MiB pipe (as large as a chunk, the default limit for root): 64 KiB ones cost
+        # the reader one read, and an allocation, per 64 KiB (slow under emulation).
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, CHUNK)
         self.reader: BinaryIO = os.fdopen(r, "rb", buffering=CHUNK)
         self._w: int | None = w
         self._pos = 0  # bytes passed on
