@@ -8,8 +8,16 @@ from typing import Any
 
 import pytest
 
+from agent.api.lifecycle_routes import _prune
 from cgroupfs.paths import CgroupRoot
-from workloads.lifecycle.manager import Conflict, NotFound, WorkloadError, WorkloadManager
+from workloads.lifecycle.manager import (
+    Conflict,
+    NotFound,
+    Workload,
+    WorkloadError,
+    WorkloadManager,
+)
+from workloads.lifecycle.restart import parse_restart
 from workloads.network.service import NetworkService
 from workloads.pods import manager as pods_manager
 from workloads.pods import nsfiles
@@ -17,6 +25,7 @@ from workloads.pods.manager import PodManager, pod_state
 from workloads.pods.record import PodRecord
 from workloads.runtime.spec import Limits, WorkloadSpec
 from workloads.supervisor import state
+from workloads.supervisor.record import RunStatus, State
 
 
 class FakeWorkloads:
@@ -50,6 +59,10 @@ def _pods(tmp: Path, workloads: dict[str, dict[str, Any]] | None = None) -> PodM
 
 def _record(pods: PodManager, rec: PodRecord) -> None:
     os.makedirs(pods._pdir(rec.name))
+    state.write_json_atomic(os.path.join(pods._pdir(rec.name), "pod.json"), rec.to_json())
+
+
+def _record_over(pods: PodManager, rec: PodRecord) -> None:
     state.write_json_atomic(os.path.join(pods._pdir(rec.name), "pod.json"), rec.to_json())
 
 
@@ -164,3 +177,47 @@ async def test_workload_manager_without_pods_refuses_a_pod_spec(tmp_path: Path) 
     with pytest.raises(WorkloadError, match="pods and --net container:NAME are not available"):
         await m.create(_spec(pod="p"))
     assert m.labels_for_cgroup("pods/p/web") is None  # unknown workload
+
+
+def test_the_infra_goes_only_with_its_pod(tmp_path: Path) -> None:
+    ws: dict[str, dict[str, Any]] = {"p-infra": {"pod": "p"}, "web": {"pod": "p"}}
+    pods = _pods(tmp_path, ws)
+    assert pods.wm.pod_guard == pods.guard  # registered as the workload manager's guard
+    _record(pods, PodRecord("p", "p", 1.0))
+    infra = _spec(name="p-infra", pod="p")
+    with pytest.raises(Conflict, match=r"'p-infra' is the infra of pod 'p'.*pystats pod rm p"):
+        pods.guard(infra, "rm")
+    pods.guard(infra, "stop")  # no network: the namespaces are the pod's files, kept
+    _record_over(pods, PodRecord("p", "p", 1.0, network="bridge"))
+    for op in ("stop", "kill"):
+        with pytest.raises(Conflict, match=r"network of pod 'p'.*\(web\): pystats pod stop p"):
+            pods.guard(infra, op)
+    pods.guard(_spec(pod="p"), "rm")  # a member: free
+    with pods._as_pod("p-infra"):  # the pod manager's own stop and rm
+        pods.guard(infra, "rm")
+    ws["web"]["state"] = "exited"
+    pods.guard(infra, "stop")  # nothing stranded
+    with pytest.raises(Conflict):
+        pods.guard(infra, "rm")
+    os.unlink(os.path.join(pods._pdir("p"), "pod.json"))
+    pods.guard(infra, "rm")  # its pod is gone: an orphan may go
+
+
+async def test_rm_of_the_infra_refused_prune_skips_it_pod_rm_removes_it(tmp_path: Path) -> None:
+    (tmp_path / "cg").mkdir()
+    m = WorkloadManager(
+        CgroupRoot(str(tmp_path / "cg")), str(tmp_path / "st"), use_fork_server=False
+    )
+    pods = PodManager(m)
+    _record(pods, PodRecord("p", "p", 1.0))
+    done = RunStatus(run=1, state=State.EXITED, exit_code=0)
+    for spec in (_spec(name="p-infra", pod="p"), _spec(name="old")):
+        wdir = tmp_path / "st" / "workloads" / spec.name
+        wdir.mkdir(parents=True)
+        m._workloads[spec.name] = Workload(spec, str(wdir), 1.0, parse_restart("no"), done)
+    with pytest.raises(Conflict, match="pystats pod rm p"):
+        await m.rm("p-infra", force=True)
+    assert m.inspect("p-infra")["state"] == "exited"  # untouched
+    assert await _prune(m, None) == {"removed": ["old"]}  # type: ignore[arg-type]
+    await pods.rm("p")
+    assert m.states() == {} and pods.names() == []

@@ -149,6 +149,9 @@ class WorkloadManager:
         # Set by workloads.pods (a layer above): fills a --pod or --net container:NAME spec in
         # with the namespace files to join; may raise WorkloadError.
         self.join_hook: Callable[[WorkloadSpec], WorkloadSpec] | None = None
+        # Set by workloads.pods too: called with a workload's spec and "stop", "kill" or "rm"
+        # before it is done; raises Conflict for a pod's infra the pod still needs.
+        self.pod_guard: Callable[[WorkloadSpec, str], None] | None = None
 
     # ---- daemon integration -------------------------------------------------------------
 
@@ -669,6 +672,7 @@ class WorkloadManager:
         """The stop signal (SIGTERM unless --stop-signal), then after ``grace_s`` (default: its
         --stop-timeout, else 10 s) cgroup.kill; no restart afterwards."""
         w = self._get(name)
+        self._guard(w, "stop")
         if grace_s is None:
             grace_s = w.spec.run.stop_timeout
         if grace_s is None:
@@ -689,6 +693,8 @@ class WorkloadManager:
         w = self._get(name)
         if w.state not in (State.RUNNING, State.PAUSED):
             raise Conflict(f"workload {name!r} is not running")
+        if sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
+            self._guard(w, "kill")
         if sig == signal.SIGKILL:
             w.stopped_by_user = True
             w.restart_at = None
@@ -699,8 +705,13 @@ class WorkloadManager:
             self._signal(w, sig)
         return self.inspect(name)
 
+    def _guard(self, w: Workload, op: str) -> None:
+        if self.pod_guard is not None and w.spec.pod is not None:
+            self.pod_guard(w.spec, op)
+
     async def rm(self, name: str, force: bool = False) -> None:
         w = self._get(name)
+        self._guard(w, "rm")
         if w.state in (State.RUNNING, State.RESTARTING, State.PAUSED):
             if not force:
                 raise Conflict(f"workload {name!r} is {w.state}: stop it first or use --force")

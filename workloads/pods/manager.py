@@ -18,6 +18,7 @@ import dataclasses
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from cgroupfs.errors import CgroupError
@@ -58,7 +59,9 @@ class PodManager:
         self.wm = workloads
         self.dir = os.path.join(workloads.state_dir, "pods")
         self._lock = asyncio.Lock()
+        self._own: set[str] = set()  # infras this manager is stopping or removing itself
         workloads.join_hook = self.join
+        workloads.pod_guard = self.guard
 
     # ---- records ----------------------------------------------------------------------------
 
@@ -164,6 +167,46 @@ class PodManager:
                 f" {target} on a network (--net bridge) or in a pod"
             )
         return str(netns)
+
+    # ---- the infra's guard (WorkloadManager.pod_guard) ---------------------------------------
+
+    def guard(self, spec: WorkloadSpec, op: str) -> None:
+        """A pod's infra is removed only with the pod (podman refuses alike). On a network it
+        is also stopped only once no other workload of the pod runs: its stop releases the
+        netns's interface (CNI DEL) under them. A pod without a network keeps its namespaces
+        as files: its infra may stop and start again under running workloads."""
+        pod = spec.pod
+        if pod is None or spec.name != pod + INFRA_SUFFIX or spec.name in self._own:
+            return
+        try:
+            rec = self.load(pod)
+        except NotFound:
+            return  # its pod's record is gone: an orphan, free to go
+        if op == "rm":
+            raise Conflict(
+                f"{spec.name!r} is the infra of pod {pod!r}: it goes with the pod"
+                f" (pystats pod rm {pod}; -f stops its workloads)"
+            )
+        if rec.network is None:
+            return
+        running = [
+            str(m["name"])
+            for m in self.members(pod)
+            if m["name"] != spec.name and m["state"] in LIVE
+        ]
+        if running:
+            raise Conflict(
+                f"{spec.name!r} holds the network of pod {pod!r}, whose workloads still run"
+                f" ({', '.join(running)}): pystats pod stop {pod}"
+            )
+
+    @contextlib.contextmanager
+    def _as_pod(self, infra: str) -> Iterator[None]:
+        self._own.add(infra)
+        try:
+            yield
+        finally:
+            self._own.discard(infra)
 
     # ---- requests ---------------------------------------------------------------------------
 
@@ -277,7 +320,8 @@ class PodManager:
         others = [m["name"] for m in self.members(name) if m["name"] != rec.infra]
         await asyncio.gather(*(self.wm.stop(n, grace_s) for n in others))
         if rec.infra in self.wm.states():
-            await self.wm.stop(rec.infra, grace_s)
+            with self._as_pod(rec.infra):
+                await self.wm.stop(rec.infra, grace_s)
         return self.inspect(name)
 
     async def start(self, name: str) -> dict[str, Any]:
@@ -302,6 +346,6 @@ class PodManager:
             )
         async with self._lock:
             for m in members:
-                with contextlib.suppress(NotFound):
+                with contextlib.suppress(NotFound), self._as_pod(rec.infra):
                     await self.wm.rm(str(m["name"]), force=True)
             await asyncio.to_thread(self._teardown, name)
