@@ -105,3 +105,18 @@ def test_a_layer_whose_blob_is_refused_is_not_kept(
     leftovers: Iterable[str] = os.listdir(svc.layers.root)
     assert [n for n in leftovers if not n.endswith(".lock")] == []
     assert not svc.store.has(digest)
+
+
+def test_the_pipe_holds_a_whole_chunk() -> None:
+    # One read of the unpacker gets a chunk, not 64 KiB of it (the reader's cost per read).
+    import fcntl
+
+    from workloads.images.store import CHUNK
+
+    tee = BlobTee()
+    try:
+        assert tee._w is not None
+        assert fcntl.fcntl(tee._w, fcntl.F_GETPIPE_SZ) >= CHUNK
+    finally:
+        tee.stop()
+        tee.reader.close()

@@ -158,3 +158,47 @@ def test_layers_once_and_verified(tmp_path: str) -> None:
 def test_not_a_layer(tmp_path: str) -> None:
     with pytest.raises(ImageError, match="not a valid layer"):
         extract(io.BufferedReader(io.BytesIO(b"\x1f\x8bnot gzip at all")), str(tmp_path))
+
+
+def _big_layer() -> bytes:
+    """A layer larger than one read (1 MiB) of the gzip reader, so its members span reads."""
+    return layer(("data", "dir", None), ("data/blob", "file", os.urandom(3 << 20)))
+
+
+def test_gzip_members_padding_and_big_reads(tmp_path: str) -> None:
+    # As GzipFile: several members one after the other, zero padding after each.
+    raw = _big_layer()
+    cut = len(raw) // 3
+    blob = gzip.compress(raw[:cut]) + b"\0" * 1000 + gzip.compress(raw[cut:]) + b"\0" * 7
+    dest = str(tmp_path)
+    got, size = extract(io.BufferedReader(io.BytesIO(blob)), dest)
+    assert got == diff_id(raw)
+    assert size == 3 << 20 and os.path.getsize(os.path.join(dest, "data/blob")) == 3 << 20
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda b: b[: len(b) // 2],  # cut short: no end-of-stream marker
+        lambda b: b[:-8] + bytes([b[-8] ^ 1]) + b[-7:],  # the member's CRC does not match
+        lambda b: b + b"trailing garbage",  # not another gzip member
+    ],
+    ids=["truncated", "bad-crc", "garbage-after"],
+)
+def test_damaged_gzip_refused(tmp_path: str, damage: object) -> None:
+    blob = damage(gzip.compress(_big_layer()))  # type: ignore[operator]
+    with pytest.raises(ImageError, match="not a valid layer"):
+        extract(io.BufferedReader(io.BytesIO(blob)), str(tmp_path))
+
+
+def test_gzip_reader_reads_all_or_a_bounded_block() -> None:
+    from workloads.images.store import CHUNK
+    from workloads.images.unpack import _Gunzip
+
+    data = os.urandom(CHUNK * 2 + 5)
+    blob = gzip.compress(data) + gzip.compress(b"tail")
+    g = _Gunzip(io.BufferedReader(io.BytesIO(blob)))
+    first = g.read(1000)
+    assert 0 < len(first) <= 1000 and data.startswith(first)
+    assert first + g.read() == data + b"tail"  # read(): to the end, across members
+    assert g.read(10) == b""

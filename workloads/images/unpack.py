@@ -87,8 +87,10 @@ class _Gunzip(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def read(self, n: int = -1) -> bytes:
-        want = CHUNK if n is None or n < 0 else n
+    def read(self, n: int | None = -1) -> bytes:
+        if n is None or n < 0:
+            return b"".join(iter(lambda: self.read(CHUNK), b""))
+        want = n
         while want:
             if self._z.eof:
                 nxt = self._z.unused_data.lstrip(b"\0")
