@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from agent.api.access import AccessError, resolve_access
 from agent.config import AgentConfig
 from agent.rootsetup import RootError, choose_root
 from cgroupfs.mount import detect
+
+
+def tree_problems(cfg: AgentConfig, root: str | None) -> list[str]:
+    """Cgroup paths in ``cfg`` that name nothing: a ``collect_root`` that does not exist (there
+    is nothing to monitor; the agent would watch, or create, an empty tree) and a ``root`` whose
+    parent does not exist (the agent makes its own cgroup, not the path above it: a typo there
+    would otherwise become a new tree). ``root``: the resolved agent root, None if unusable."""
+    out = []
+    if cfg.collect_root and cfg.collect_root != "auto" and not os.path.isdir(cfg.collect_root):
+        out.append(f"collect_root {cfg.collect_root!r} does not exist: nothing there to monitor")
+    if root is not None and cfg.root != "auto" and not os.path.isdir(os.path.dirname(root)):
+        out.append(
+            f"root {cfg.root!r}: its parent {os.path.dirname(root)} does not exist (the agent "
+            "creates its own cgroup, not the ones above it)"
+        )
+    return out
 
 
 def check(cfg: AgentConfig) -> int:
@@ -18,11 +35,15 @@ def check(cfg: AgentConfig) -> int:
     print(f"cgroup mode: {mount.mode} ({mount.path or 'no cgroup2 mount'})")
     for c, why in sorted(mount.missing.items()):
         print(f"  controller {c} unavailable: {why}")
+    root: str | None = None
     try:
         root, delegated = choose_root(mount, cfg.root)
         print(f"agent root: {root}{' (delegated by systemd)' if delegated else ''}")
     except RootError as e:
         print(f"error: {e}", file=sys.stderr)
+        ok = False
+    for problem in tree_problems(cfg, root):
+        print(f"error: {cfg.source}: {problem}", file=sys.stderr)
         ok = False
     print(
         f"collect root: {cfg.collect_root}; interval {cfg.interval_s:g}s, slow files every "

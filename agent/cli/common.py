@@ -9,6 +9,7 @@ import argparse
 import contextlib
 import os
 import re
+import stat
 import sys
 from collections.abc import Iterator, Sequence
 
@@ -90,3 +91,29 @@ def size_short(n: int | None) -> str:
 def plural(n: int, word: str, many: str | None = None) -> str:
     """``1 group``, ``2 groups`` (``many`` for irregular plurals)."""
     return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+def unreachable(socket_path: str, err: BaseException) -> str:
+    """Why the agent's socket at ``socket_path`` did not answer, in the words the sync client
+    uses, plus the case where the path is something other than a socket."""
+    cause = getattr(err, "os_error", err)  # aiohttp wraps the OSError of connect()
+    with contextlib.suppress(OSError):
+        if not stat.S_ISSOCK(os.stat(socket_path).st_mode):
+            return f"{socket_path} is not a socket (--socket or $PYSTATS_SOCKET names the agent's)"
+    if isinstance(cause, FileNotFoundError):
+        return f"no pystats agent socket at {socket_path} (is it running?)"
+    if isinstance(cause, PermissionError):
+        return f"permission denied on {socket_path}: the pystats API is root-only"
+    if isinstance(cause, ConnectionRefusedError):
+        return f"the pystats agent at {socket_path} refused the connection (is it running?)"
+    return f"no pystats agent answers at {socket_path}: {cause}"
+
+
+def about(name: str, err: Exception) -> str:
+    """An error about workload ``name`` for a command given several: prefixed with the name
+    unless the message already quotes it ("no such workload: 'x'", not "x: no such ...") or
+    is about the agent, not the name (an ApiError of status 0: no answer at all)."""
+    message = str(err)
+    if repr(name) in message or getattr(err, "status", None) == 0:
+        return message
+    return f"{name}: {message}"

@@ -57,7 +57,10 @@ def add_flags(p: argparse.ArgumentParser) -> None:
         "-l", "--label", action="append", default=[], metavar="KEY[=VALUE]",
         help="metadata on the workload (inspect, ps --filter label=)",
     )  # fmt: skip
-    p.add_argument("--label-file", action="append", default=[], metavar="FILE")
+    p.add_argument(
+        "--label-file", action="append", default=[], metavar="FILE",
+        help="read KEY=VALUE label lines (# comments); -l wins over a file",
+    )  # fmt: skip
 
 
 def body(args: argparse.Namespace) -> dict[str, Any]:

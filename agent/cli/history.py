@@ -31,9 +31,15 @@ def _fail(msg: str) -> int:
     return 1
 
 
+WARN_MAX = 3  # damaged records named one by one; the rest are counted (a bad disk has many)
+
+
 def _warn(problems: list[str]) -> None:
-    for p in problems:
+    for p in problems[:WARN_MAX]:
         print(f"pystats: warning: damaged history skipped: {p}", file=sys.stderr)
+    if len(problems) > WARN_MAX:
+        more = len(problems) - WARN_MAX
+        print(f"pystats: warning: and {more} more damaged records skipped", file=sys.stderr)
 
 
 def register(sub: Any) -> None:
@@ -64,7 +70,10 @@ def register(sub: Any) -> None:
         metavar="KEY=VALUE",
         help="type=oom|start|exit|restart|placement|agent_start|agent_stop, cgroup=, workload=",
     )
-    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument(
+        "--format", choices=("table", "json"), default="table",
+        help="table (the default) or json (an array of events)",
+    )  # fmt: skip
     p.add_argument("--state-dir", help=STATE_HELP)
     p.set_defaults(func=events_handler)
 
@@ -90,15 +99,23 @@ def _when(text: str) -> float:
 
 def _open(args: argparse.Namespace) -> Any:
     import os
+    import stat
 
     from collectors.recorder.reader import HistoryReader
     from collectors.recorder.writer import history_dir_of
 
     d = history_dir_of(_state_dir(args))
-    if not os.path.isdir(d):
+    denied = LookupError(f"{d}: permission denied (the history is root's)")
+    try:  # stat, not isdir: a state dir we may not enter is not "no history"
+        is_dir = stat.S_ISDIR(os.stat(d).st_mode)
+    except PermissionError:
+        raise denied from None
+    except OSError:
+        is_dir = False
+    if not is_dir:
         raise LookupError(f"no recorded history in {d} (does an agent record there? --state-dir)")
     if not os.access(d, os.R_OK | os.X_OK):
-        raise LookupError(f"{d}: permission denied (the history is root's)")
+        raise denied
     return HistoryReader(d)
 
 
@@ -129,12 +146,10 @@ def stats_at_handler(args: argparse.Namespace) -> int:
 
 def replay_handler(args: argparse.Namespace) -> int:
     def run() -> int:
-        from collectors.recorder.reader import NoHistory
-
         when = _when(args.at)
         reader = _open(args)
         if reader.span() is None:
-            raise NoHistory(f"no history recorded in {reader.directory}")
+            raise reader.nothing_readable()
         from agent.tui.app import PystatsApp
         from agent.tui.replay import ReplaySource
 

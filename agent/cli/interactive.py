@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from agent.api.socketpath import SOCKET_HELP, default_socket
-from agent.cli.common import workload_name
+from agent.cli.common import unreachable, workload_name
 from workloads.runtime import stdio_proto as proto
 
 DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
@@ -216,7 +216,7 @@ async def _open(socket_path: str, name: str, req: proto.SessionRequest) -> tuple
         raise ApiError(e.status, f"the agent refused the session: {e.status} {e.message}") from None
     except (aiohttp.ClientError, OSError) as e:
         await http.close()
-        raise ApiError(0, f"no pystats agent answers at {socket_path}: {e}") from None
+        raise ApiError(0, unreachable(socket_path, e)) from None
     await ws.send_bytes(proto.REQUEST + req.encode())
     msg = await ws.receive()
     first = (msg.data[:1], msg.data[1:]) if msg.type == aiohttp.WSMsgType.BINARY else (b"", b"")

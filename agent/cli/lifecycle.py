@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from agent.api.socketpath import SOCKET_HELP, default_socket
-from agent.cli.common import workload_name
+from agent.cli.common import about, workload_name
 
 Action = Callable[[Any, str, argparse.Namespace], str]
 
@@ -57,8 +57,10 @@ def each_name(action: Action) -> Callable[[argparse.Namespace], int]:
             try:
                 print(action(client, name, args), flush=True)
             except ApiError as e:
-                print(f"pystats: error: {name}: {e}", file=sys.stderr)
+                print(f"pystats: error: {about(name, e)}", file=sys.stderr)
                 status = 1
+                if e.status == 0:  # no agent answers: every other name would say the same
+                    break
         return status
 
     return handler

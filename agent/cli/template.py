@@ -98,15 +98,23 @@ def _eval(expr: str, data: Any) -> Any:
     return value
 
 
+def _text_between(template: str, text: str) -> str:
+    """Literal text between actions; a ``{{`` in it opens an action that never closes, which
+    Go refuses ("unclosed action") rather than print the template back."""
+    if "{{" in text:
+        raise TemplateError(f"unclosed action in template {template!r}: a {{{{ without }}}}")
+    return text
+
+
 def render(template: str, data: Any) -> str:
     template = template.replace("\\t", "\t").replace("\\n", "\n")
     out, pos = [], 0
     for m in _ACTION.finditer(template):
-        out.append(template[pos : m.start()])
+        out.append(_text_between(template, template[pos : m.start()]))
         value = _eval(m.group(1), data)
         out.append(value if isinstance(value, str) else _text(value))
         pos = m.end()
-    out.append(template[pos:])
+    out.append(_text_between(template, template[pos:]))
     return "".join(out)
 
 

@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from agent.api.socketpath import SOCKET_HELP, default_socket
-from agent.cli.common import workload_name
+from agent.cli.common import about, workload_name
 
 # (flag, dest, help): docker's flags; --pids is kept as pystats' older spelling of --pids-limit
 FLAGS = (
@@ -81,6 +81,8 @@ def cmd_update(args: argparse.Namespace) -> int:
             client._json("POST", client._path(name, "/update"), values)
             print(name)
         except ApiError as e:
-            print(f"pystats: error: {name}: {e}", file=sys.stderr)
+            print(f"pystats: error: {about(name, e)}", file=sys.stderr)
             status = 1
+            if e.status == 0:  # no agent answers: every other name would say the same
+                break
     return status

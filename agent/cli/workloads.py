@@ -194,9 +194,21 @@ def register(sub: Any) -> None:
         "into the range (e.g. chown -R 100000:100000 DIR) for the workload to own it.",
     )
     p.add_argument("--name", help="workload name (default: generated)")
-    p.add_argument("--cpus", type=_cpus, help="CPU limit in cores, e.g. 0.5")
-    p.add_argument("--memory", type=_memory, help="memory limit, e.g. 256M")
-    p.add_argument("--pids", type=_pids, help="maximum number of processes")
+    p.add_argument(
+        "--cpus", type=_cpus, help="CPU limit in cores (cpu.max), e.g. 0.5 (default: no limit)"
+    )
+    p.add_argument(
+        "--memory", type=_memory,
+        help="memory limit (memory.max), e.g. 256M; docker's -m too (default: no limit)",
+    )  # fmt: skip
+    p.add_argument(
+        "--pids", type=_pids,
+        help="maximum number of processes (pids.max); docker's --pids-limit too (default: no "
+        "limit)",
+    )  # fmt: skip
+    # docker's spellings, separate so that an error names the flag the user typed
+    p.add_argument("-m", dest="memory", type=_memory, help=argparse.SUPPRESS)
+    p.add_argument("--pids-limit", dest="pids", type=_pids, help=argparse.SUPPRESS)
     p.add_argument(
         "--restart",
         type=_restart,
@@ -285,7 +297,10 @@ def register(sub: Any) -> None:
     p.set_defaults(func=lifecycle.each_name(lifecycle.stop_one))
 
     p = sub.add_parser("kill", help="send a signal (default KILL: the whole cgroup)")
-    p.add_argument("-s", "--signal", default="KILL", type=_signal, help="signal name or number")
+    p.add_argument(
+        "-s", "--signal", default="KILL", type=_signal,
+        help="signal name (KILL, SIGTERM) or number (default: KILL)",
+    )  # fmt: skip
     p.add_argument("names", nargs="+", metavar="NAME", type=workload_name)
     _add_socket(p)
     p.set_defaults(func=lifecycle.each_name(lifecycle.kill_one))

@@ -81,6 +81,20 @@ class HistoryReader:
         if text not in self.problems:
             self.problems.append(text)
 
+    def nothing_readable(self) -> NoHistory:
+        """What to say when ``span()`` is None: no segment at all, or only segments of which no
+        record reads (damaged, or the agent's first tick not yet written)."""
+        segs = self._segments()
+        if not segs:
+            return NoHistory(f"no history recorded in {self.directory}")
+        names = ", ".join(os.path.basename(s.path) for s in segs[:3])
+        more = f" and {len(segs) - 3} more" if len(segs) > 3 else ""
+        verb = "holds" if len(segs) == 1 else "hold"
+        return NoHistory(
+            f"no readable tick in {self.directory}: {names}{more} {verb} no complete record"
+            " (damaged, or the agent has not written its first tick yet)"
+        )
+
     def span(self) -> tuple[float, float] | None:
         """(first, last) recorded tick wall times, None when nothing is recorded."""
         segs = self._segments()
@@ -105,7 +119,7 @@ class HistoryReader:
                 return s, i
         span = self.span()
         if span is None:
-            raise NoHistory(f"no history recorded in {self.directory}")
+            raise self.nothing_readable()
         raise NoHistory(f"nothing recorded at or before that time; history starts at {span[0]}")
 
     # --- decoding ----------------------------------------------------------------------------

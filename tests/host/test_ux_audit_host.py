@@ -1,0 +1,65 @@
+"""The UX audit's fixes through the real CLI against a real agent on this host's controller-less
+v2 tree: --format errors, errors about several names, `exec` at a path that is not a socket,
+docker's spellings of run's limits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.api.client import WorkloadClient
+from tests.host.test_agent_host import Agent, agent, request  # noqa: F401 (a fixture)
+from tests.host.test_cli_defects_host import cli, wagent  # noqa: F401 (a fixture)
+
+pytestmark = pytest.mark.host
+
+
+def test_a_broken_format_is_an_error_not_the_template_echoed(
+    wagent: Agent,  # noqa: F811 (the imported fixture)
+    host_cgroup: str,
+) -> None:
+    wagent.start(wagent.config(host_cgroup))
+    WorkloadClient(wagent.sock).create({"name": "fmt", "argv": ["sleep", "1000"]})
+    for args in (("inspect", "-f", "{{.State", "fmt"), ("ps", "--format", "{{.Names")):
+        p = cli(wagent.sock, *args)
+        assert p.returncode == 2 and p.stdout == "", (args, p.stdout)
+        assert "unclosed action in template" in p.stderr and "Traceback" not in p.stderr
+    p = cli(wagent.sock, "inspect", "-f", "{{.State.Status}}", "fmt")
+    assert (p.returncode, p.stdout) == (0, "running\n"), p.stderr
+
+
+def test_errors_about_several_names_name_each_once(
+    wagent: Agent,  # noqa: F811
+    host_cgroup: str,
+) -> None:
+    wagent.start(wagent.config(host_cgroup))
+    WorkloadClient(wagent.sock).create({"name": "busy", "argv": ["sleep", "1000"]})
+    p = cli(wagent.sock, "rm", "ghost", "busy")
+    assert p.returncode == 1
+    assert p.stderr.splitlines() == [
+        "pystats: error: no such workload: 'ghost'",
+        "pystats: error: workload 'busy' is running: stop it first or use --force",
+    ]
+    assert WorkloadClient(wagent.sock).inspect("busy")["state"] == "running"  # nothing lost
+    p = cli(wagent.sock, "kill", "-s", "BOGUS", "busy")
+    assert p.returncode == 2 and "'BOGUS' is not a signal name" in p.stderr
+
+
+def test_run_takes_dockers_pids_limit_and_exec_names_a_non_socket(
+    wagent: Agent,  # noqa: F811
+    host_cgroup: str,
+    tmp_path: Path,
+) -> None:
+    wagent.start(wagent.config(host_cgroup))
+    # a limit flag is parsed before the create: a bad value names the flag as typed
+    p = cli(wagent.sock, "run", "-d", "--name", "pl", "--pids-limit", "0", "--", "true")
+    assert p.returncode == 2 and "argument --pids-limit: '0'" in p.stderr, p.stderr
+    assert request(wagent.sock, "GET", "/v1/workloads/pl")[0] == 404  # nothing was made
+    conf = tmp_path / "agent.yaml"
+    conf.write_text("root: auto\n")
+    p = cli(str(conf), "exec", "x", "true")
+    assert p.returncode == 125
+    assert p.stderr.strip() == (
+        f"pystats: error: {conf} is not a socket (--socket or $PYSTATS_SOCKET names the agent's)"
+    )
