@@ -7,7 +7,8 @@ Start latency, interleaved round by round, same boot, every workload `/bin/sleep
 busybox rootfs (pystats `--rootfs`, podman `--rootfs`: no image layers on either side):
   - pystats API: the create call on a dev-server agent (it returns once the shim recorded the
     run as started);
-  - pystats CLI: the wall time of `python -m agent.cli run -d ...` (interpreter start included);
+  - pystats CLI: the wall time of `python -m agent.cli run -d ...` (interpreter start included;
+    `pystats ps`, timed alike, is the CLI's fixed cost);
   - podman: the wall time of `podman run -d ...` (returns once crun started the container).
 The CNI share is measured in the same boot with the agent's own NetworkService (prepare,
 attach: netns + loopback + the chain; then release) on a separate state dir.
@@ -174,6 +175,12 @@ def starts(n: int) -> dict[str, list[float]]:
                 name = f"nbc-{kind}-{rnd}"
                 got[f"pystats CLI {kind}"] = cli_start(a, name, rootfs, net)
                 c.rm(name, force=True)
+            # The CLI's fixed cost (interpreter, imports, one API call): `pystats ps`.
+            t0 = time.monotonic()
+            subprocess.run([sys.executable, "-m", "agent.cli", "ps"], cwd=REPO, check=True,
+                           env=dict(os.environ, PYSTATS_SOCKET=a.sock),
+                           stdout=subprocess.DEVNULL)  # fmt: skip
+            got["pystats CLI ps"] = time.monotonic() - t0
             if pm is not None:
                 for kind, net in (("none", ["--net", "none"]),
                                   ("bridge", ["-p", "18997:80"])):  # fmt: skip
