@@ -26,9 +26,18 @@ from cgroupfs.mount import CgroupMount, describe_mount
 from cgroupfs.paths import CgroupRoot
 from collectors.netdev import NetIO
 from collectors.store import Store
+from workloads.runtime.cgroups import PODS
 
 NamesFn = Callable[[], Mapping[str, str]]
 EventsFn = Callable[[str], Iterable[Event]]
+
+
+def pod_of(path: str, workload: str | None) -> str | None:
+    """The pod of a workload's row: its cgroup is <...>/pods/<pod>/<workload>."""
+    parts = path.split("/")
+    if workload is None or len(parts) < 3 or parts[-3] != PODS:
+        return None
+    return parts[-2]
 
 
 def add_stats_routes(
@@ -50,7 +59,8 @@ def add_stats_routes(
     show a workload's name instead of its cgroup. ``events(path)`` adds the agent's own events
     of a cgroup (placements, launches) to the detail pane's recent events, beside the store's
     OOM kills. ``freezer`` replaces cgroupfs' freeze in tests. ``images`` maps the cgroups of
-    workloads run from an image to the image, shown in their rows' ``extra``. ``net()`` maps
+    workloads run from an image to the image, shown in their rows' ``extra`` (as is the pod of
+    a workload in one, from its cgroup's path). ``net()`` maps
     workload names to their network namespace's counters: the NET I/O cells.
     """
     do_freeze = freezer or set_frozen
@@ -67,6 +77,10 @@ def add_stats_routes(
                 replace(r, extra={**r.extra, "image": imgs[r.path]}) if r.path in imgs else r
                 for r in rows
             ]
+        rows = [
+            replace(r, extra={**r.extra, "pod": pod}) if (pod := pod_of(r.path, r.workload)) else r
+            for r in rows
+        ]
         if net is not None:
             counters = net()
             rows = [
