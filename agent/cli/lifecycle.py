@@ -69,9 +69,17 @@ def each_name(action: Action) -> Callable[[argparse.Namespace], int]:
 def _prune(args: argparse.Namespace) -> int:
     from agent.api.client import ApiError, WorkloadClient
 
-    if not args.force and sys.stdin.isatty():
-        answer = input("This removes every exited workload (record, logs, cgroup). Go on? [y/N] ")
+    if not args.force:  # as docker: ask, on a pipe too; no answer (EOF) is a no
+        try:
+            answer = input(
+                "This removes every exited workload (record, logs, cgroup). Go on? [y/N] "
+            )
+        except EOFError:
+            print()  # end the prompt's line
+            answer = ""
         if answer.strip().lower() not in ("y", "yes"):
+            print("pystats: container prune cancelled: nothing removed (-f: without asking)",
+                  file=sys.stderr)  # fmt: skip
             return 0
     client = WorkloadClient(args.socket)
     try:

@@ -22,6 +22,8 @@ from agent.cli.common import size_short
 from agent.cli.images import size_text
 
 FILTER_KEYS = ("name", "status", "label", "image", "id")
+# workloads.supervisor.record.State's values (a unit test keeps them equal)
+STATUSES = ("created", "running", "paused", "restarting", "exited")
 
 
 def parse_time(iso: str | None) -> float | None:
@@ -153,6 +155,8 @@ def parse_filters(items: list[str]) -> dict[str, list[str]]:
         key, sep, value = item.partition("=")
         if not sep or key not in FILTER_KEYS:
             raise ValueError(f"invalid filter {item!r}: use {', '.join(FILTER_KEYS)} as KEY=VALUE")
+        if key == "status" and value not in STATUSES:
+            raise ValueError(f"invalid filter {item!r}: a status is one of {', '.join(STATUSES)}")
         out.setdefault(key, []).append(value)
     return out
 

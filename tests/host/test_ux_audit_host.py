@@ -4,13 +4,16 @@ docker's spellings of run's limits."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from agent.api.client import WorkloadClient
 from tests.host.test_agent_host import Agent, agent, request  # noqa: F401 (a fixture)
-from tests.host.test_cli_defects_host import cli, wagent  # noqa: F401 (a fixture)
+from tests.host.test_cli_defects_host import REPO, cli, wagent  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.host
 
@@ -63,3 +66,25 @@ def test_run_takes_dockers_pids_limit_and_exec_names_a_non_socket(
     assert p.stderr.strip() == (
         f"pystats: error: {conf} is not a socket (--socket or $PYSTATS_SOCKET names the agent's)"
     )
+
+
+def test_container_prune_without_an_answer_removes_nothing(
+    wagent: Agent,  # noqa: F811
+    host_cgroup: str,
+) -> None:
+    wagent.start(wagent.config(host_cgroup))
+    client = WorkloadClient(wagent.sock)
+    client.create({"name": "done", "argv": ["true"]})
+    client._json("POST", client._path("done", "/wait"))
+    p = subprocess.run(  # stdin: not a terminal, and no answer
+        [sys.executable, "-m", "agent.cli", "container", "prune"],
+        cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        env=dict(os.environ, PYSTATS_SOCKET=wagent.sock), timeout=60,
+    )  # fmt: skip
+    assert p.returncode == 0 and "cancelled: nothing removed" in p.stderr, p.stderr
+    assert client.inspect("done")["state"] == "exited"  # still there
+    p = cli(wagent.sock, "ps", "-a", "--filter", "status=exitted")
+    assert p.returncode == 2 and "a status is one of" in p.stderr
+    p = cli(wagent.sock, "container", "prune", "-f")
+    assert p.returncode == 0 and "done" in p.stdout.splitlines()
+    assert request(wagent.sock, "GET", "/v1/workloads/done")[0] == 404

@@ -191,3 +191,13 @@ def test_run_takes_dockers_spellings_of_the_limits() -> None:
     assert (args.memory, args.pids) == ("64M", "5")  # checked here, converted by run_body
     subs = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     assert "default: KILL" in subs.choices["kill"].format_help()
+
+
+def test_a_status_filter_takes_only_a_state_a_workload_can_be_in() -> None:
+    from agent.cli.observe import STATUSES, parse_filters
+    from workloads.supervisor.record import State
+
+    assert set(STATUSES) == {s.value for s in State}
+    assert parse_filters(["status=exited"]) == {"status": ["exited"]}
+    with pytest.raises(ValueError, match="invalid filter 'status=exitted': a status is one of"):
+        parse_filters(["status=exitted"])
