@@ -88,6 +88,20 @@ def _str(v: object) -> str:
     return v
 
 
+def _abs_path(v: object) -> str:
+    # The agent resolves a relative path against whatever directory it was started in (/ under
+    # systemd, a shell's cwd by hand): the same file would then name two places.
+    s = _str(v)
+    if not s.startswith("/"):
+        raise ValueError(f"expected an absolute path, got {v!r}")
+    return s
+
+
+def _auto_or_path(v: object) -> str:
+    s = _str(v)
+    return s if s == "auto" else _abs_path(s)
+
+
 def _opt_str(v: object) -> str | None:
     return None if v is None else _str(v)
 
@@ -154,23 +168,23 @@ def _level(v: object) -> str:
 def _budget(v: object) -> int:
     n = parse_bytes(v if isinstance(v, int | str) and not isinstance(v, bool) else repr(v))
     if n == float("inf") or n < 16 * 1024 * 1024:
-        raise ValueError(f"memory_budget must be a size of at least 16M, got {v!r}")
+        raise ValueError(f"must be a size of at least 16M, got {v!r}")
     return int(n)
 
 
 def _history_bytes(v: object) -> int:
     n = parse_bytes(v if isinstance(v, int | str) and not isinstance(v, bool) else repr(v))
     if n == float("inf") or n < 64 * 1024 * 1024:
-        raise ValueError(f"history_max_bytes must be a size of at least 64M, got {v!r}")
+        raise ValueError(f"must be a size of at least 64M, got {v!r}")
     return int(n)
 
 
 # YAML key -> (dataclass field, converter)
 KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
-    "root": ("root", _str),
-    "collect_root": ("collect_root", _str),
-    "state_dir": ("state_dir", _str),
-    "socket": ("socket", _str),
+    "root": ("root", _auto_or_path),
+    "collect_root": ("collect_root", _auto_or_path),
+    "state_dir": ("state_dir", _abs_path),
+    "socket": ("socket", _abs_path),
     "socket_mode": ("socket_mode", _socket_mode),
     "socket_group": ("socket_group", _opt_str),
     "api_group": ("api_group", _opt_str),

@@ -297,6 +297,9 @@ def cmd_load(args: argparse.Namespace) -> int:
     from agent.api.client import ApiError
 
     body: dict[str, Any] = {"path": os.path.abspath(args.input)}
+    if not os.path.exists(body["path"]):  # the agent reads it as root: say it here, plainly
+        _err(f"load: {args.input}: no such file or directory")
+        return 1
     if args.tag:
         body["tag"] = args.tag
     prog = _Progress(False)

@@ -201,3 +201,15 @@ def test_a_status_filter_takes_only_a_state_a_workload_can_be_in() -> None:
     assert parse_filters(["status=exited"]) == {"status": ["exited"]}
     with pytest.raises(ValueError, match="invalid filter 'status=exitted': a status is one of"):
         parse_filters(["status=exitted"])
+
+
+def test_load_of_a_missing_file_says_so_before_asking_the_agent(tmp_path: Path) -> None:
+    p = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "load", "-i", "nope.tar"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env=dict(os.environ, PYSTATS_SOCKET=str(tmp_path / "none.sock"), PYTHONPATH=str(REPO)),
+    )  # fmt: skip
+    assert (p.returncode, p.stderr) == (
+        1,
+        "pystats: error: load: nope.tar: no such file or directory\n",
+    )
