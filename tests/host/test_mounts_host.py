@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 
@@ -121,3 +122,75 @@ def test_a_mount_below_the_hosts_tmp_neither_shows_nor_keeps_tmp_from_being_priv
     assert r["tmp_is_mount"] is True
     assert r["tmp_entries"] == []  # the private tmpfs: none of the host's /tmp, no mount below
     assert r["sub_points"] == []  # detached from the copy, not just covered
+
+
+def test_enter_makes_the_minimal_dev_and_masks_as_runc() -> None:
+    """mounts.enter on a rootfs, as a default workload's init runs it (not in a user namespace):
+    runc's nodes made by mknod with their numbers and mode 0666 (a --device over a default node
+    replaces it, one in a subdirectory gets its directory); masked files read empty (/dev/null),
+    masked directories are empty and read-only; the read-only paths refuse writes."""
+    rootfs = tempfile.mkdtemp(prefix="pystats-enter-")
+    extra = (
+        mounts.Device("/dev/zero", "/dev/tty", "rwm", "c", 1, 5, 0o640),  # over a default
+        mounts.Device("/dev/zero", "/dev/sub/zero2", "rwm", "c", 1, 5, 0o600),
+    )
+    present = {p: os.path.isdir(p) for p in mounts.MASKED_PATHS if os.path.exists(p)}
+    try:
+
+        def body() -> dict[str, object]:
+            linux.unshare(linux.CLONE_NEWNET)  # a fresh sysfs, as for --net none
+            opts = mounts.MountOpts(devices=extra)
+            mounts.prepare_rootfs(rootfs, opts)
+            plan = mounts.Plan(rootfs, False, own_net=True, in_userns=False, privileged=False)
+            mounts.enter(plan, opts)
+            nodes = {}
+            for name in [n for n, _, _ in mounts.DEFAULT_DEVICES] + ["sub/zero2"]:
+                st = os.lstat("/dev/" + name)
+                nodes[name] = [
+                    stat.S_ISCHR(st.st_mode),
+                    os.major(st.st_rdev),
+                    os.minor(st.st_rdev),
+                    st.st_mode & 0o7777,
+                ]
+            masked: dict[str, object] = {}
+            for path, is_dir in present.items():
+                if is_dir:
+                    masked[path] = [os.listdir(path), bool(os.statvfs(path).f_flag & os.ST_RDONLY)]
+                else:
+                    with open(path, "rb") as f:
+                        masked[path] = [f.read(4096).decode(), os.stat(path).st_rdev]
+            try:
+                with open("/proc/sys/kernel/hostname", "w") as f:
+                    f.write("x")
+                ro_write = "written"
+            except OSError as e:
+                ro_write = errno.errorcode[e.errno or 0]
+            return {
+                "nodes": nodes,
+                "masked": masked,
+                "ro_write": ro_write,
+                "dev_nosuid": bool(os.statvfs("/dev").f_flag & os.ST_NOSUID),
+            }
+
+        r = _in_mount_ns(body)
+    finally:
+        for sub in ("proc", "dev", "sys"):
+            os.rmdir(os.path.join(rootfs, sub))
+        os.rmdir(rootfs)
+    nodes = r["nodes"]
+    assert isinstance(nodes, dict)
+    for name, major, minor in mounts.DEFAULT_DEVICES:
+        if name != "tty":
+            assert nodes[name] == [True, major, minor, 0o666], name
+    assert nodes["tty"] == [True, 1, 5, 0o640]  # replaced by the --device
+    assert nodes["sub/zero2"] == [True, 1, 5, 0o600]
+    masked = r["masked"]
+    assert isinstance(masked, dict) and set(masked) == set(present)
+    assert "/proc/keys" in masked or "/proc/timer_list" in masked  # something was checked
+    for path, is_dir in present.items():
+        if is_dir:
+            assert masked[path] == [[], True], path
+        else:
+            assert masked[path] == ["", os.makedev(1, 3)], path
+    assert r["ro_write"] == "EROFS"
+    assert r["dev_nosuid"] is True

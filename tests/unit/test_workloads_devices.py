@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from workloads.runtime import bpf
+from workloads.runtime import bpf, devices
 from workloads.runtime.devices import (
     ALLOW_ALL,
     AND32_IMM,
@@ -172,3 +172,14 @@ def test_load_refuses_bytes_that_are_not_instructions() -> None:
         bpf.load_device_program(b"\x00" * 12)
     with pytest.raises(ValueError, match="8-byte"):
         bpf.load_device_program(b"")
+
+
+def test_program_bytes_is_the_assembled_program_made_once() -> None:
+    rules = devices.workload_rules([devices.DeviceRule("b", 8, 0, "r")])
+    code = devices.program_bytes(rules)
+    assert code == devices.assemble(devices.build_program(rules))
+    assert devices.program_bytes(rules) is code  # memoized: not assembled again
+    assert devices.program_bytes(devices.DEFAULT_RULES) != code
+    bad = (devices.DeviceRule("x", None, None, "r"),)
+    with pytest.raises(devices.DeviceRuleError):
+        devices.program_bytes(bad)

@@ -127,7 +127,8 @@ def apply(mask: int) -> None:
     CAP_SETPCAP, still held), then capset, then the ambient set (which needs each cap in both
     permitted and inheritable). For root, execve keeps exactly these (root's file sets are full,
     the new permitted set is the bounding set)."""
-    for cap in range(last_cap() + 1):
+    last = last_cap()
+    for cap in range(last + 1):
         if not mask >> cap & 1:
             prctl(_PR_CAPBSET_DROP, cap, f"prctl(PR_CAPBSET_DROP, {cap})")
     prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, "prctl(PR_CAP_AMBIENT_CLEAR_ALL)")
@@ -139,6 +140,6 @@ def apply(mask: int) -> None:
     if _libc.capset(ctypes.byref(hdr), data) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"capset: {os.strerror(err)}")
-    for cap in range(last_cap() + 1):
+    for cap in range(last + 1):
         if mask >> cap & 1:
             prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_RAISE, f"PR_CAP_AMBIENT_RAISE {cap}", cap)

@@ -125,7 +125,7 @@ def remove_pod_cgroup(root: CgroupRoot, pod: str) -> None:
 def attach_device_rules(root: CgroupRoot, rel: str, rules: Sequence[DeviceRule]) -> None:
     """Attach the device program allowing ``rules`` to cgroup ``rel``. The kernel keeps it
     attached (and alive) until the cgroup is removed; no fd of ours stays open."""
-    code = devices.assemble(devices.build_program(rules))
+    code = devices.program_bytes(tuple(rules))
     fd = writer.open_dir(root, rel)
     try:
         bpf.attach_device_filter(fd, code)

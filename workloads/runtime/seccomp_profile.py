@@ -29,7 +29,8 @@ from workloads.runtime import caps
 
 DEFAULT_PROFILE: Final = "/usr/share/containers/seccomp.json"
 # Bump when the way a profile is compiled changes: old cache files are then never read.
-COMPILER_VERSION: Final = 1
+# 2: libseccomp's binary-tree layout (CTL_OPTIMIZE=2) instead of its linear rule order.
+COMPILER_VERSION: Final = 2
 _ACTIONS: Final = (
     "SCMP_ACT_KILL",
     "SCMP_ACT_KILL_THREAD",
@@ -274,6 +275,12 @@ def compile_bpf(profile: Profile, caps: frozenset[str]) -> bytes:
 
     default = action(profile.default_action, profile.default_errno)
     flt = seccomp.SyscallFilter(default)
+    # The same rules laid out as a binary search on the syscall number (libseccomp >= 2.5.0)
+    # instead of a list walked in order: the kernel emulates the filter once per syscall number
+    # when it is loaded (its constant-action cache, Linux 5.11), which took ~0.7 of the ~1.9 ms
+    # the load cost natively; every filtered syscall later also takes fewer instructions.
+    with contextlib.suppress(AttributeError, RuntimeError):  # libseccomp < 2.5: linear order
+        flt.set_attr(seccomp.Attr.CTL_OPTIMIZE, 2)
     native_val = seccomp.system_arch() & 0xFFFFFFFF
     native = next(
         (f"SCMP_ARCH_{a}" for a in dir(seccomp.Arch)
