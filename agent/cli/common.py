@@ -117,3 +117,11 @@ def about(name: str, err: Exception) -> str:
     if repr(name) in message or getattr(err, "status", None) == 0:
         return message
     return f"{name}: {message}"
+
+
+def terminal_problem(instead: str) -> str | None:
+    """Why a full-screen view cannot run here (stdin or stdout not a terminal: it would write
+    escape codes into a file or pipe and never end), naming the command to use ``instead``."""
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        return None
+    return f"the live view needs a terminal (stdin and stdout); without one use {instead}"

@@ -145,6 +145,13 @@ def stats_at_handler(args: argparse.Namespace) -> int:
 
 
 def replay_handler(args: argparse.Namespace) -> int:
+    from agent.cli.common import terminal_problem
+
+    problem = terminal_problem("`pystats stats --at TIME` or `pystats export`")
+    if problem:
+        print(f"pystats: error: {problem}", file=sys.stderr)
+        return 2
+
     def run() -> int:
         when = _when(args.at)
         reader = _open(args)

@@ -104,8 +104,13 @@ def _source(args: argparse.Namespace) -> Source:
 def default_handler(args: argparse.Namespace) -> int:
     if args.interval <= 0:
         return _fail("--interval must be positive")
+    from agent.cli.common import terminal_problem
     from cgroupfs.errors import CgroupError
 
+    problem = terminal_problem("`pystats stats` (--no-stream, --format json)")
+    if problem:
+        print(f"pystats: error: {problem}", file=sys.stderr)
+        return 2
     try:
         source = _source(args)
     except (CgroupError, OSError) as e:

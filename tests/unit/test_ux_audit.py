@@ -213,3 +213,20 @@ def test_load_of_a_missing_file_says_so_before_asking_the_agent(tmp_path: Path) 
         1,
         "pystats: error: load: nope.tar: no such file or directory\n",
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "instead"),
+    [(("--demo",), "`pystats stats`"), (("replay", "--at", "-1m"), "`pystats stats --at TIME`")],
+)
+def test_the_live_view_without_a_terminal_is_an_error_not_escape_codes(
+    args: tuple[str, ...], instead: str
+) -> None:
+    p = subprocess.run(
+        [sys.executable, "-m", "agent.cli", *args],
+        cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (p.returncode, p.stdout) == (2, "")
+    assert p.stderr.startswith("pystats: error: the live view needs a terminal") and instead in (
+        p.stderr
+    )
