@@ -368,4 +368,42 @@ def attach_console(args: argparse.Namespace, name: str, *, run: bool = False) ->
     req = proto.SessionRequest(kind="attach", rows=rows, cols=cols)
     keys = getattr(args, "detach_keys", parse_detach_keys(DEFAULT_DETACH_KEYS))
     no_stdin = getattr(args, "no_stdin", False)
-    return run_session(args.socket, name, req, keys, attach_only_console=True, no_stdin=no_stdin)
+    kw = {"attach_only_console": True, "no_stdin": no_stdin}
+    if not run:
+        return run_session(args.socket, name, req, keys, **kw)
+    from agent.api.client import ApiError
+
+    try:
+        outcome = asyncio.run(session(args.socket, name, req, keys, **kw))
+        if outcome is not None and outcome.error is not None:
+            return _ended_before_attach(args.socket, name, outcome)
+    except ApiError as e:
+        print(f"pystats: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    return None if outcome is None else finish(outcome)
+
+
+def _ended_before_attach(socket_path: str, name: str, outcome: Outcome) -> int | None:
+    """`run -t -- true` whose workload was done before the attach: None (follow its log and
+    exit code, as without -t) when it has exited; its exit code when --rm removed it already
+    (the agent answers one wait after the removal); else the session's error."""
+    from agent.api.client import ApiError, WorkloadClient
+
+    client = WorkloadClient(socket_path)
+    try:
+        if client.inspect(name).get("state") == "exited":
+            return None
+    except ApiError as e:
+        if e.status != 404:
+            return finish(outcome)
+        try:
+            code = client._json("POST", client._path(name, "/wait")).get("exit_code")
+        except ApiError:
+            return finish(outcome)
+        print(
+            f"pystats: {name} ended and was removed (--rm) before its terminal was attached: "
+            "its output is gone",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR if code is None else int(code)
+    return finish(outcome)

@@ -88,3 +88,18 @@ def test_container_prune_without_an_answer_removes_nothing(
     p = cli(wagent.sock, "container", "prune", "-f")
     assert p.returncode == 0 and "done" in p.stdout.splitlines()
     assert request(wagent.sock, "GET", "/v1/workloads/done")[0] == 404
+
+
+def test_run_t_of_a_command_done_before_the_attach_gives_its_output_and_code(
+    wagent: Agent,  # noqa: F811
+    host_cgroup: str,
+) -> None:
+    wagent.start(wagent.config(host_cgroup))
+    for n in range(3):  # the race goes either way; every way must end well
+        p = cli(wagent.sock, "run", "-t", "--name", f"t{n}", "--", "sh", "-c", "echo out; exit 4")
+        assert p.returncode == 4, p.stderr
+        assert "out" in p.stdout and "error" not in p.stderr, (p.stdout, p.stderr)
+        p = cli(wagent.sock, "run", "-t", "--rm", "--", "sh", "-c", "echo out; exit 3")
+        assert p.returncode == 3, p.stderr
+        assert "out" in p.stdout or "its output is gone" in p.stderr, (p.stdout, p.stderr)
+        assert "no such workload" not in p.stderr
