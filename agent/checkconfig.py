@@ -12,19 +12,25 @@ from cgroupfs.mount import detect
 
 
 def tree_problems(cfg: AgentConfig, root: str | None) -> list[str]:
-    """Cgroup paths in ``cfg`` that name nothing: a ``collect_root`` that does not exist (there
-    is nothing to monitor; the agent would watch, or create, an empty tree) and a ``root`` whose
-    parent does not exist (the agent makes its own cgroup, not the path above it: a typo there
-    would otherwise become a new tree). ``root``: the resolved agent root, None if unusable."""
-    out = []
-    if cfg.collect_root and cfg.collect_root != "auto" and not os.path.isdir(cfg.collect_root):
-        out.append(f"collect_root {cfg.collect_root!r} does not exist: nothing there to monitor")
-    if root is not None and cfg.root != "auto" and not os.path.isdir(os.path.dirname(root)):
-        out.append(
-            f"root {cfg.root!r}: its parent {os.path.dirname(root)} does not exist (the agent "
-            "creates its own cgroup, not the ones above it)"
-        )
-    return out
+    """A ``collect_root`` that does not exist and that the agent will not create either (it
+    creates its own root and the cgroups above it, nothing else): a typo there would have the
+    agent watch nothing. ``root``: the resolved agent root, None if unusable."""
+    want = cfg.collect_root
+    if not want or want == "auto" or os.path.isdir(want):
+        return []
+    made = root is not None and (root + "/").startswith(os.path.realpath(want).rstrip("/") + "/")
+    if made:
+        return []
+    return [f"collect_root {want!r} does not exist: nothing there to monitor"]
+
+
+def _created(root: str) -> str | None:
+    """The topmost missing cgroup of ``root`` (the agent creates it and everything below)."""
+    top = None
+    path = root
+    while path != "/" and not os.path.isdir(path):
+        top, path = path, os.path.dirname(path)
+    return top
 
 
 def check(cfg: AgentConfig) -> int:
@@ -42,6 +48,11 @@ def check(cfg: AgentConfig) -> int:
     except RootError as e:
         print(f"error: {e}", file=sys.stderr)
         ok = False
+    created = None if root is None else _created(root)
+    if root is not None and created is not None:
+        print(
+            f"  will create {created}" + (f" and below, down to {root}" if created != root else "")
+        )
     for problem in tree_problems(cfg, root):
         print(f"error: {cfg.source}: {problem}", file=sys.stderr)
         ok = False

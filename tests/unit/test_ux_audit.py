@@ -138,16 +138,18 @@ def test_history_we_may_not_enter_is_permission_denied_not_missing(tmp_path: Pat
     assert p.stderr.strip() == want
 
 
-def test_check_config_names_cgroup_paths_that_do_not_exist(tmp_path: Path) -> None:
+def test_check_config_names_a_collect_root_nothing_will_make(tmp_path: Path) -> None:
     tree = tmp_path / "tree"
     tree.mkdir()
-    good = AgentConfig(root=str(tree / "agent"), collect_root=str(tree))
-    assert tree_problems(good, str(tree / "agent")) == []
-    typo = AgentConfig(root=str(tmp_path / "tyop" / "agent"), collect_root=str(tmp_path / "tyop"))
-    problems = tree_problems(typo, str(tmp_path / "tyop" / "agent"))
-    assert len(problems) == 2
-    assert f"collect_root '{tmp_path / 'tyop'}' does not exist" in problems[0]
-    assert f"its parent {tmp_path / 'tyop'} does not exist" in problems[1]
+    assert tree_problems(AgentConfig(collect_root=str(tree)), str(tree / "agent")) == []
+    # the agent creates its root and every cgroup above it: a collect_root on that path is made
+    made = AgentConfig(collect_root=str(tmp_path / "new"))
+    assert tree_problems(made, str(tmp_path / "new" / "agent")) == []
+    typo = AgentConfig(collect_root=str(tmp_path / "tyop"))
+    assert tree_problems(typo, str(tree / "agent")) == [
+        f"collect_root '{tmp_path / 'tyop'}' does not exist: nothing there to monitor"
+    ]
+    assert tree_problems(typo, None) != []
     assert tree_problems(AgentConfig(), "/sys/fs/cgroup/pystats") == []  # auto: no check
 
 
