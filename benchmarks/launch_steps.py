@@ -97,12 +97,9 @@ def one(spec: Any, mods: dict[str, ModuleType]) -> dict[str, int]:
         finally:
             os._exit(0)
     os.close(w)
-    data = b""
-    while chunk := os.read(r, 65536):
-        data += chunk
-    os.close(r)
+    with os.fdopen(r, "rb") as f:
+        out: dict[str, int] = json.loads(f.read())
     os.waitpid(mid, 0)
-    out: dict[str, int] = json.loads(data)
     return out
 
 
