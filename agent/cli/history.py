@@ -27,7 +27,7 @@ def _state_dir(args: argparse.Namespace) -> str:
 
 
 def _fail(msg: str) -> int:
-    print(f"pystats: {msg}", file=sys.stderr)
+    print(f"pystats: error: {msg}", file=sys.stderr)
     return 1
 
 

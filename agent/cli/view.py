@@ -80,7 +80,7 @@ def register(parser: argparse.ArgumentParser, sub: Any) -> None:
 
 
 def _fail(msg: str) -> int:
-    print(f"pystats: {msg}", file=sys.stderr)
+    print(f"pystats: error: {msg}", file=sys.stderr)
     return 1
 
 

@@ -134,7 +134,7 @@ def test_history_we_may_not_enter_is_permission_denied_not_missing(tmp_path: Pat
         cwd=REPO, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert p.returncode == 1
-    want = f"pystats: {state}/history: permission denied (the history is root's)"
+    want = f"pystats: error: {state}/history: permission denied (the history is root's)"
     assert p.stderr.strip() == want
 
 
