@@ -22,6 +22,7 @@ from agent.cli import policy as cli_policy
 from agent.cli import update as cli_update
 from agent.cli import view as cli_view
 from agent.cli import workloads as cli_workloads
+from agent.cli.common import describe_from_help
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_history.register(sub)  # after view's: adds `stats --at`
     cli_update.register(sub)
     cli_completion.register(sub)
+    describe_from_help(parser)
     return parser
 
 

@@ -29,6 +29,22 @@ def walk_actions(parser: argparse.ArgumentParser) -> Iterator[argparse.Action]:
                 yield action
 
 
+def describe_from_help(parser: argparse.ArgumentParser) -> None:
+    """Give each subcommand without a description its one-line help from the command list, so
+    that `pystats rm --help` says what rm does, not only its usage."""
+    todo = [parser]
+    while todo:
+        p = todo.pop()
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                helps = {c.dest: c.help for c in action._choices_actions}
+                for name, sp in action.choices.items():
+                    if not sp.description and helps.get(name):
+                        text = str(helps[name])
+                        sp.description = text[:1].upper() + text[1:] + "."
+                    todo.append(sp)
+
+
 def value_options(parser: argparse.ArgumentParser) -> set[str]:
     """Every option string (in ``parser`` and its subparsers) that takes exactly one value."""
     out: set[str] = set()

@@ -232,3 +232,19 @@ def test_the_live_view_without_a_terminal_is_an_error_not_escape_codes(
     assert p.stderr.startswith("pystats: error: the live view needs a terminal") and instead in (
         p.stderr
     )
+
+
+def test_every_subcommands_help_says_what_it_does() -> None:
+    bare = []
+    todo = [("pystats", build_parser())]
+    while todo:
+        name, p = todo.pop()
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for sub, sp in a.choices.items():
+                    if not sp.description:
+                        bare.append(f"{name} {sub}")
+                    todo.append((f"{name} {sub}", sp))
+    assert bare == []
+    subs = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert "Remove a stopped workload (record, logs, cgroup)." in subs.choices["rm"].format_help()
