@@ -7,7 +7,7 @@ from __future__ import annotations
 import gzip
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import pytest
 
@@ -120,3 +120,34 @@ def test_the_pipe_holds_a_whole_chunk() -> None:
     finally:
         tee.stop()
         tee.reader.close()
+
+
+@pytest.mark.parametrize(("every_s", "lines"), [(3600.0, 1), (0.0, 1 + 64)])
+def test_download_progress_is_throttled(
+    tmp_path: str, monkeypatch: pytest.MonkeyPatch, every_s: float, lines: int
+) -> None:
+    # 64 chunks: one "Downloading" line (the first, at 0) when they come faster than the
+    # interval, one per chunk more when it is 0; the layer is stored and unpacked either way.
+    from workloads.images import service
+    from workloads.images.manifest import Descriptor
+    from workloads.images.service import Progress, Wrap
+    from workloads.images.store import sha256_digest
+
+    monkeypatch.setattr(service, "PROGRESS_EVERY_S", every_s)
+    raw = layer(("f", "file", os.urandom(64 * 1024)))
+    blob = gzip.compress(raw)
+    step = -(-len(blob) // 64)
+    chunks = [blob[i : i + step] for i in range(0, len(blob), step)]
+    assert len(chunks) == 64
+    desc = Descriptor("application/vnd.oci.image.layer.v1.tar+gzip", sha256_digest(blob), len(blob))
+    svc = ImageService(str(tmp_path))
+
+    def fetch(d: Descriptor, on_bytes: Callable[[int], None], wrap: Wrap) -> None:
+        svc.store.ingest_from(d.digest, wrap(lambda _o: (0, chunks)), d.size, on_bytes)
+
+    events: list[Progress] = []
+    rec = svc._layer(desc, sha256_digest(raw), fetch, events.append)
+    downloading = [e for e in events if e.status == "Downloading"]
+    assert len(downloading) == lines
+    assert downloading[0].current == 0 and rec.unpacked == 64 * 1024
+    assert [e.status for e in events][-2:] == ["Extracting", "Pull complete"]
