@@ -182,6 +182,22 @@ def _one_line(e: BaseException) -> str:
 _MARK_RE = re.compile(r'\s*in "<[^>]*>", line \d+, column \d+')
 
 
+# What PyYAML's words most often mean in a hand-written file (a hint after its message).
+_HINTS = (
+    ("cannot start any token", "YAML indents with spaces, not tabs"),
+    ("mapping values are not allowed here", "a line indented too far, a ': ' in an unquoted "
+     "value, or a line above without its ':'"),
+    ("while scanning a quoted scalar", "a quote opened and never closed"),
+    ("but found '<block mapping start>'", "this line's indentation matches none of the lines "
+     "above it"),
+    ("could not find expected ':'", "a KEY: VALUE line without its ':', or an unclosed quote"),
+)  # fmt: skip
+
+
+def _hint(problem: str) -> str:
+    return next((f" ({hint})" for words, hint in _HINTS if words in problem), "")
+
+
 def _yaml_error(e: yaml.YAMLError, text: str, filename: str) -> ValidationError:
     if isinstance(e, yaml.MarkedYAMLError) and e.problem_mark is not None:
         mark = e.problem_mark
@@ -189,7 +205,10 @@ def _yaml_error(e: yaml.YAMLError, text: str, filename: str) -> ValidationError:
         if e.context:
             what = f"{e.context}: {what}"
         return ValidationError(
-            filename, mark.line + 1, mark.column + 1, f"YAML: {_MARK_RE.sub('', what)}"
+            filename,
+            mark.line + 1,
+            mark.column + 1,
+            f"YAML: {_MARK_RE.sub('', what)}{_hint(what)}",
         )
     if isinstance(e, yaml.reader.ReaderError):
         line, col = _position(text, e.position)
