@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING
 
 from agent import pidlock, sdnotify
 from agent.api.access import ApiAccess, resolve_access
+from agent.checkconfig import tree_problems
 from agent.config import AgentConfig, ConfigError
 from agent.health import Health
 from agent.parts import Part, Parts, build_parts, close_parts
-from agent.rootsetup import AgentLayout, prepare
+from agent.rootsetup import AgentLayout, RootError, choose_root, prepare
 from cgroupfs.mount import detect
 from collectors.store import Store
 
@@ -73,6 +74,9 @@ class Agent:
         locks = [pidlock.acquire(state_lock, f"state directory {cfg.state_dir}")]
         try:
             mount = detect()
+            # Checked before prepare() creates anything: it would run, watching nothing.
+            if problems := tree_problems(cfg, choose_root(mount, cfg.root)[0]):
+                raise RootError("; ".join(problems))
             layout = prepare(mount, cfg.root)
             root = layout.root.path
             locks.append(pidlock.acquire(pidlock.root_lock_path(root), f"cgroup root {root}"))
@@ -165,12 +169,15 @@ class Agent:
     def reload(self) -> None:
         if self.reread is not None:
             self._reload_config(self.reread)
-        engine = self._engine()
+        engine, policy = self._engine(), self.config.policy
         if engine is None:
-            if self.config.policy and self._start_engine():
-                log.info("SIGHUP: policy %s turned on", self.config.policy)
-            else:
+            if policy is None:
                 log.info("SIGHUP: no policy configured, nothing to reload")
+            elif not self._policy_errors(policy) and self._start_engine():
+                log.info("SIGHUP: policy %s turned on", policy)
+            return
+        if policy is None:  # removed from the configuration: what it placed stays until a restart
+            log.info("SIGHUP: policy %s stays in force until a restart", engine.policy_path)
             return
         errors = engine.reload()
         if errors:
@@ -179,6 +186,18 @@ class Agent:
                 log.error("  %s", e)
         else:
             log.info("SIGHUP: policy reloaded")
+
+    @staticmethod
+    def _policy_errors(path: str) -> bool:
+        """Check a policy the agent is about to start for; log why it is refused."""
+        from policies.validate import check_file
+
+        _policy, errors = check_file(path)
+        if errors:
+            log.error("SIGHUP: policy %s rejected, no policy is in force:", path)
+            for e in errors:
+                log.error("  %s", e)
+        return bool(errors)
 
     def _engine(self) -> HostedEngine | None:
         if self.parts is not None and self.parts.engine is not None:

@@ -84,7 +84,11 @@ def _load(args: argparse.Namespace) -> AgentConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from agent.argv import join_negative_values, value_options
+
+    parser = build_parser()
+    raw = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(join_negative_values(raw, value_options(parser)))
     from agent.config import ConfigError
 
     try:
@@ -109,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from agent.checkconfig import check
 
         return check(cfg)
+    if cfg.policy is not None and _policy_rejected(cfg.policy):
+        return 2
     from agent.daemon import Agent
     from cgroupfs.reader import raise_fd_limit
 
@@ -127,6 +133,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.getLogger("pystats.agent").error("cannot start: %s", e)
             return 2
         raise
+
+
+def _policy_rejected(path: str) -> bool:
+    """A policy that does not validate stops the start, as a bad configuration does (running
+    without it would leave its cgroups unplaced and unlimited with nothing said)."""
+    from policies.validate import check_file
+
+    _policy, errors = check_file(path)
+    for e in errors:
+        print(f"pystats-agent: {e}", file=sys.stderr)
+    return bool(errors)
 
 
 def _install_sd_levels() -> None:

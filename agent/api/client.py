@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from agent.api.socketpath import DEFAULT_SOCKET
+from agent.api.socketpath import DEFAULT_SOCKET, unreachable
 
 
 class ApiError(Exception):
@@ -52,22 +52,10 @@ class WorkloadClient:
         try:
             conn.request(method, path, body=data, headers=headers)
             resp = conn.getresponse()
-        except FileNotFoundError:
+        except OSError as e:
             conn.close()
-            raise ApiError(
-                0, f"no pystats agent socket at {self.socket_path} (is it running?)"
-            ) from None
-        except PermissionError:
-            conn.close()
-            raise ApiError(
-                0, f"permission denied on {self.socket_path}: the pystats API is root-only"
-            ) from None
-        except ConnectionRefusedError:
-            conn.close()
-            raise ApiError(
-                0, f"the pystats agent at {self.socket_path} refused the connection"
-            ) from None
-        except (OSError, http.client.HTTPException) as e:
+            raise ApiError(0, unreachable(self.socket_path, e)) from None
+        except http.client.HTTPException as e:
             conn.close()
             raise ApiError(0, f"talking to the agent at {self.socket_path}: {e}") from None
         if resp.status >= 400:

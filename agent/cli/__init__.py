@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from agent.cli.common import join_negative_values, value_options
+    from agent.argv import join_negative_values, value_options
 
     parser = build_parser()
     raw = sys.argv[1:] if argv is None else list(argv)

@@ -8,25 +8,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import re
-import stat
 import sys
-from collections.abc import Iterator, Sequence
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what `cat` reports when its reader is gone
-_NEGATIVE = re.compile(r"^-\d")
-
-
-def walk_actions(parser: argparse.ArgumentParser) -> Iterator[argparse.Action]:
-    """Every argument of ``parser`` and of its subparsers, depth first."""
-    todo = [parser]
-    while todo:
-        p = todo.pop()
-        for action in p._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                todo.extend(action.choices.values())
-            else:
-                yield action
 
 
 def describe_from_help(parser: argparse.ArgumentParser) -> None:
@@ -43,36 +27,6 @@ def describe_from_help(parser: argparse.ArgumentParser) -> None:
                         text = str(helps[name])
                         sp.description = text[:1].upper() + text[1:] + "."
                     todo.append(sp)
-
-
-def value_options(parser: argparse.ArgumentParser) -> set[str]:
-    """Every option string (in ``parser`` and its subparsers) that takes exactly one value."""
-    out: set[str] = set()
-    for action in walk_actions(parser):
-        if action.option_strings and action.nargs is None:
-            out.update(action.option_strings)
-    return out
-
-
-def join_negative_values(argv: Sequence[str], options: set[str]) -> list[str]:
-    """``--memory -5M`` -> ``--memory=-5M`` (``-t -1`` -> ``-t-1``), so that argparse hands a
-    value that looks like an option to the option's own check, which then says what is wrong
-    with it (argparse alone answers "expected one argument"). Stops at ``--``."""
-    out: list[str] = []
-    i = 0
-    while i < len(argv):
-        tok = argv[i]
-        if tok == "--":
-            out.extend(argv[i:])
-            break
-        nxt = argv[i + 1] if i + 1 < len(argv) else None
-        if tok in options and nxt is not None and _NEGATIVE.match(nxt):
-            out.append(f"{tok}={nxt}" if tok.startswith("--") else tok + nxt)
-            i += 2
-            continue
-        out.append(tok)
-        i += 1
-    return out
 
 
 def silence_stdout() -> None:
@@ -107,22 +61,6 @@ def size_short(n: int | None) -> str:
 def plural(n: int, word: str, many: str | None = None) -> str:
     """``1 group``, ``2 groups`` (``many`` for irregular plurals)."""
     return f"{n} {word if n == 1 else (many or word + 's')}"
-
-
-def unreachable(socket_path: str, err: BaseException) -> str:
-    """Why the agent's socket at ``socket_path`` did not answer, in the words the sync client
-    uses, plus the case where the path is something other than a socket."""
-    cause = getattr(err, "os_error", err)  # aiohttp wraps the OSError of connect()
-    with contextlib.suppress(OSError):
-        if not stat.S_ISSOCK(os.stat(socket_path).st_mode):
-            return f"{socket_path} is not a socket (--socket or $PYSTATS_SOCKET names the agent's)"
-    if isinstance(cause, FileNotFoundError):
-        return f"no pystats agent socket at {socket_path} (is it running?)"
-    if isinstance(cause, PermissionError):
-        return f"permission denied on {socket_path}: the pystats API is root-only"
-    if isinstance(cause, ConnectionRefusedError):
-        return f"the pystats agent at {socket_path} refused the connection (is it running?)"
-    return f"no pystats agent answers at {socket_path}: {cause}"
 
 
 def about(name: str, err: Exception) -> str:

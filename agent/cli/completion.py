@@ -49,7 +49,7 @@ def register(sub: Any) -> None:
 
 def _mark_names(parser: argparse.ArgumentParser) -> None:
     """Workload-name positionals complete from the agent's list."""
-    from agent.cli.common import walk_actions
+    from agent.argv import walk_actions
 
     for action in walk_actions(parser):
         if not action.option_strings and action.dest in ("name", "names"):

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from agent.api.socketpath import SOCKET_HELP, default_socket
-from agent.cli.common import unreachable, workload_name
+from agent.api.socketpath import SOCKET_HELP, default_socket, unreachable
+from agent.cli.common import workload_name
 from workloads.runtime import stdio_proto as proto
 
 DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"

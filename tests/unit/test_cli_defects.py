@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from agent.argv import join_negative_values, value_options
 from agent.cli import build_parser, main
-from agent.cli.common import join_negative_values, size_short, value_options
+from agent.cli.common import size_short
 from agent.cli.observe import table
 from agent.rootsetup import RootError, choose_root
 from cgroupfs.mount import CgroupMount

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from agent.api.client import ApiError
+from agent.api.socketpath import unreachable
 from agent.checkconfig import tree_problems
 from agent.cli import build_parser
-from agent.cli.common import about, unreachable
+from agent.cli.common import about
 from agent.cli.history import WARN_MAX, _warn
 from agent.cli.template import TemplateError, render, render_rows
 from agent.config import AgentConfig
@@ -248,3 +249,16 @@ def test_every_subcommands_help_says_what_it_does() -> None:
     assert bare == []
     subs = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     assert "Remove a stopped workload (record, logs, cgroup)." in subs.choices["rm"].format_help()
+
+
+def test_every_command_names_a_path_that_is_not_a_socket(tmp_path: Path) -> None:
+    from agent.api.client import WorkloadClient
+
+    plain = tmp_path / "agent.yaml"
+    plain.write_text("root: auto\n")
+    with pytest.raises(ApiError) as err:
+        WorkloadClient(str(plain)).listing()
+    assert str(err.value).startswith(f"{plain} is not a socket"), err.value
+    with pytest.raises(ApiError) as err:
+        WorkloadClient(str(tmp_path / "none.sock")).listing()
+    assert "is it running?" in str(err.value)
