@@ -123,6 +123,9 @@ def test_pod_members_share_localhost_and_hostname(agent: wlagent.Agent, rootfs: 
     assert res["exit_code"] == 0 and "hello from the pod" in out, (res, out)
     assert out.strip().endswith("podhost"), out
 
+    # its infra goes only with the pod
+    r = agent.cli("rm", "-f", "web-infra")
+    assert r.returncode != 0 and "pystats pod rm web" in r.stderr, r.stderr
     # rm is refused while a workload of the pod runs, then -f takes all down
     r = agent.cli("pod", "rm", "web")
     assert r.returncode != 0 and "running workloads (srv)" in r.stderr, r.stderr
