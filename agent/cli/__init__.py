@@ -14,11 +14,11 @@ from collections.abc import Callable, Sequence
 from agent.cli import completion as cli_completion
 from agent.cli import history as cli_history
 from agent.cli import images as cli_images
-from agent.cli import interactive as cli_interactive
 from agent.cli import lifecycle as cli_lifecycle
 from agent.cli import network as cli_network
 from agent.cli import pod as cli_pod
 from agent.cli import policy as cli_policy
+from agent.cli import stdioopts as cli_stdioopts
 from agent.cli import update as cli_update
 from agent.cli import view as cli_view
 from agent.cli import workloads as cli_workloads
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_view.register(parser, sub)
     cli_workloads.register(sub)
     cli_lifecycle.register(sub)
-    cli_interactive.register_exec(sub)
+    cli_stdioopts.register_exec(sub)
     cli_images.register(sub)
     cli_network.register(sub)  # network create|ls|rm|inspect, port
     cli_pod.register(sub)  # pod create|ls|inspect|stats|stop|start|rm

@@ -325,7 +325,7 @@ def register_attach(sub: Any) -> None:
     )
     p.add_argument("name", type=workload_name)
     add_attach_flags(p)
-    from agent.cli.interactive import add_detach_keys
+    from agent.cli.stdioopts import add_detach_keys
 
     add_detach_keys(p)
     p.add_argument("--no-stdin", action="store_true", help="do not attach stdin")

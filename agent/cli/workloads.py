@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from agent.api.socketpath import SOCKET_HELP
-from agent.cli import envopts
+from agent.cli import envopts, stdioopts
 from agent.cli import images as cli_images
 from agent.cli import network as cli_network
 from agent.cli import pod as cli_pod
@@ -246,8 +246,8 @@ def register(sub: Any) -> None:
     envopts.add_flags(p)
     p.add_argument("--workdir", "-w", help="working directory inside")
     p.add_argument("-d", "--detach", action="store_true", help="print the name and return")
-    _interactive().add_stdio_flags(p)  # -i, -t
-    _interactive().add_detach_keys(p)
+    stdioopts.add_stdio_flags(p)  # -i, -t
+    stdioopts.add_detach_keys(p)
     _add_security(p)
     _lifecycle().add_run_flags(p)  # --init, --stop-signal, --stop-timeout, --rm
     _lifecycle().add_attach_flags(p)  # --sig-proxy
@@ -361,7 +361,7 @@ def run_body(args: argparse.Namespace) -> dict[str, Any]:
     if mounts := mounts_body(args):
         body["mounts"] = mounts
     body.update(_lifecycle().run_opts_body(args))
-    body.update(_interactive().stdio_body(args))  # -i, -t
+    body.update(stdioopts.stdio_body(args))  # -i, -t
     security = security_body(args)
     if security:
         body["security"] = security

@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from agent.cli.interactive import DetachMatcher, parse_detach_keys, stdio_body
+from agent.cli.interactive import DetachMatcher
+from agent.cli.stdioopts import parse_detach_keys, stdio_body
 from workloads.runtime import stdio_proto as proto
 from workloads.runtime.errors import SpecError
 from workloads.runtime.spec import WorkloadSpec
