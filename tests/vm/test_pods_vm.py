@@ -199,6 +199,9 @@ def test_pod_publishes_a_port_from_its_network(agent: wlagent.Agent, rootfs: str
     assert info["network"]["network"] == "bridge" and info["network"]["ip_address"], info
     _run(agent, "site", rootfs, "exec httpd -f -p 80 -h /www", pod="pub")
     assert _get("http://127.0.0.1:18080/") == "hello from the pod\n"
+    # stopping its infra would DEL the network under site: refused, pod stop named
+    r = agent.cli("stop", "pub-infra")
+    assert r.returncode != 0 and "pystats pod stop pub" in r.stderr, r.stderr
     netns = info["namespaces"]["net"]
     assert f" {netns} " in _mounts()
     r = agent.cli("pod", "rm", "-f", "pub")
