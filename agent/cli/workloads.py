@@ -416,6 +416,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_API_ERROR
     name = info["name"]
     if args.detach:
+        if info.get("state") == "exited" and info.get("error"):  # as docker: no ID, its code
+            _err(f"{name}: {info['error']}")
+            return int(info.get("exit_code") or EXIT_API_ERROR)
         print(name)
         return 0
     if args.interactive or args.tty:  # its terminal or stdin, through the shim

@@ -103,3 +103,22 @@ def test_run_t_of_a_command_done_before_the_attach_gives_its_output_and_code(
         assert p.returncode == 3, p.stderr
         assert "out" in p.stdout or "its output is gone" in p.stderr, (p.stdout, p.stderr)
         assert "no such workload" not in p.stderr
+
+
+def test_run_d_of_a_command_that_cannot_run_fails_as_docker_does(
+    wagent: Agent,  # noqa: F811
+    host_cgroup: str,
+) -> None:
+    """docker run -d answers 127/126 when the command is missing or not executable (its create
+    fails); the agent now answers a create once the exec happened, not when set-up began."""
+    wagent.start(wagent.config(host_cgroup))
+    p = cli(wagent.sock, "run", "-d", "--name", "nf", "--", "/no/such/command")
+    assert p.returncode == 127 and p.stdout == "", (p.returncode, p.stdout, p.stderr)
+    assert "nf: command not found: '/no/such/command'" in p.stderr, p.stderr
+    p = cli(wagent.sock, "run", "-d", "--name", "nx", "--", "/etc/hostname")
+    assert p.returncode == 126 and "'/etc/hostname'" in p.stderr, (p.returncode, p.stderr)
+    assert WorkloadClient(wagent.sock).inspect("nf")["exit_code"] == 127  # kept, as docker's
+    p = cli(wagent.sock, "run", "-d", "--name", "ok", "--", "sleep", "100")
+    assert (p.returncode, p.stdout) == (0, "ok\n"), p.stderr
+    info = WorkloadClient(wagent.sock).inspect("ok")
+    assert info["state"] == "running", info

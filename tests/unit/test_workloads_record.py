@@ -103,6 +103,7 @@ def test_status_round_trip_writes_the_current_version() -> None:
         oom_killed=True,
         error="x",
         log_bytes_dropped=4096,
+        exec_at=5.25,
         version=1,
     )
     d = json.loads(json.dumps(st.to_json()))
@@ -125,6 +126,7 @@ def test_status_round_trip_writes_the_current_version() -> None:
         ({"started_at": "now"}, "started_at: expected int or float"),
         ({"error": ["x"]}, "error: expected str"),
         ({"log_bytes_dropped": -1.0}, "log_bytes_dropped: expected int"),
+        ({"exec_at": "soon"}, "exec_at: expected int or float"),
         ({"version": 99}, "format version 99"),
         ({"version": "2"}, "version: expected int"),
     ],

@@ -573,6 +573,16 @@ class WorkloadManager:
                     f"{_shim_log_tail(w.wdir)}"
                 )
             await asyncio.sleep(0.002)
+        # Then its exec: a command that is not there ends the run as 127 (as docker's create
+        # fails), which the answer must say. Past the deadline it is answered as running.
+        while (
+            w.status.state is State.RUNNING
+            and w.status.exec_at is None
+            and time.monotonic() < deadline
+            and procs.alive(w.status.shim_pid, w.status.shim_start)
+        ):
+            await asyncio.sleep(0.002)
+            self._reload_status(w)
         # This loop, not the watcher, saw the change: wake whoever waits on one (the event log).
         await self._notify()
 

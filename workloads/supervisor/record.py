@@ -149,6 +149,9 @@ class RunStatus:
     oom_killed: bool = False
     error: str | None = None
     log_bytes_dropped: int = 0  # output the log writer could not store (disk full, I/O error)
+    # When the command's exec succeeded (the runtime's error pipe closed on exec): until then a
+    # "running" workload is still being set up, and may yet end as 126/127 without running.
+    exec_at: float | None = None
     version: int = VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -180,6 +183,7 @@ class RunStatus:
             oom_killed=bool(_check(path, d, "oom_killed", bool)),
             error=_check(path, d, "error", str),
             log_bytes_dropped=_check(path, d, "log_bytes_dropped", int) or 0,
+            exec_at=_float(_check(path, d, "exec_at", num)),
             version=version,
         )
 

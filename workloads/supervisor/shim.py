@@ -30,6 +30,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 from cgroupfs.paths import CgroupRoot
 from workloads.runtime import cgroups, linux, security, startsignals, userns
@@ -198,19 +199,31 @@ def _supervise(wdir: str, run: int) -> int:
         error = error or f"could not move the workload into {rel}: it vanished"
     os.close(go_w)
 
-    def report_drops(dropped: int) -> None:
-        # Best effort while running (the disk is likely full); the exit record has the total.
-        if placed:
-            with contextlib.suppress(OSError):
-                _write_status(wdir, record.but(log_bytes_dropped=dropped))
+    now = [record]  # the running record as last written (exec_at, drops)
 
-    wait_status, errtext = _pump(pid, (out_r, eo_r), err_r, log, error, report_drops, console)
+    def update(**changes: Any) -> None:
+        # Best effort while running (a full disk); the exit record says it all again.
+        if placed:
+            now[0] = now[0].but(**changes)
+            with contextlib.suppress(OSError):
+                _write_status(wdir, now[0])
+
+    wait_status, errtext = _pump(
+        pid,
+        (out_r, eo_r),
+        err_r,
+        log,
+        error,
+        lambda dropped: update(log_bytes_dropped=dropped),
+        lambda: update(exec_at=time.time()),
+        console,
+    )
     log.close()
     if log.dropped:
         _note(f"dropped {log.dropped} bytes of output: {log.last_error}")
     code, term_sig = procs.exit_code_of(wait_status)
     console.finish(code)
-    record = record.but(
+    record = now[0].but(
         state=State.EXITED,
         finished_at=time.time(),
         exit_code=code,
@@ -304,10 +317,12 @@ def _pump(
     log: StreamLog,
     error: str,
     report_drops: Callable[[int], None],
+    report_exec: Callable[[], None],
     console: Console,
 ) -> tuple[int, str]:
     """Copy output (``outs``: the stdout and stderr pipes) to the log until the workload has
-    exited and its pipes are drained.
+    exited and its pipes are drained. ``report_exec``: called once the error pipe closes with
+    nothing said while the workload lives (its exec closed it: the command runs).
 
     Returns (wait status, what the runtime said on the error pipe)."""
     pidfd = os.pidfd_open(pid)
@@ -345,6 +360,8 @@ def _pump(
                 sel.unregister(fd)
                 os.close(fd)
                 open_fds.discard(fd)
+                if fd == err_r and errbuf == error.encode() and wait_status is None:
+                    report_exec()
             elif key.data in (STDOUT, STDERR):
                 log.write(key.data, chunk)
                 console.output(chunk, stderr=key.data == STDERR)
