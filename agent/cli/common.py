@@ -79,3 +79,17 @@ def terminal_problem(instead: str) -> str | None:
     if sys.stdin.isatty() and sys.stdout.isatty():
         return None
     return f"the live view needs a terminal (stdin and stdout); without one use {instead}"
+
+
+def confirmed(question: str, cancelled: str) -> bool:
+    """docker's prune prompt: ask on stdin, a pipe too; no answer (EOF) is a no, which says
+    ``cancelled`` (what was left alone) on stderr."""
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:
+        print()  # end the prompt's line
+        answer = ""
+    if answer.strip().lower() in ("y", "yes"):
+        return True
+    print(f"pystats: {cancelled}: nothing removed (-f: without asking)", file=sys.stderr)
+    return False

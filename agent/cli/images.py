@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from agent.api.socketpath import SOCKET_HELP
+from agent.cli.common import confirmed
 
 RUN_EPILOG = (
     "Images: `pystats run [OPTIONS] IMAGE [CMD [ARG...]]` runs CMD (default: the image's "
@@ -138,6 +139,7 @@ def register(sub: Any) -> None:
     isub = p.add_subparsers(dest="image_command", metavar="COMMAND", required=True)
     q = isub.add_parser("prune", help="remove unnamed unused images and unreferenced layers")
     q.add_argument("-a", "--all", action="store_true", help="every image no workload uses")
+    q.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
     _add_socket(q)
     q.set_defaults(func=cmd_prune)
     q = isub.add_parser("inspect", help="an image's record and config as JSON")
@@ -405,6 +407,11 @@ def cmd_image_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
+    what = "every image no workload uses" if args.all else "every unnamed image no workload uses"
+    if not args.force and not confirmed(
+        f"This removes {what}, and the layers only they held. Go on?", "image prune cancelled"
+    ):
+        return 0
     return _simple(args, "prune")
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from agent.api.socketpath import SOCKET_HELP, default_socket
-from agent.cli.common import about, workload_name
+from agent.cli.common import about, confirmed, workload_name
 
 Action = Callable[[Any, str, argparse.Namespace], str]
 
@@ -69,18 +69,11 @@ def each_name(action: Action) -> Callable[[argparse.Namespace], int]:
 def _prune(args: argparse.Namespace) -> int:
     from agent.api.client import ApiError, WorkloadClient
 
-    if not args.force:  # as docker: ask, on a pipe too; no answer (EOF) is a no
-        try:
-            answer = input(
-                "This removes every exited workload (record, logs, cgroup). Go on? [y/N] "
-            )
-        except EOFError:
-            print()  # end the prompt's line
-            answer = ""
-        if answer.strip().lower() not in ("y", "yes"):
-            print("pystats: container prune cancelled: nothing removed (-f: without asking)",
-                  file=sys.stderr)  # fmt: skip
-            return 0
+    if not args.force and not confirmed(
+        "This removes every exited workload (record, logs, cgroup). Go on?",
+        "container prune cancelled",
+    ):
+        return 0
     client = WorkloadClient(args.socket)
     try:
         removed = client._json("POST", "/v1/workloads-prune")["removed"]

@@ -122,3 +122,16 @@ def test_run_d_of_a_command_that_cannot_run_fails_as_docker_does(
     assert (p.returncode, p.stdout) == (0, "ok\n"), p.stderr
     info = WorkloadClient(wagent.sock).inspect("ok")
     assert info["state"] == "running", info
+
+
+def test_a_missing_workdir_on_the_read_only_host_root_is_named(
+    wagent: Agent,  # noqa: F811
+    host_cgroup: str,
+) -> None:
+    wagent.start(wagent.config(host_cgroup))
+    p = cli(wagent.sock, "run", "-d", "--name", "wd", "-w", "/no-such-dir-here", "--", "true")
+    assert p.returncode == 126, (p.returncode, p.stderr)
+    assert "'/no-such-dir-here': it does not exist and the root file system is read-only" in (
+        p.stderr
+    ), p.stderr
+    assert not os.path.exists("/no-such-dir-here")

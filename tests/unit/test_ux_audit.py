@@ -262,3 +262,23 @@ def test_every_command_names_a_path_that_is_not_a_socket(tmp_path: Path) -> None
     with pytest.raises(ApiError) as err:
         WorkloadClient(str(tmp_path / "none.sock")).listing()
     assert "is it running?" in str(err.value)
+
+
+def test_image_prune_asks_first_and_no_answer_removes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As docker image prune: a prompt unless -f; EOF is a no, and no agent is even asked (its
+    socket here does not exist: asking would fail)."""
+    from agent.cli import main
+
+    def eof(_prompt: str) -> str:
+        raise EOFError
+
+    monkeypatch.setattr("builtins.input", eof)
+    sock = str(tmp_path / "none.sock")
+    assert main(["image", "prune", "-a", "--socket", sock]) == 0
+    assert "image prune cancelled: nothing removed" in capsys.readouterr().err
+    monkeypatch.setattr("builtins.input", lambda _prompt: "y")
+    assert main(["image", "prune", "--socket", sock]) == 1  # asked the agent: none there
+    assert "no pystats agent socket" in capsys.readouterr().err
+    assert main(["image", "prune", "-f", "--socket", sock]) == 1

@@ -206,7 +206,7 @@ def _du(path: str) -> int:
 
 def _prune_all(world: World) -> None:
     world.rm_all()
-    r = world.cli("image", "prune", "-a")
+    r = world.cli("image", "prune", "-a", "-f")
     assert r.returncode == 0 and "Total reclaimed space" in r.stdout, r.stderr
     blobs = os.path.join(world.images_dir(), "blobs")
     layers = os.path.join(world.images_dir(), "layers")

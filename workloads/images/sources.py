@@ -52,8 +52,12 @@ class Source:
             return
         try:
             self.tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by close()
-        except (OSError, tarfile.TarError) as e:
-            raise ImageError(f"{path}: not an image archive or OCI layout ({e})") from None
+        except OSError as e:
+            raise ImageError(f"{path}: {e.strerror or e}") from None
+        except tarfile.TarError:  # its text lists every compression tried, one per line
+            raise ImageError(
+                f"{path}: not a tar archive (docker save, OCI archive) nor an OCI layout directory"
+            ) from None
         for m in self.tar.getmembers():
             if m.isreg() or m.islnk():
                 self.members[m.name.removeprefix("./")] = m

@@ -183,7 +183,10 @@ def exec_workload(
             os.makedirs(workdir, mode=0o755, exist_ok=True)
         os.chdir(workdir)
     except OSError as e:
-        fail(err_fd, EXIT_CANNOT_EXEC, f"cannot use workdir {workdir!r}: {e.strerror}")
+        why = e.strerror
+        if e.errno == errno.EROFS:  # makedirs of a missing one on a read-only root
+            why = "it does not exist and the root file system is read-only"
+        fail(err_fd, EXIT_CANNOT_EXEC, f"cannot use workdir {workdir!r}: {why}")
     # Python ignores SIGPIPE; the workload must get the default back (as subprocess does).
     for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
