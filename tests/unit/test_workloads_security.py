@@ -354,3 +354,32 @@ def test_no_new_privs_off_and_unconfined() -> None:
     assert got["NoNewPrivs"] == "1" and got["Seccomp"] == "0"
     got = _in_child(security.prepare(SecurityOpts(privileged=True)), [])
     assert int(str(got["CapEff"]), 16) == caps.bounding_mask() and got["Seccomp"] == "0"
+
+
+def test_a_warmed_process_finds_the_program_by_one_stat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fork server warms the default program (security.warm); the shims it forks then read
+    neither the profile nor the cache, until the profile file changes."""
+    profile = tmp_path / "seccomp.json"
+    profile.write_bytes(Path(seccomp_profile.DEFAULT_PROFILE).read_bytes())
+    monkeypatch.setattr(seccomp_profile, "DEFAULT_PROFILE", str(profile))
+    monkeypatch.setattr(seccomp_profile, "_programs", {})
+    state = tmp_path / "state"
+    security.warm(str(state))
+    assert len(seccomp_profile._programs) == 1
+
+    def no_reading(path: str) -> bytes:
+        raise AssertionError(f"read {path} again")
+
+    monkeypatch.setattr(seccomp_profile, "read_raw", no_reading)
+    plan = security._plan(
+        security.SecurityOpts(), caps.bounding_mask(), security.cache_dir(str(state))
+    )
+    assert plan.bpf is not None and plan.bpf == next(iter(seccomp_profile._programs.values()))
+    st = profile.stat()
+    os.utime(profile, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # edited: look again
+    with pytest.raises(AssertionError, match=r"read .*seccomp\.json again"):
+        security._plan(
+            security.SecurityOpts(), caps.bounding_mask(), security.cache_dir(str(state))
+        )

@@ -329,9 +329,29 @@ def cache_key(raw: bytes, caps_mask: int) -> str:
     return h.hexdigest()
 
 
+# Programs this process has read, by the profile file's identity: the fork server warms it, so
+# every shim it forks finds the program with one stat instead of reading and hashing the profile.
+_programs: dict[tuple[object, ...], bytes] = {}
+
+
 def cached_bpf(path: str, caps: frozenset[str], caps_mask: int, cache_dir: str | None) -> bytes:
     """The program for ``path`` and this capability set: from ``cache_dir`` when compiled before,
     else compiled and stored there (atomically: concurrent launches may race to write it)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        memo = None  # read_raw says why
+    else:
+        memo = (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, caps_mask, cache_dir)
+        if (prog := _programs.get(memo)) is not None:
+            return prog
+    prog = _cached_bpf(path, caps, caps_mask, cache_dir)
+    if memo is not None:
+        _programs[memo] = prog
+    return prog
+
+
+def _cached_bpf(path: str, caps: frozenset[str], caps_mask: int, cache_dir: str | None) -> bytes:
     raw = read_raw(path)
     key = cache_key(raw, caps_mask)
     file = os.path.join(cache_dir, f"{key}.bpf") if cache_dir else None

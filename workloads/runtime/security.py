@@ -17,6 +17,7 @@ The defaults and the ways out:
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from typing import Any, Final
@@ -171,6 +172,13 @@ def _plan(opts: SecurityOpts, bounding: int, cache_dir: str | None) -> Plan:
 
 def cache_dir(state_dir: str) -> str:
     return os.path.join(state_dir, CACHE_DIR)
+
+
+def warm(state_dir: str) -> None:
+    """Read the default profile's program into this process (the fork server, between spawns),
+    so that the shims it forks inherit it; a failure is the shim's to report."""
+    with contextlib.suppress(Exception):
+        _plan(SecurityOpts(), caps.bounding_mask(), cache_dir(state_dir))
 
 
 def startup_check(state_dir: str) -> None:

@@ -97,7 +97,12 @@ class SpawnReply:
         raise ProtocolError(f"neither a pid nor an error: {line.strip()!r}")
 
 
-def _serve(inp: IO[str], out: IO[str], run_shim: Callable[[str, int], int]) -> int:
+def _serve(
+    inp: IO[str],
+    out: IO[str],
+    run_shim: Callable[[str, int], int],
+    warm: Callable[[str], None] | None = None,
+) -> int:
     # Shims are not waited for here: let the kernel reap them.
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -119,6 +124,8 @@ def _serve(inp: IO[str], out: IO[str], run_shim: Callable[[str, int], int]) -> i
                 os._exit(code)
         out.write(SpawnReply(pid=pid).encode())
         out.flush()
+        if warm is not None:  # after the reply: off this launch's path, on the next one's
+            warm(req.wdir)
     return 0
 
 
@@ -189,7 +196,7 @@ def main() -> int:
     from workloads.supervisor import shim
 
     _trim_heap()
-    return _serve(sys.stdin, sys.stdout, shim.run_shim)
+    return _serve(sys.stdin, sys.stdout, shim.run_shim, shim.warm)
 
 
 if __name__ == "__main__":

@@ -102,6 +102,11 @@ def _note(msg: str) -> None:
         os.write(2, f"{time.strftime('%Y-%m-%dT%H:%M:%S')} shim[{os.getpid()}]: {msg}\n".encode())
 
 
+def warm(wdir: str) -> None:
+    """In the fork server after a spawn: what the next shim would read, read once here."""
+    security.warm(os.path.dirname(os.path.dirname(wdir)))
+
+
 def run_shim(wdir: str, run: int) -> int:
     """Supervise one run; returns the shim's own exit status (0 once the exit is recorded)."""
     try:
