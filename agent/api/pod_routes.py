@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from agent.api.lifecycle_routes import grace_of
+from agent.api.query import flag
 from workloads.lifecycle.manager import WorkloadError, WorkloadManager
 from workloads.pods.manager import PodManager
 from workloads.runtime.spec import Limits, SpecError, parse_limits
@@ -104,7 +105,7 @@ def add_pod_routes(app: web.Application, manager: WorkloadManager) -> PodManager
 
     async def remove(request: web.Request) -> Any:
         name = request.match_info["name"]
-        await pods.rm(name, force=request.query.get("force") in ("1", "true"))
+        await pods.rm(name, force=flag(request, "force"))
         return {"removed": name}
 
     app.router.add_get("/v1/pods", wrap(listing))

@@ -99,9 +99,14 @@ def running_agent(prefix: str) -> Iterator[Agent]:
         try:
             yield a
         finally:
-            with contextlib.suppress(Exception):  # best effort: scratch_cgroup kills the rest
-                for w in a.client.listing(all_=True):
-                    a.client.rm(w["name"], force=True)
+            # Best effort, each alone (a pod's infra refuses rm: its pod goes with pod rm);
+            # scratch_cgroup kills the rest.
+            names: list[str] = []
+            with contextlib.suppress(Exception):
+                names = [w["name"] for w in a.client.listing(all_=True)]
+            for name in names:
+                with contextlib.suppress(Exception):
+                    a.client.rm(name, force=True)
             a.stop()
             shutil.rmtree(state, ignore_errors=True)
 
