@@ -8,14 +8,12 @@ Prometheus' +Inf work without special cases.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final, TypeAlias
 
-UNLIMITED: Final = math.inf
-# An int, or UNLIMITED for "max".
-Limit: TypeAlias = int | float
+# Defined with the unit parsers (a light module the CLI imports without these records).
+from cgroupfs.units import UNLIMITED as UNLIMITED
+from cgroupfs.units import Limit as Limit
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,11 @@ from __future__ import annotations
 import math
 import re
 from decimal import Decimal, InvalidOperation
+from typing import Final, TypeAlias
 
-from cgroupfs.types import UNLIMITED, Limit
+UNLIMITED: Final = math.inf
+# An int, or UNLIMITED for "max".
+Limit: TypeAlias = int | float
 
 _UNLIMITED_WORDS = frozenset({"max", "infinity", "unlimited"})
 _POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}

@@ -32,7 +32,8 @@ def _socket_default() -> str:
 
 
 def _memory(text: str) -> str:
-    from workloads.runtime.spec import SpecError, parse_limits
+    from workloads.runtime.errors import SpecError
+    from workloads.runtime.values import parse_limits
 
     try:
         parse_limits(memory=text)
@@ -42,7 +43,8 @@ def _memory(text: str) -> str:
 
 
 def _cpus(text: str) -> str:
-    from workloads.runtime.spec import SpecError, parse_limits
+    from workloads.runtime.errors import SpecError
+    from workloads.runtime.values import parse_limits
 
     try:
         parse_limits(cpus=text)
@@ -59,7 +61,7 @@ def _pids(text: str) -> str:
 
 def _restart(text: str) -> str:
     from workloads.lifecycle.restart import parse_restart
-    from workloads.runtime.spec import SpecError
+    from workloads.runtime.errors import SpecError
 
     try:
         parse_restart(text)
@@ -69,7 +71,8 @@ def _restart(text: str) -> str:
 
 
 def _userns_base(text: str) -> int:
-    from workloads.runtime.spec import SpecError, parse_userns_base
+    from workloads.runtime.errors import SpecError
+    from workloads.runtime.values import parse_userns_base
 
     try:
         return parse_userns_base(text)
@@ -370,9 +373,11 @@ def run_body(args: argparse.Namespace) -> dict[str, Any]:
 
 def security_body(args: argparse.Namespace) -> dict[str, Any]:
     """The ``security`` object of the request: only what the flags change from the default."""
-    from workloads.runtime.security import parse_security_opts
+    out: dict[str, Any] = {}
+    if args.security_opt:  # imported only then: the security module loads ctypes and more
+        from workloads.runtime.security import parse_security_opts
 
-    out: dict[str, Any] = parse_security_opts(list(args.security_opt))
+        out = parse_security_opts(list(args.security_opt))
     if args.cap_add:
         out["cap_add"] = list(args.cap_add)
     if args.cap_drop:
@@ -511,16 +516,17 @@ def _add_mounts(p: argparse.ArgumentParser) -> None:
 def mounts_body(args: argparse.Namespace) -> dict[str, Any]:
     """The API's ``mounts`` object (workloads.runtime.mounts.from_body), empty when unused. The
     syntax is checked here (SpecError is a ValueError: exit 2); the agent checks the host side."""
-    from workloads.runtime import mounts
+    if args.volume or args.mount or args.tmpfs or args.device:  # the mount code only then
+        from workloads.runtime import mounts
 
-    for parse, values in (
-        (mounts.parse_volume, args.volume),
-        (mounts.parse_mount, args.mount),
-        (mounts.parse_tmpfs, args.tmpfs),
-        (mounts.split_device, args.device),
-    ):
-        for value in values:
-            parse(value)
+        for parse, values in (
+            (mounts.parse_volume, args.volume),
+            (mounts.parse_mount, args.mount),
+            (mounts.parse_tmpfs, args.tmpfs),
+            (mounts.split_device, args.device),
+        ):
+            for value in values:
+                parse(value)
     body: dict[str, Any] = {}
     for key, value in (
         ("volumes", args.volume),

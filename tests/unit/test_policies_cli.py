@@ -93,3 +93,19 @@ def test_every_command_starts_without_asyncio() -> None:
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert r.stdout.strip().endswith("[]"), r.stdout + r.stderr
+
+
+def test_run_checks_its_flags_without_the_runtime() -> None:
+    """`pystats run -d` with limits checks them with workloads.runtime.values: the spec, the
+    mount and security code, ctypes and the cgroup records stay unloaded (190 -> 100 ms here)."""
+    code = (
+        "import sys; from agent.cli import main; "
+        "main(['run', '-d', '--cpus', '1', '--memory', '1G', '--pids-limit', '9', "
+        "'--restart', 'on-failure:3', '--name', 'x', '--socket', '/nonexistent.sock', "
+        "'--', 'true']); "
+        "print(sorted(m for m in sys.modules if m in ('ctypes', 'cgroupfs.types', "
+        "'workloads.runtime.spec', 'workloads.runtime.security', 'workloads.runtime.mounts')))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert "no pystats agent socket at /nonexistent.sock" in r.stderr, r.stderr
+    assert r.stdout.strip().endswith("[]"), r.stdout + r.stderr

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from workloads.runtime.spec import SpecError
+from workloads.runtime.errors import SpecError
 
 BACKOFF_BASE_S = 0.1
 BACKOFF_CAP_S = 30.0

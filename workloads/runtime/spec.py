@@ -6,14 +6,13 @@ reads it from disk, so it needs nothing from the agent) and the runtime (which a
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import stat
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from cgroupfs import paths, units
+from cgroupfs import paths
 from cgroupfs.errors import UnsafePath
 from workloads.runtime import idranges, mounts, security
 from workloads.runtime.errors import SpecError as SpecError  # its home; re-exported
@@ -24,25 +23,18 @@ from workloads.runtime.runopts import check as check_run_opts
 from workloads.runtime.runuser import RunUser
 from workloads.runtime.security import SecurityOpts
 from workloads.runtime.stdio import StdioOpts
+from workloads.runtime.values import NAME_RE as NAME_RE  # re-exported: the spec's values
+from workloads.runtime.values import USERNS_DEFAULT_BASE as USERNS_DEFAULT_BASE
+from workloads.runtime.values import USERNS_MAX_BASE as USERNS_MAX_BASE
+from workloads.runtime.values import USERNS_MAX_ID as USERNS_MAX_ID
+from workloads.runtime.values import USERNS_SIZE as USERNS_SIZE
+from workloads.runtime.values import Limits as Limits
+from workloads.runtime.values import parse_limits as parse_limits
+from workloads.runtime.values import parse_userns_base as parse_userns_base
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 NET_MODES = ("none", "host")
-# --userns: root inside is mapped to host ids BASE..BASE+SIZE-1 (uid and gid alike). 100000 is
-# the first range shadow-utils hands out in /etc/subuid, and 65536 ids cover every id a
-# distribution image uses (nobody is 65534).
-USERNS_DEFAULT_BASE = 100_000
-USERNS_SIZE = 65_536
-USERNS_MAX_ID = 4_294_967_294  # (uid_t)-1 is "no id" to the kernel
-USERNS_MAX_BASE = USERNS_MAX_ID - USERNS_SIZE + 1
-
-
-@dataclass(frozen=True)
-class Limits:
-    memory_bytes: int | None = None
-    cpus: float | None = None
-    pids: int | None = None
 
 
 @dataclass(frozen=True)
@@ -135,37 +127,6 @@ def validate_name(name: str) -> str:
     return name
 
 
-def parse_limits(
-    memory: str | int | None = None,
-    cpus: str | float | None = None,
-    pids: str | int | None = None,
-) -> Limits:
-    """Limits from user strings ("256M", "0.5", "100"); "max" means no limit."""
-    mem_b: int | None = None
-    cores: float | None = None
-    npids: int | None = None
-    try:
-        if memory is not None:
-            m = units.parse_bytes(memory)
-            mem_b = None if isinstance(m, float) else m
-    except ValueError as e:
-        raise SpecError(f"invalid --memory: {e}") from None
-    try:
-        if cpus is not None:
-            c = units.parse_cpus(cpus)
-            cores = None if math.isinf(c) else c
-            units.cpu_max_value(cores)
-    except ValueError as e:
-        raise SpecError(f"invalid --cpus: {e}") from None
-    if pids is not None:
-        text = str(pids).strip()
-        if text != "max":
-            if not text.isdigit() or int(text) < 1:
-                raise SpecError(f"invalid --pids {pids!r}: expected a positive integer or max")
-            npids = int(text)
-    return Limits(memory_bytes=mem_b, cpus=cores, pids=npids)
-
-
 def parse_env(items: list[str]) -> dict[str, str]:
     env: dict[str, str] = {}
     for item in items:
@@ -174,23 +135,6 @@ def parse_env(items: list[str]) -> dict[str, str]:
             raise SpecError(f"invalid --env {item!r}: expected KEY=VALUE")
         env[key] = value
     return env
-
-
-def parse_userns_base(value: object) -> int:
-    """--userns-base: an integer (or its decimal string) such that the whole range is valid
-    host ids and does not hold host root (0 inside must not be 0 outside)."""
-    text = str(value).strip() if isinstance(value, (str, int)) else ""
-    if isinstance(value, bool) or not text.isdigit():
-        raise SpecError(
-            f"invalid --userns-base {value!r}: expected an integer from 1 to {USERNS_MAX_BASE}"
-        )
-    base = int(text)
-    if not 1 <= base <= USERNS_MAX_BASE:
-        raise SpecError(
-            f"invalid --userns-base {base}: the range {base}..{base + USERNS_SIZE - 1} must lie "
-            f"within host ids 1..{USERNS_MAX_ID}"
-        )
-    return base
 
 
 def _userns_ids_free(base: int) -> None:
