@@ -67,6 +67,7 @@ TICK_S = 0.1
 START_TIMEOUT_S = 60.0  # generous: under the test VM's emulation a fork+exec can take seconds
 INIT_READY_TIMEOUT_S = 2.0  # tini is ready in microseconds on a host, ms under emulation
 TAKE_DOWN_TIMEOUT_S = 10.0  # cgroup.kill to an empty cgroup, before a restart into it
+RM_WAIT_S = 10.0  # a --rm workload's removal after its exit, before wait answers anyway
 NO_RECORD = RunStatus(run=0, state=State.CREATED)
 # A removed workload's cgroup keeps its name as a metric label this long: the collector and
 # Prometheus (5 min staleness) still hold its last samples.
@@ -822,9 +823,14 @@ class WorkloadManager:
         last record is answered once after its removal (`pystats run --rm` reads its exit)."""
         if name not in self._workloads and name in self._exited_info:
             return self._exited_info.pop(name)
-        self._get(name)
+        w = self._get(name)
         while not self.is_done(name):
             await self.wait_changed(0.5)
+        # --rm: answered once removed, as docker's CLI waits for "removed" (a listing right after
+        # `run --rm` returns must not show it); bounded, should its removal fail.
+        deadline = time.monotonic() + RM_WAIT_S
+        while w.spec.run.auto_remove and name in self._workloads and time.monotonic() < deadline:
+            await self.wait_changed(0.1)
         if name not in self._workloads and name in self._exited_info:
             return self._exited_info.pop(name)
         return self.inspect(name)
