@@ -192,15 +192,17 @@ def test_userns_auto_gives_each_workload_its_own_range(agent: Agent, rootfs: str
     # rm gives the range back: a new workload gets the lowest free one again.
     agent.client.rm("auto-a", force=True)
     assert "auto-a" not in _read(alloc)
+    # sleep through busybox's sh (its applet): the rootfs has no sleep link
     r = agent.cli("run", "-d", "--name", "auto-c", "--userns=auto", "--rootfs", rootfs, "--",
-                  "sleep", "1000")  # fmt: skip
+                  "sh", "-c", "exec sleep 1000")  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert agent.client.inspect("auto-c")["userns"]["uid_map"] == maps[0]
     # Durable: a restarted agent keeps both ranges and gives a third a distinct one.
     agent.sigkill()
     agent.start()
+    # sleep through busybox's sh (its applet): the rootfs has no sleep link
     r = agent.cli("run", "-d", "--name", "auto-d", "--userns=auto", "--rootfs", rootfs, "--",
-                  "sleep", "1000")  # fmt: skip
+                  "sh", "-c", "exec sleep 1000")  # fmt: skip
     assert r.returncode == 0, r.stderr
     got = {agent.client.inspect(n)["userns"]["uid_map"] for n in ("auto-b", "auto-c", "auto-d")}
     assert len(got) == 3
