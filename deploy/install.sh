@@ -15,10 +15,12 @@ if [ ! -f /sys/fs/cgroup/cgroup.controllers ]; then
   [ "$start" = 1 ] && exit 1
 fi
 
-# Runtime packages the workloads need: libseccomp's Python binding, the containers seccomp
-# profile (the default filter), tini (--init).
+# Runtime packages: Debian's CPython and venv (the interpreter python3-seccomp is built for),
+# libseccomp's Python binding, the containers seccomp profile (the default filter), tini
+# (--init), catatonit (a pod's infra), the CNI plugins and iptables (networks, published ports).
 need=()
-for p in python3-seccomp golang-github-containers-common tini; do
+for p in python3 python3-venv python3-seccomp golang-github-containers-common tini catatonit \
+         containernetworking-plugins iptables; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if [ "${#need[@]}" -gt 0 ]; then
@@ -30,7 +32,12 @@ rm -rf "$prefix/src.new"
 cp -a "$src" "$prefix/src.new"
 rm -rf "$prefix/src.new/.venv" "$prefix/src.new/.git"
 rm -rf "$prefix/src" && mv "$prefix/src.new" "$prefix/src"
-[ -x "$prefix/venv/bin/python" ] || python3 -m venv "$prefix/venv"
+# Debian's own python3, not whichever python3 comes first on PATH (see scripts/setup).
+base=$(/usr/bin/python3 -c 'import os, sys; print(os.path.realpath(sys.executable))')
+if [ -x "$prefix/venv/bin/python" ] && ! grep -qx "executable = $base" "$prefix/venv/pyvenv.cfg"; then
+  rm -rf "$prefix/venv"
+fi
+[ -x "$prefix/venv/bin/python" ] || /usr/bin/python3 -m venv "$prefix/venv"
 "$prefix/venv/bin/pip" install -q --disable-pip-version-check -c "$prefix/src/requirements.lock" "$prefix/src"
 so=$(ls /usr/lib/python3/dist-packages/seccomp.cpython-3*-*.so | head -n1)
 site=$("$prefix/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
