@@ -16,19 +16,18 @@ class AgentFacts:
 
 
 def agent_facts(socket_path: str, timeout: float = 2.0) -> AgentFacts | None:
-    import http.client
+    from agent.api import wire
 
-    from agent.api.client import UnixHTTPConnection
-
-    conn = UnixHTTPConnection(socket_path, timeout)
     try:
-        conn.request("GET", "/v1/agent")
-        resp = conn.getresponse()
+        resp = wire.request(socket_path, "GET", "/v1/agent", timeout=timeout)
+    except OSError:
+        return None
+    try:
         if resp.status != 200:
             return None
         d = json.loads(resp.read())
         return AgentFacts(str(d["root"]), str(d["policies_root"]), int(d["pid"]))
-    except (OSError, http.client.HTTPException, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError):
         return None
     finally:
-        conn.close()
+        resp.close()

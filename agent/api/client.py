@@ -1,14 +1,13 @@
-"""A small client of the workload API over the agent's Unix socket (http.client: fast to import)."""
+"""A small client of the workload API over the agent's Unix socket (agent.api.wire)."""
 
 from __future__ import annotations
 
-import http.client
 import json
-import socket
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from agent.api import wire
 from agent.api.socketpath import DEFAULT_SOCKET, unreachable
 
 
@@ -20,24 +19,6 @@ class ApiError(Exception):
         self.status = status
 
 
-class UnixHTTPConnection(http.client.HTTPConnection):
-    """http.client over the agent's Unix socket."""
-
-    def __init__(self, path: str, timeout: float | None) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self._path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
-
-
 class WorkloadClient:
     def __init__(self, socket_path: str = DEFAULT_SOCKET, timeout: float | None = 120.0) -> None:
         self.socket_path = socket_path
@@ -45,35 +26,42 @@ class WorkloadClient:
 
     def _open(
         self, method: str, path: str, body: Any = None, timeout: float | None = -1.0
-    ) -> tuple[UnixHTTPConnection, http.client.HTTPResponse]:
-        conn = UnixHTTPConnection(self.socket_path, self.timeout if timeout == -1.0 else timeout)
+    ) -> wire.Response:
         data = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"} if data is not None else {}
         try:
-            conn.request(method, path, body=data, headers=headers)
-            resp = conn.getresponse()
-        except OSError as e:
-            conn.close()
-            raise ApiError(0, unreachable(self.socket_path, e)) from None
-        except http.client.HTTPException as e:
-            conn.close()
+            resp = wire.request(
+                self.socket_path,
+                method,
+                path,
+                data,
+                timeout=self.timeout if timeout == -1.0 else timeout,
+            )
+        except wire.BadAnswer as e:
             raise ApiError(0, f"talking to the agent at {self.socket_path}: {e}") from None
+        except OSError as e:
+            raise ApiError(0, unreachable(self.socket_path, e)) from None
         if resp.status >= 400:
-            raw = resp.read()
-            conn.close()
+            try:
+                raw = resp.read()
+            except OSError:
+                raw = b""
+            finally:
+                resp.close()
             try:
                 msg = str(json.loads(raw)["error"])
             except (ValueError, KeyError, TypeError):
                 msg = raw.decode(errors="replace").strip() or resp.reason
             raise ApiError(resp.status, msg)
-        return conn, resp
+        return resp
 
     def _json(self, method: str, path: str, body: Any = None) -> Any:
-        conn, resp = self._open(method, path, body)
+        resp = self._open(method, path, body)
         try:
             return json.loads(resp.read())
+        except OSError as e:
+            raise ApiError(0, f"talking to the agent at {self.socket_path}: {e}") from None
         finally:
-            conn.close()
+            resp.close()
 
     @staticmethod
     def _path(name: str, suffix: str = "", **query: Any) -> str:
@@ -95,12 +83,12 @@ class WorkloadClient:
 
     def logs(self, name: str, follow: bool = False, tail: int | None = None) -> Iterator[bytes]:
         path = self._path(name, "/logs", follow=1 if follow else None, tail=tail)
-        conn, resp = self._open("GET", path, timeout=None)
+        resp = self._open("GET", path, timeout=None)
         try:
             while chunk := resp.read1(65536):
                 yield chunk
         finally:
-            conn.close()
+            resp.close()
 
     def log_frames(
         self,
@@ -125,11 +113,11 @@ class WorkloadClient:
             until=until,
             timestamps=1 if timestamps else None,
         )
-        conn, resp = self._open("GET", path, timeout=None)
+        resp = self._open("GET", path, timeout=None)
         try:
             yield from split_frames(iter(lambda: resp.read1(65536), b""))
         finally:
-            conn.close()
+            resp.close()
 
     def stop(self, name: str, grace_s: float | None = None) -> dict[str, Any]:
         out: dict[str, Any] = self._json("POST", self._path(name, "/stop", grace=grace_s))

@@ -1,8 +1,7 @@
-"""The image API's client (http.client over the agent's socket, as WorkloadClient)."""
+"""The image API's client (agent.api.wire over the agent's socket, as WorkloadClient)."""
 
 from __future__ import annotations
 
-import http.client
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -36,12 +35,12 @@ class ImageClient(WorkloadClient):
     def _lines(self, path: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """The progress lines of a pull or load; the last is its result. ApiError on an
         error line, and when the stream ends without a result (the agent stopped mid-way)."""
-        conn, resp = self._open("POST", path, body, timeout=None)
+        resp = self._open("POST", path, body, timeout=None)
         try:
             while True:
                 try:
                     line = resp.readline()
-                except (OSError, http.client.HTTPException):
+                except OSError:  # wire.BadAnswer too
                     line = b""
                 if not line:
                     raise ApiError(0, "the agent stopped answering before the work was done")
@@ -55,7 +54,7 @@ class ImageClient(WorkloadClient):
                 if "result" in item:
                     return
         finally:
-            conn.close()
+            resp.close()
 
     def pull(self, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
         return self._lines("/v1/images/pull", body)

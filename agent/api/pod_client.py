@@ -1,4 +1,4 @@
-"""The pod API's client (http.client over the agent's socket, as WorkloadClient)."""
+"""The pod API's client (agent.api.wire over the agent's socket, as WorkloadClient)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """`pystats pull/load/images/rmi/image prune`, and the image part of `pystats run`.
 
-Only argparse at import time; the handlers import the small http.client-based client.
+Only argparse at import time; the handlers import the small client (agent.api.wire).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from agent import pidlock
-from agent.api.client import UnixHTTPConnection
+from tests.unixhttp import UnixHTTPConnection
 
 pytestmark = pytest.mark.host
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from agent.api.client import UnixHTTPConnection, WorkloadClient
+from agent.api.client import WorkloadClient
 from tests.host.test_agent_host import Agent, agent  # noqa: F401 (a fixture)
 from tests.host.test_cli_defects_host import wagent  # noqa: F401 (a fixture)
+from tests.unixhttp import UnixHTTPConnection
 
 pytestmark = pytest.mark.host
 

@@ -80,7 +80,7 @@ def test_launch_is_among_the_workloads_events_at_once(wagent: Agent, host_cgroup
     import time
     import urllib.parse
 
-    from agent.api.client import UnixHTTPConnection
+    from tests.unixhttp import UnixHTTPConnection
 
     def get(url: str) -> dict[str, object]:
         conn = UnixHTTPConnection(wagent.sock, timeout=30)

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.api.client import UnixHTTPConnection
 from tests import envcheck
+from tests.unixhttp import UnixHTTPConnection
 from tests.vm.promserver import (
     PROMETHEUS,
     free_port,
