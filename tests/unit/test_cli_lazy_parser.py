@@ -1,0 +1,59 @@
+"""A command builds only its own group's parser (agent.cli.COMMANDS): the same parser as the
+whole one's, for every command and subcommand, and `main` picks it from argv."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from agent import cli
+
+
+def _subparsers(p: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for a in p._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            return dict(a.choices)
+    return {}
+
+
+def _describe(p: argparse.ArgumentParser, prefix: str = "") -> dict[str, str]:
+    """Every (sub)command's help text and defaults, by its path: what a user sees and gets."""
+    defaults = {k: getattr(v, "__qualname__", v) for k, v in p._defaults.items()}
+    out = {prefix: p.format_help() + repr(sorted(defaults.items()))}
+    for name, q in _subparsers(p).items():
+        out.update(_describe(q, f"{prefix} {name}".strip()))
+    return out
+
+
+FULL = cli.build_parser()
+
+
+def test_every_command_is_in_the_table() -> None:
+    whole = set(_subparsers(FULL))
+    # The live view declares only `stats`, which history extends: every other is in the table.
+    assert whole - set(cli.COMMANDS) == set(), "commands missing from agent.cli.COMMANDS"
+    assert set(cli.COMMANDS) - whole == set(), "agent.cli.COMMANDS names no such command"
+
+
+@pytest.mark.parametrize("command", sorted(cli.COMMANDS))
+def test_a_commands_own_parser_is_the_whole_ones(command: str) -> None:
+    full = _describe(_subparsers(FULL)[command], command)
+    own = _describe(_subparsers(cli.build_parser(command))[command], command)
+    assert own == full
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        (["run", "-d", "busybox"], "run"),
+        (["-h"], None),
+        ([], None),
+        (["--interval", "2", "stats"], None),  # a root option's value first: the whole parser
+        (["--standalone", "stats", "--no-stream"], "stats"),
+        (["bogus", "ps"], None),
+        (["--", "ps"], None),
+    ],
+)
+def test_command_of(argv: list[str], command: str | None) -> None:
+    assert cli.command_of(argv) == command
