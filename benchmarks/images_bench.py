@@ -28,6 +28,8 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The CLI as users run it: the console script next to this interpreter.
+PYSTATS = [os.path.join(os.path.dirname(sys.executable), "pystats")]
 sys.path.insert(0, REPO)
 
 from tests import envcheck  # noqa: E402
@@ -87,7 +89,7 @@ def bench_pulls(work: str, cg: str, ref: str, host: str, n: int) -> dict[str, li
             base = hwm_kib(a.proc.pid)
             env = dict(os.environ, PYSTATS_SOCKET=a.sock)
             cpu0 = cpu_s(a.proc.pid)
-            wall, kib = timed([sys.executable, "-m", "agent.cli", "pull", "-q",
+            wall, kib = timed([*PYSTATS, "pull", "-q",
                                "--insecure-registry", host, ref], env)  # fmt: skip
             out.setdefault("pystats_cpu", []).append(CPU["last"] + cpu_s(a.proc.pid) - cpu0)
             out["pystats_s"].append(wall)
@@ -132,7 +134,7 @@ def bench_starts(work: str, cg: str, ref: str, host: str, n: int) -> dict[str, l
     a = fresh_agent(work, cg, "run")
     try:
         env = dict(os.environ, PYSTATS_SOCKET=a.sock)
-        timed([sys.executable, "-m", "agent.cli", "pull", "-q", "--insecure-registry", host,
+        timed([*PYSTATS, "pull", "-q", "--insecure-registry", host,
                ref], env)  # fmt: skip
         bundle = os.path.join(work, "crun-bundle")
         d = os.path.join(work, "crun-layout")

@@ -7,8 +7,8 @@ Start latency, interleaved round by round, same boot, every workload `/bin/sleep
 busybox rootfs (pystats `--rootfs`, podman `--rootfs`: no image layers on either side):
   - pystats API: the create call on a dev-server agent (it returns once the shim recorded the
     run as started);
-  - pystats CLI: the wall time of `python -m agent.cli run -d ...` (interpreter start included;
-    `pystats ps`, timed alike, is the CLI's fixed cost);
+  - pystats CLI: the wall time of `pystats run -d ...` (the console script, interpreter start
+    included; `pystats ps`, timed alike, is the CLI's fixed cost);
   - podman: the wall time of `podman run -d ...` (returns once crun started the container).
 The CNI share is measured in the same boot with the agent's own NetworkService (prepare,
 attach: netns + loopback + the chain; then release) on a separate state dir.
@@ -41,6 +41,8 @@ from collections.abc import Iterator
 from typing import Any
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The CLI as users run it: the console script next to this interpreter.
+PYSTATS = [os.path.join(os.path.dirname(sys.executable), "pystats")]
 sys.path.insert(0, REPO)
 
 from agent.api.network_client import NetworkClient  # noqa: E402
@@ -143,7 +145,7 @@ def podman_env() -> Iterator[Podman | None]:
 
 def cli_start(a: Agent, name: str, rootfs: str, net: list[str]) -> float:
     t0 = time.monotonic()
-    r = subprocess.run([sys.executable, "-m", "agent.cli", "run", "-d", "--name", name,
+    r = subprocess.run([*PYSTATS, "run", "-d", "--name", name,
                         "--rootfs", rootfs, *net, "--", "/bin/sleep", "30"], cwd=REPO,
                        env=dict(os.environ, PYSTATS_SOCKET=a.sock), stdout=subprocess.DEVNULL,
                        stderr=subprocess.PIPE, text=True)  # fmt: skip
@@ -177,7 +179,7 @@ def starts(n: int) -> dict[str, list[float]]:
                 c.rm(name, force=True)
             # The CLI's fixed cost (interpreter, imports, one API call): `pystats ps`.
             t0 = time.monotonic()
-            subprocess.run([sys.executable, "-m", "agent.cli", "ps"], cwd=REPO, check=True,
+            subprocess.run([*PYSTATS, "ps"], cwd=REPO, check=True,
                            env=dict(os.environ, PYSTATS_SOCKET=a.sock),
                            stdout=subprocess.DEVNULL)  # fmt: skip
             got["pystats CLI ps"] = time.monotonic() - t0
