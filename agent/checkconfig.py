@@ -7,6 +7,7 @@ import sys
 
 from agent.api.access import AccessError, resolve_access
 from agent.config import AgentConfig
+from agent.policycheck import policy_problems
 from agent.rootsetup import RootError, choose_root
 from cgroupfs.mount import detect
 
@@ -69,13 +70,11 @@ def check(cfg: AgentConfig) -> int:
         print(f"error: {e}", file=sys.stderr)
         ok = False
     if cfg.policy:
-        from policies.validate import check_file
-
-        _policy, errors = check_file(cfg.policy)
-        if errors:
+        problems = policy_problems(cfg.policy)
+        if problems:
             ok = False
-            for err in errors:
-                print(err, file=sys.stderr)
+            for problem in problems:
+                print(problem, file=sys.stderr)
         else:
             print(f"policy: {cfg.policy}: valid")
     return 0 if ok else 2

@@ -27,6 +27,7 @@ from agent.checkconfig import tree_problems
 from agent.config import AgentConfig, ConfigError
 from agent.health import Health
 from agent.parts import Part, Parts, build_parts, close_parts
+from agent.policycheck import policy_problems
 from agent.rootsetup import AgentLayout, RootError, choose_root, prepare
 from cgroupfs.mount import detect
 from collectors.store import Store
@@ -190,14 +191,12 @@ class Agent:
     @staticmethod
     def _policy_errors(path: str) -> bool:
         """Check a policy the agent is about to start for; log why it is refused."""
-        from policies.validate import check_file
-
-        _policy, errors = check_file(path)
-        if errors:
+        problems = policy_problems(path)
+        if problems:
             log.error("SIGHUP: policy %s rejected, no policy is in force:", path)
-            for e in errors:
-                log.error("  %s", e)
-        return bool(errors)
+            for problem in problems:
+                log.error("  %s", problem)
+        return bool(problems)
 
     def _engine(self) -> HostedEngine | None:
         if self.parts is not None and self.parts.engine is not None:

@@ -138,12 +138,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _policy_rejected(path: str) -> bool:
     """A policy that does not validate stops the start, as a bad configuration does (running
     without it would leave its cgroups unplaced and unlimited with nothing said)."""
-    from policies.validate import check_file
+    from agent.policycheck import policy_problems
 
-    _policy, errors = check_file(path)
-    for e in errors:
-        print(f"pystats-agent: {e}", file=sys.stderr)
-    return bool(errors)
+    problems = policy_problems(path)
+    for problem in problems:
+        print(f"pystats-agent: {problem}", file=sys.stderr)
+    return bool(problems)
 
 
 def _install_sd_levels() -> None:
