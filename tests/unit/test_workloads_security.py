@@ -373,13 +373,9 @@ def test_a_warmed_process_finds_the_program_by_one_stat(
         raise AssertionError(f"read {path} again")
 
     monkeypatch.setattr(seccomp_profile, "read_raw", no_reading)
-    plan = security._plan(
-        security.SecurityOpts(), caps.bounding_mask(), security.cache_dir(str(state))
-    )
+    plan = security._default_plan(str(state))
     assert plan.bpf is not None and plan.bpf == next(iter(seccomp_profile._programs.values()))
     st = profile.stat()
     os.utime(profile, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # edited: look again
     with pytest.raises(AssertionError, match=r"read .*seccomp\.json again"):
-        security._plan(
-            security.SecurityOpts(), caps.bounding_mask(), security.cache_dir(str(state))
-        )
+        security._default_plan(str(state))

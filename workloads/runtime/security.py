@@ -174,18 +174,23 @@ def cache_dir(state_dir: str) -> str:
     return os.path.join(state_dir, CACHE_DIR)
 
 
+def _default_plan(state_dir: str) -> Plan:
+    """The plan of a workload with no security options, its program in the state dir's cache."""
+    return _plan(SecurityOpts(), caps.bounding_mask(), cache_dir(state_dir))
+
+
 def warm(state_dir: str) -> None:
     """Read the default profile's program into this process (the fork server, between spawns),
     so that the shims it forks inherit it; a failure is the shim's to report."""
     with contextlib.suppress(Exception):
-        _plan(SecurityOpts(), caps.bounding_mask(), cache_dir(state_dir))
+        _default_plan(state_dir)
 
 
 def startup_check(state_dir: str) -> None:
     """At the agent's start: the default profile must be there (a workload is never silently
     unconfined), and is compiled for the default set now, so launches only read the cache."""
     try:
-        _plan(SecurityOpts(), caps.bounding_mask(), cache_dir(state_dir))
+        _default_plan(state_dir)
     except seccomp_profile.ProfileError as e:
         raise ProfileMissing(
             f"{e}; workloads would run without their default seccomp profile (install Debian's "

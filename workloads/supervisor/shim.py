@@ -102,9 +102,14 @@ def _note(msg: str) -> None:
         os.write(2, f"{time.strftime('%Y-%m-%dT%H:%M:%S')} shim[{os.getpid()}]: {msg}\n".encode())
 
 
+def _state_dir(wdir: str) -> str:
+    # A workload's dir is STATE_DIR/workloads/ID (lifecycle.manager): the state dir is two up.
+    return os.path.dirname(os.path.dirname(wdir))
+
+
 def warm(wdir: str) -> None:
     """In the fork server after a spawn: what the next shim would read, read once here."""
-    security.warm(os.path.dirname(os.path.dirname(wdir)))
+    security.warm(_state_dir(wdir))
 
 
 def run_shim(wdir: str, run: int) -> int:
@@ -151,7 +156,7 @@ def _supervise(wdir: str, run: int) -> int:
     # The security plan, its seccomp program compiled once into the state dir's cache, made
     # while the host's files are in view; the workload's init inherits it (and reports a failure).
     with contextlib.suppress(Exception):
-        security.prepare(spec.security, security.cache_dir(os.path.dirname(os.path.dirname(wdir))))
+        security.prepare(spec.security, security.cache_dir(_state_dir(wdir)))
 
     console = Console(wdir, spec, root, rel)  # -i/-t, attach and exec (stdio.sock)
     out_r, out_w, in_r = console.workload_stdio()  # with -t: the pty's master and slave
