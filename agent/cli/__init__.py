@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from agent.cli import view as cli_view
-from agent.cli.common import describe_from_help
+from agent.cli.common import CliParser, describe_from_help, unrecognized
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -64,7 +64,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The whole parser; with ``command``, one with only the groups that declare it."""
-    parser = argparse.ArgumentParser(
+    parser = CliParser(  # a usage error exits 125, as docker's CLI (2 is a workload's code)
         prog="pystats",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -95,7 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     raw = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(command_of(raw))
-    args = parser.parse_args(join_negative_values(raw, value_options(parser)))
+    args, extras = parser.parse_known_args(join_negative_values(raw, value_options(parser)))
+    if extras:
+        unrecognized(args, extras)
     func: Handler | None = getattr(args, "func", None)
     if func is None:
         func = cli_view.default_handler

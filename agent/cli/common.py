@@ -9,8 +9,59 @@ import argparse
 import contextlib
 import os
 import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what `cat` reports when its reader is gone
+EXIT_USAGE = 125  # docker's code for an error of the CLI itself: 1-124 can be the workload's
+
+if TYPE_CHECKING:
+    _SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
+else:
+    _SubParsers = argparse._SubParsersAction
+
+
+class _Subcommands(_SubParsers):
+    """Subparsers that note the chosen command's prog (``pystats image prune``, innermost
+    last) in the namespace, for the errors found once parsing is done."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        if isinstance(values, list) and values and values[0] in self.choices:
+            namespace._command = self.choices[values[0]].prog
+        super().__call__(parser, namespace, values, option_string)
+
+
+class CliParser(argparse.ArgumentParser):
+    """argparse's parser answering a usage error as docker's CLI does: argparse's one-line
+    message, where to read more (``See 'pystats run --help'.``) and exit 125, not 2."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("action", "parsers", _Subcommands)
+
+    def error(self, message: str) -> NoReturn:
+        raise SystemExit(_usage(self.prog, message))
+
+
+def _usage(prog: str, message: str) -> int:
+    print(f"{prog}: error: {message}\nSee '{prog} --help'.", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def usage_error(args: argparse.Namespace, message: str) -> int:
+    """A flag or argument our own code refused after parsing: said as argparse's, exit 125."""
+    return _usage(str(getattr(args, "_command", "pystats")), message)
+
+
+def unrecognized(args: argparse.Namespace, extras: Sequence[str]) -> NoReturn:
+    """parse_args' own check, named after the innermost command (argparse names the root)."""
+    raise SystemExit(usage_error(args, f"unrecognized arguments: {' '.join(extras)}"))
 
 
 def describe_from_help(parser: argparse.ArgumentParser) -> None:

@@ -83,7 +83,8 @@ def cmd_completion(args: argparse.Namespace) -> int:
             print(path)
         return 0
     if args.shell is None:
-        print("pystats: error: name a shell (bash, zsh, fish) or --install", file=sys.stderr)
-        return 2
+        from agent.cli.common import usage_error
+
+        return usage_error(args, "name a shell (bash, zsh, fish) or --install")
     sys.stdout.write(script(args.shell))
     return 0

@@ -91,10 +91,17 @@ def register(sub: Any) -> None:
     p.set_defaults(func=export_handler)
 
 
+class _FlagError(ValueError):
+    """A flag's value refused (--at, --since, --until, --filter): a usage error, exit 125."""
+
+
 def _when(text: str) -> float:
     from agent.statsview.recorded import parse_when
 
-    return parse_when(text)
+    try:
+        return parse_when(text)
+    except ValueError as e:
+        raise _FlagError(str(e)) from None
 
 
 def _open(args: argparse.Namespace) -> Any:
@@ -119,11 +126,14 @@ def _open(args: argparse.Namespace) -> Any:
     return HistoryReader(d)
 
 
-def _guard(run: Callable[[], int]) -> int:
+def _guard(run: Callable[[], int], args: argparse.Namespace) -> int:
+    from agent.cli.common import usage_error
     from collectors.recorder.reader import NoHistory
 
     try:
         return run()
+    except _FlagError as e:
+        return usage_error(args, str(e))
     except (ValueError, LookupError, NoHistory, OSError) as e:
         return _fail(str(e))
 
@@ -141,16 +151,15 @@ def stats_at_handler(args: argparse.Namespace) -> int:
         _warn(reader.problems)
         return 0
 
-    return _guard(run)
+    return _guard(run, args)
 
 
 def replay_handler(args: argparse.Namespace) -> int:
     from agent.cli.common import terminal_problem
 
     problem = terminal_problem("`pystats stats --at TIME` or `pystats export`")
-    if problem:
-        print(f"pystats: error: {problem}", file=sys.stderr)
-        return 2
+    if problem:  # as docker's "the input device is not a TTY": 1
+        return _fail(problem)
 
     def run() -> int:
         when = _when(args.at)
@@ -163,7 +172,7 @@ def replay_handler(args: argparse.Namespace) -> int:
         PystatsApp(ReplaySource(reader.directory, when), tune_gc=True).run()
         return 0
 
-    return _guard(run)
+    return _guard(run, args)
 
 
 def _matches(ev: Any, filters: list[tuple[str, str]]) -> bool:
@@ -183,7 +192,7 @@ def events_handler(args: argparse.Namespace) -> int:
         for f in args.filter:
             key, sep, value = f.partition("=")
             if not sep or key not in ("type", "cgroup", "workload", "pid", "comm"):
-                raise ValueError(
+                raise _FlagError(
                     f"--filter {f!r}: expected type=, cgroup=, workload=, pid= or comm="
                 )
             filters.append((key, value))
@@ -203,7 +212,7 @@ def events_handler(args: argparse.Namespace) -> int:
         _warn(reader.problems)
         return 0
 
-    return _guard(run)
+    return _guard(run, args)
 
 
 def _print_events(evs: list[Any]) -> None:
@@ -221,7 +230,7 @@ def export_handler(args: argparse.Namespace) -> int:
 
         since, until = _when(args.since), _when(args.until)
         if until < since:
-            raise ValueError("--until is before --since")
+            raise _FlagError("--until is before --since")
         reader = _open(args)
         write = write_csv if args.format == "csv" else write_json_lines
         n = write(reader, since, until, sys.stdout, show_all=args.all)
@@ -229,4 +238,4 @@ def export_handler(args: argparse.Namespace) -> int:
         _warn(reader.problems)
         return 0
 
-    return _guard(run)
+    return _guard(run, args)

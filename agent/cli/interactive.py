@@ -250,10 +250,9 @@ def run_session(
 
 def exec_command(args: argparse.Namespace) -> int:
     if not args.cmd:
-        print(
-            "pystats: error: exec needs a command: pystats exec NAME CMD [ARG...]", file=sys.stderr
-        )
-        return 2
+        from agent.cli.common import usage_error
+
+        return usage_error(args, "exec needs a command: pystats exec NAME CMD [ARG...]")
     env: dict[str, str] = {}
     for item in args.env:  # checked by envopts.env_arg; KEY alone: the caller's value
         k, eq, v = item.partition("=")

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from agent.cli.common import size_short
+from agent.cli.common import size_short, usage_error
 from agent.cli.images import size_text
 
 FILTER_KEYS = ("name", "status", "label", "image", "id")
@@ -251,9 +251,8 @@ def cmd_ps(args: argparse.Namespace) -> int:
             from agent.cli.images import add_sizes
 
             add_sizes(args.socket, rows)
-    except ValueError as e:
-        print(f"pystats: error: {e}", file=sys.stderr)
-        return 2
+    except ValueError as e:  # a --filter docker's CLI refuses too
+        return usage_error(args, str(e))
     except ApiError as e:
         print(f"pystats: error: {e}", file=sys.stderr)
         return 1
@@ -266,8 +265,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
         try:
             out = render_rows(args.format, [ps_row(r, now) for r in rows])
         except TemplateError as e:
-            print(f"pystats: error: --format: {e}", file=sys.stderr)
-            return 2
+            return usage_error(args, f"--format: {e}")
     else:
         out = [table(rows, now)]
     for line in out:
@@ -292,8 +290,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             for info in found:
                 print(render(args.format, docker_view(info)))
         except TemplateError as e:
-            print(f"pystats: error: --format: {e}", file=sys.stderr)
-            return 2
+            return usage_error(args, f"--format: {e}")
     elif found:
         # One name: its record, as before; several: a list, as docker prints.
         print(json.dumps(found[0] if len(args.names) == 1 else found, indent=2))

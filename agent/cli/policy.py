@@ -1,7 +1,8 @@
 """`pystats policy check|plan|explain`: validate a policy, show what it would do, say why.
 
 Exit codes: 0 fine, 1 the policy has errors (each printed as FILE:LINE:COL: message), 2 the
-environment cannot answer (no cgroup2 mount, unreadable root). No traceback on any input.
+environment cannot answer (no cgroup2 mount, unreadable root), 125 a usage error (as every
+pystats command's). No traceback on any input.
 Imports happen inside the handlers so that `pystats policy check` starts fast.
 """
 
@@ -188,8 +189,11 @@ def _root_state(root_path: str | None) -> Any:
 
 
 def _explain(args: argparse.Namespace) -> int:
+    from agent.cli.common import usage_error
     from policies.explain import explain
 
+    if args.pid <= 0:
+        return usage_error(args, f"{args.pid} is not a process ID")
     path = args.policy
     if path is None:
         from agent.config import ConfigError, load_config
@@ -200,10 +204,7 @@ def _explain(args: argparse.Namespace) -> int:
             print("\n".join(e.errors), file=sys.stderr)
             return 2
         if path is None:
-            print(
-                "pystats policy explain: no policy configured; pass --policy FILE", file=sys.stderr
-            )
-            return 2
+            return usage_error(args, "no policy configured; pass --policy FILE")
     policy = _load(path)
     if policy is None:
         return 1
@@ -211,9 +212,6 @@ def _explain(args: argparse.Namespace) -> int:
     if state is None:
         return 2
     _root_obj, current, procs = state
-    if args.pid <= 0:
-        print(f"pystats policy explain: {args.pid} is not a process ID", file=sys.stderr)
-        return 2
     if not any(p.pid == args.pid for p in procs):
         print(f"pystats policy explain: process {args.pid} does not exist", file=sys.stderr)
         return 1

@@ -81,12 +81,16 @@ def register_exec(sub: Any) -> None:
     p.set_defaults(func=_exec)
 
 
+class NotATerminal(ValueError):
+    """-it from something not a terminal: docker's CLI says so and exits 1 (not 125)."""
+
+
 def stdio_body(args: argparse.Namespace) -> dict[str, Any]:
-    """The create request's ``stdio`` object, absent without -i and -t. ValueError for -it
+    """The create request's ``stdio`` object, absent without -i and -t. NotATerminal for -it
     from something not a terminal (before anything is created, as docker checks)."""
     attached = not getattr(args, "detach", False)
     if attached and args.tty and args.interactive and not os.isatty(0):
-        raise ValueError("the input device is not a TTY (drop -t, or run it from a terminal)")
+        raise NotATerminal("the input device is not a TTY (drop -t, or run it from a terminal)")
     body = {k: True for k in ("interactive", "tty") if getattr(args, k, False)}
     return {"stdio": body} if body else {}
 

@@ -72,8 +72,9 @@ def cmd_update(args: argparse.Namespace) -> int:
 
     values = limit_values(args)
     if not values:
-        print("pystats: error: nothing to update: give at least one limit flag", file=sys.stderr)
-        return 2
+        from agent.cli.common import usage_error
+
+        return usage_error(args, "nothing to update: give at least one limit flag")
     client = WorkloadClient(args.socket)
     status = 0
     for name in args.names:

@@ -102,15 +102,15 @@ def _source(args: argparse.Namespace) -> Source:
 
 
 def default_handler(args: argparse.Namespace) -> int:
+    from agent.cli.common import terminal_problem, usage_error
+
     if args.interval <= 0:
-        return _fail("--interval must be positive")
-    from agent.cli.common import terminal_problem
+        return usage_error(args, "--interval must be positive")
     from cgroupfs.errors import CgroupError
 
     problem = terminal_problem("`pystats stats` (--no-stream, --format json)")
-    if problem:
-        print(f"pystats: error: {problem}", file=sys.stderr)
-        return 2
+    if problem:  # as docker's "the input device is not a TTY": 1
+        return _fail(problem)
     try:
         source = _source(args)
     except (CgroupError, OSError) as e:
@@ -123,7 +123,9 @@ def default_handler(args: argparse.Namespace) -> int:
 
 def stats_handler(args: argparse.Namespace) -> int:
     if args.interval <= 0:
-        return _fail("--interval must be positive")
+        from agent.cli.common import usage_error
+
+        return usage_error(args, "--interval must be positive")
     import asyncio
 
     from agent.statsview.stats_cmd import run_stats

@@ -19,7 +19,7 @@ from agent.cli import envopts, stdioopts
 from agent.cli import images as cli_images
 from agent.cli import network as cli_network
 from agent.cli import pod as cli_pod
-from agent.cli.common import silence_stdout, workload_name
+from agent.cli.common import silence_stdout, usage_error, workload_name
 
 EXIT_API_ERROR = 125
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what `cat` reports when its reader is gone
@@ -410,9 +410,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         body = run_body(args)
-    except ValueError as e:
+    except stdioopts.NotATerminal as e:
         _err(str(e))
-        return 2
+        return 1  # docker's code for it
+    except ValueError as e:  # a flag's value, as docker's 125 for an invalid -v or --env-file
+        return usage_error(args, str(e))
     client = _client(args)
     try:
         info = cli_images.create_pulling(client, args, body)  # pulls a missing image first
@@ -515,7 +517,7 @@ def _add_mounts(p: argparse.ArgumentParser) -> None:
 
 def mounts_body(args: argparse.Namespace) -> dict[str, Any]:
     """The API's ``mounts`` object (workloads.runtime.mounts.from_body), empty when unused. The
-    syntax is checked here (SpecError is a ValueError: exit 2); the agent checks the host side."""
+    syntax is checked here (SpecError is a ValueError: exit 125); the agent checks the host side."""
     if args.volume or args.mount or args.tmpfs or args.device:  # the mount code only then
         from workloads.runtime import mounts
 

@@ -73,13 +73,13 @@ def test_bad_signal_and_empty_name_are_one_line_errors(wagent: Agent, host_cgrou
     wagent.start(wagent.config(host_cgroup))
     WorkloadClient(wagent.sock).create({"name": "sig", "argv": ["sleep", "1000"]})
     p = cli(wagent.sock, "kill", "-s", "999", "sig")
-    assert p.returncode == 2 and "a signal number is 1 to 64" in p.stderr, p.stderr
+    assert p.returncode == 125 and "a signal number is 1 to 64" in p.stderr, p.stderr
     status, text = request(wagent.sock, "POST", "/v1/workloads/sig/kill?signal=999")
     assert status == 400 and "unknown signal" in text
     p = cli(wagent.sock, "inspect", "")
-    assert p.returncode == 2 and "a workload name cannot be empty" in p.stderr, p.stderr
+    assert p.returncode == 125 and "a workload name cannot be empty" in p.stderr, p.stderr
     p = cli(wagent.sock, "run", "--memory", "-5M", "--", "true")
-    assert p.returncode == 2 and "expected one argument" not in p.stderr, p.stderr
+    assert p.returncode == 125 and "expected one argument" not in p.stderr, p.stderr
     assert "argument --memory: cannot read memory size '-5M'" in p.stderr
     assert WorkloadClient(wagent.sock).inspect("sig")["state"] == "running"
     assert "Traceback" not in wagent.log.read_text()

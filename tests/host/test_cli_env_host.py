@@ -37,7 +37,7 @@ def test_env_sources_and_labels(wagent: Agent, host_cgroup: str, tmp_path: Path)
     assert cli(wagent.sock, "ps", "-aq", "--filter", "label=tier=front").stdout == "e\n"
     assert cli(wagent.sock, "ps", "-aq", "--filter", "label=tier=back").stdout == ""
     bad = cli(wagent.sock, "run", "--env-file", str(tmp_path / "none"), "--", "true")
-    assert bad.returncode == 2 and "--env-file" in bad.stderr and "No such file" in bad.stderr
+    assert bad.returncode == 125 and "--env-file" in bad.stderr and "No such file" in bad.stderr
 
 
 def test_workdir_is_created_when_missing(wagent: Agent, host_cgroup: str) -> None:

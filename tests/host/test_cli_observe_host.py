@@ -38,7 +38,7 @@ def test_ps_and_inspect_read_like_dockers(wagent: Agent, host_cgroup: str) -> No
     both = json.loads(cli(wagent.sock, "inspect", "up", "done").stdout)
     assert [w["name"] for w in both] == ["up", "done"]
     bad = cli(wagent.sock, "ps", "--format", "{{range .Names}}")
-    assert bad.returncode == 2 and "unknown function 'range'" in bad.stderr
+    assert bad.returncode == 125 and "unknown function 'range'" in bad.stderr
 
 
 def test_top_and_stats_of_named_workloads(wagent: Agent, host_cgroup: str) -> None:
@@ -70,7 +70,7 @@ def test_logs_tail(wagent: Agent, host_cgroup: str) -> None:
     assert cli(wagent.sock, "logs", "-n", "all", "lg").stdout == "1\n2\n3\n4\n5\n"
     assert cli(wagent.sock, "logs", "-f", "--tail", "1", "lg").stdout == "5\n"
     bad = cli(wagent.sock, "logs", "--tail", "x", "lg")
-    assert bad.returncode == 2 and "not a number of lines" in bad.stderr
+    assert bad.returncode == 125 and "not a number of lines" in bad.stderr
 
 
 def test_launch_is_among_the_workloads_events_at_once(wagent: Agent, host_cgroup: str) -> None:

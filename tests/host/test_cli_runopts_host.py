@@ -50,7 +50,7 @@ def test_stop_signal_and_timeout_come_from_the_run_flags(wagent: Agent, host_cgr
     assert c.inspect("st")["exit_code"] == 137
     assert time.monotonic() - t0 < 9
     bad = cli(wagent.sock, "run", "--stop-signal", "NOPE", "--", "true")
-    assert bad.returncode == 2 and "invalid signal 'NOPE'" in bad.stderr
+    assert bad.returncode == 125 and "invalid signal 'NOPE'" in bad.stderr
 
 
 def test_rm_removes_after_exit_and_run_still_gets_the_code(wagent: Agent, host_cgroup: str) -> None:

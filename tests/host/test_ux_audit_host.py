@@ -26,7 +26,7 @@ def test_a_broken_format_is_an_error_not_the_template_echoed(
     WorkloadClient(wagent.sock).create({"name": "fmt", "argv": ["sleep", "1000"]})
     for args in (("inspect", "-f", "{{.State", "fmt"), ("ps", "--format", "{{.Names")):
         p = cli(wagent.sock, *args)
-        assert p.returncode == 2 and p.stdout == "", (args, p.stdout)
+        assert p.returncode == 125 and p.stdout == "", (args, p.stdout)
         assert "unclosed action in template" in p.stderr and "Traceback" not in p.stderr
     p = cli(wagent.sock, "inspect", "-f", "{{.State.Status}}", "fmt")
     assert (p.returncode, p.stdout) == (0, "running\n"), p.stderr
@@ -46,7 +46,7 @@ def test_errors_about_several_names_name_each_once(
     ]
     assert WorkloadClient(wagent.sock).inspect("busy")["state"] == "running"  # nothing lost
     p = cli(wagent.sock, "kill", "-s", "BOGUS", "busy")
-    assert p.returncode == 2 and "'BOGUS' is not a signal name" in p.stderr
+    assert p.returncode == 125 and "'BOGUS' is not a signal name" in p.stderr
 
 
 def test_run_takes_dockers_pids_limit_and_exec_names_a_non_socket(
@@ -57,7 +57,7 @@ def test_run_takes_dockers_pids_limit_and_exec_names_a_non_socket(
     wagent.start(wagent.config(host_cgroup))
     # a limit flag is parsed before the create: a bad value names the flag as typed
     p = cli(wagent.sock, "run", "-d", "--name", "pl", "--pids-limit", "0", "--", "true")
-    assert p.returncode == 2 and "argument --pids-limit: '0'" in p.stderr, p.stderr
+    assert p.returncode == 125 and "argument --pids-limit: '0'" in p.stderr, p.stderr
     assert request(wagent.sock, "GET", "/v1/workloads/pl")[0] == 404  # nothing was made
     conf = tmp_path / "agent.yaml"
     conf.write_text("root: auto\n")
@@ -84,7 +84,7 @@ def test_container_prune_without_an_answer_removes_nothing(
     assert p.returncode == 0 and "cancelled: nothing removed" in p.stderr, p.stderr
     assert client.inspect("done")["state"] == "exited"  # still there
     p = cli(wagent.sock, "ps", "-a", "--filter", "status=exitted")
-    assert p.returncode == 2 and "a status is one of" in p.stderr
+    assert p.returncode == 125 and "a status is one of" in p.stderr
     p = cli(wagent.sock, "container", "prune", "-f")
     assert p.returncode == 0 and "done" in p.stdout.splitlines()
     assert request(wagent.sock, "GET", "/v1/workloads/done")[0] == 404

@@ -17,7 +17,7 @@ from policies.validate import check_text
 def _error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
     with pytest.raises(SystemExit) as e:
         main(list(argv))
-    assert e.value.code == 2
+    assert e.value.code == 125  # a usage error, as docker's CLI
     return capsys.readouterr().err
 
 

@@ -84,7 +84,7 @@ def test_events_filter_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["events", "--state-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 3 and "start" in out[1] and "oom" in out[2]
-    assert main(["events", "--state-dir", str(tmp_path), "--filter", "bogus"]) == 1
+    assert main(["events", "--state-dir", str(tmp_path), "--filter", "bogus"]) == 125  # usage
 
 
 def test_export_csv_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

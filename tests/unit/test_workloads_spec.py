@@ -163,18 +163,18 @@ def test_command_without_double_dash_keeps_its_own_flags() -> None:
         (["logs"], "name"),
     ],
 )
-def test_bad_flags_exit_2_with_a_clear_message(
+def test_bad_flags_exit_125_with_a_clear_message(
     argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as e:
         cli.main(argv)
-    assert e.value.code == 2
+    assert e.value.code == 125  # a usage error, as docker's CLI
     err = capsys.readouterr().err
     assert needle in err and "Traceback" not in err
 
 
 def test_run_without_a_command_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["run", "--name", "x", "--socket", "/nonexistent.sock"]) == 2
+    assert cli.main(["run", "--name", "x", "--socket", "/nonexistent.sock"]) == 125
     assert "no command given" in capsys.readouterr().err
 
 

@@ -130,12 +130,12 @@ def test_cli_flags() -> None:
     ("value", "needle"),
     [("0", "must lie within host ids"), ("lots", "expected an integer"), ("-1", "expected")],
 )
-def test_cli_bad_base_exits_2_without_traceback(
+def test_cli_bad_base_exits_125_without_traceback(
     value: str, needle: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as e:
         cli.main(["run", "--userns-base", value, "--", "true"])
-    assert e.value.code == 2
+    assert e.value.code == 125  # a usage error, as docker's CLI
     err = capsys.readouterr().err
     assert "argument --userns-base" in err and needle in err and "Traceback" not in err
 

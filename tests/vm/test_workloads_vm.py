@@ -142,9 +142,9 @@ def _nothing_left(agent: Agent, name: str) -> None:
 
 def test_bad_input_gives_clear_errors_and_leaves_nothing(agent: Agent) -> None:
     r = agent.cli("run", "--name", "bad1", "--memory", "12Q", "--", "true")
-    assert r.returncode == 2 and "--memory" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 125 and "--memory" in r.stderr and "Traceback" not in r.stderr
     r = agent.cli("run", "--name", "bad2", "--bogus", "--", "true")
-    assert r.returncode == 2 and "--bogus" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 125 and "--bogus" in r.stderr and "Traceback" not in r.stderr
     with pytest.raises(ApiError, match="memory"):
         agent.client.create({"name": "bad3", "memory": "lots", "argv": ["true"]})
     with pytest.raises(ApiError, match="does not exist"):
