@@ -1,6 +1,8 @@
 """`pystats attach` and `pystats exec`: a WebSocket relayed to the workload's shim.
 
-    GET /v1/workloads/{name}/stdio   (WebSocket) first message: a session request
+    GET  /v1/workloads/{name}/stdio   (WebSocket) first message: a session request
+    POST /v1/workloads/{name}/stdio   attach and leave: lets go the output a `run` without -d
+                                      had held for its client ({"released": bool})
 
 The request has passed the API's peer-credential check (agent.api.server's middleware) like
 every other; only then does the agent connect to the shim's 0600 ``stdio.sock`` and relay. Each
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 from dataclasses import replace
 
 from aiohttp import WSMsgType, web
@@ -31,13 +34,23 @@ async def _refuse(ws: web.WebSocketResponse, msg: str) -> web.WebSocketResponse:
     return ws
 
 
-async def _connect(wdir: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    path = proto.socket_path(wdir)
+async def _connect(wdir: str, req: proto.SessionRequest) -> socket.socket:
+    """A connection to the shim's stdio.sock, the session ``req`` sent. A plain socket, not
+    asyncio's streams: once a write fails (the shim closed after its last frame, an exit, while
+    the client still typed or resized), a StreamReader drops what it had already received."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
     dir_fd = os.open(wdir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        return await asyncio.open_unix_connection(proto.short_path(path, dir_fd))
+        await loop.sock_connect(sock, proto.short_path(proto.socket_path(wdir), dir_fd))
+        await loop.sock_sendall(sock, proto.encode(proto.REQUEST, req.encode()))
+    except BaseException:
+        sock.close()
+        raise
     finally:
         os.close(dir_fd)
+    return sock
 
 
 async def _session(
@@ -67,7 +80,7 @@ async def _session(
             return await _refuse(ws, f"unable to find user {req.user}: {e}")
         req = replace(req, uid=ids.uid, gid=ids.gid, groups=ids.groups)
     try:
-        reader, writer = await _connect(os.path.join(manager.wl_dir, name))
+        sock = await _connect(os.path.join(manager.wl_dir, name), req)
     except OSError:
         if req.kind == "attach":  # a shim of an older pystats: the CLI follows the log
             await ws.send_bytes(proto.HELLO + proto.Hello(tty=False, interactive=False).encode())
@@ -76,42 +89,74 @@ async def _session(
         return await _refuse(
             ws, f"workload {name!r} has no stdio channel (started by an older pystats?)"
         )
-    writer.write(proto.encode(proto.REQUEST, req.encode()))
     try:
-        await _relay(ws, reader, writer)
+        await _relay(ws, sock)
     finally:
-        writer.close()
-        with contextlib.suppress(ConnectionError):
-            await writer.wait_closed()
+        sock.close()
     return ws
 
 
-async def _relay(
-    ws: web.WebSocketResponse, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-) -> None:
-    async def to_shim() -> None:
+async def _relay(ws: web.WebSocketResponse, sock: socket.socket) -> None:
+    """Frames both ways until the shim's side ends or the client leaves. A shim that stopped
+    reading first (it sent its last frames and closed) still has what it sent delivered."""
+    loop = asyncio.get_running_loop()
+
+    async def to_shim() -> bool:
+        """True once the client left; False when the shim no longer reads."""
         async for msg in ws:
             if msg.type != WSMsgType.BINARY or not msg.data:
                 break
-            writer.write(proto.encode(msg.data[:1], msg.data[1:]))
-            await writer.drain()
+            try:
+                await loop.sock_sendall(sock, proto.encode(msg.data[:1], msg.data[1:]))
+            except OSError:
+                return False
+        return True
 
     async def to_client() -> None:
         frames = proto.FrameReader()
-        while data := await reader.read(65536):
+        while True:
+            try:
+                data = await loop.sock_recv(sock, 65536)
+            except ConnectionResetError:  # it closed with our input unread: after its output
+                data = b""
+            if not data:
+                break
             for kind, payload in frames.feed(data):
                 await ws.send_bytes(kind + payload)
-        await ws.close()
 
-    tasks = [asyncio.create_task(to_shim()), asyncio.create_task(to_client())]
+    client, shim = asyncio.create_task(to_shim()), asyncio.create_task(to_client())
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({client, shim}, return_when=asyncio.FIRST_COMPLETED)
+        if client in done and client.exception() is None and client.result() is False:
+            await asyncio.wait({shim})
     finally:
-        for t in tasks:
+        for t in (client, shim):
             t.cancel()
-        for t in tasks:
+        for t in (client, shim):
             with contextlib.suppress(asyncio.CancelledError, ConnectionError, proto.FrameError):
                 await t
+    # Only now, no receive under way: aiohttp's close() from another task than the receiving
+    # one ended that one first, and the relay then cancelled the close, its last frames lost.
+    with contextlib.suppress(ConnectionError):
+        await ws.close()
+
+
+async def _release(manager: WorkloadManager, name: str) -> bool:
+    """An attach that leaves once greeted: the shim of a run made with stdio.attach reads the
+    output from then on (workloads.supervisor.console.read_output). For `pystats run --rm`
+    without -i/-t, which follows the log instead of a session and has it open by then."""
+    try:
+        sock = await _connect(os.path.join(manager.wl_dir, name), proto.SessionRequest("attach"))
+    except OSError:
+        return False
+    try:
+        async with asyncio.timeout(10):
+            first = await asyncio.get_running_loop().sock_recv(sock, 1)
+        return first == proto.HELLO
+    except (OSError, TimeoutError):
+        return False
+    finally:
+        sock.close()
 
 
 def add_stdio_routes(app: web.Application, manager: WorkloadManager) -> None:
@@ -123,4 +168,14 @@ def add_stdio_routes(app: web.Application, manager: WorkloadManager) -> None:
         except (TimeoutError, ConnectionError):
             return ws
 
+    async def release(request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        try:
+            state = manager.inspect(name)["state"]
+        except WorkloadError as e:
+            return web.json_response({"error": str(e)}, status=e.status)
+        live = state in (State.RUNNING.value, State.PAUSED.value)
+        return web.json_response({"released": live and await _release(manager, name)})
+
     app.router.add_get("/v1/workloads/{name}/stdio", handle)
+    app.router.add_post("/v1/workloads/{name}/stdio", release)

@@ -292,7 +292,7 @@ def attach_console(args: argparse.Namespace, name: str, *, run: bool = False) ->
     kw = {"attach_only_console": True, "no_stdin": no_stdin}
     if not run:
         return run_session(args.socket, name, req, keys, **kw)
-    from agent.api.client import ApiError
+    from agent.api.client import ApiError, WorkloadClient
 
     try:
         outcome = asyncio.run(session(args.socket, name, req, keys, **kw))
@@ -301,6 +301,11 @@ def attach_console(args: argparse.Namespace, name: str, *, run: bool = False) ->
     except ApiError as e:
         print(f"pystats: error: {e}", file=sys.stderr)
         return EXIT_ERROR
+    if outcome is not None and outcome.exit_code is not None and getattr(args, "rm", False):
+        from agent.cli.lifecycle import final_record
+
+        with contextlib.suppress(ApiError):  # as docker's run --rm: back once it is removed
+            final_record(WorkloadClient(args.socket), name)
     return None if outcome is None else finish(outcome)
 
 

@@ -86,12 +86,16 @@ class NotATerminal(ValueError):
 
 
 def stdio_body(args: argparse.Namespace) -> dict[str, Any]:
-    """The create request's ``stdio`` object, absent without -i and -t. NotATerminal for -it
-    from something not a terminal (before anything is created, as docker checks)."""
+    """The create request's ``stdio`` object, absent without -i, -t and an attached --rm.
+    NotATerminal for -it from something not a terminal (before anything is created, as docker
+    checks). ``attach``: this CLI attaches right after the start, and the shim reads no output
+    before it has (a quick command's output would be gone before the attach with --rm)."""
     attached = not getattr(args, "detach", False)
     if attached and args.tty and args.interactive and not os.isatty(0):
         raise NotATerminal("the input device is not a TTY (drop -t, or run it from a terminal)")
     body = {k: True for k in ("interactive", "tty") if getattr(args, k, False)}
+    if attached and (body or getattr(args, "rm", False)):
+        body["attach"] = True
     return {"stdio": body} if body else {}
 
 

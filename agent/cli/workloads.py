@@ -11,7 +11,7 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from agent.api.socketpath import SOCKET_HELP
@@ -434,7 +434,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             return int(code)
     try:
         with _lifecycle().signals_proxied(args, name):  # --sig-proxy: Ctrl-C reaches it
-            if not _copy_out(client.logs(name, follow=True)):
+            if not _copy_out(_output(client, args, name)):
                 return EXIT_BROKEN_PIPE
         final = _lifecycle().final_record(client, name)  # also after --rm removed it
     except ApiError as e:
@@ -442,6 +442,25 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_API_ERROR
     code = final.get("exit_code")
     return EXIT_API_ERROR if code is None else int(code)
+
+
+def _output(client: Any, args: argparse.Namespace, name: str) -> Iterator[bytes]:
+    """The workload's output from its start, followed. An attached --rm run without -i/-t has
+    the shim hold its output (stdio.attach): the log is opened first, so its removal cannot
+    come before, then the agent lets the output go (POST .../stdio)."""
+    from agent.api.client import ApiError
+
+    if not args.rm or args.interactive or args.tty:
+        yield from client.logs(name, follow=True)
+        return
+    resp = client._open("GET", client._path(name, "/logs", follow=1), timeout=None)
+    try:
+        with contextlib.suppress(ApiError):  # refused: the shim lets it go after a while
+            client._json("POST", client._path(name, "/stdio"))
+        while chunk := resp.read1(65536):
+            yield chunk
+    finally:
+        resp.close()
 
 
 def cmd_logs(args: argparse.Namespace) -> int:

@@ -99,7 +99,13 @@ def test_stdio_body_of_run_flags() -> None:
     detached = argparse.Namespace(interactive=True, tty=True, detach=True)
     assert stdio_body(detached) == {"stdio": {"interactive": True, "tty": True}}
     assert stdio_body(argparse.Namespace(interactive=False, tty=False)) == {}
-    assert stdio_body(argparse.Namespace(interactive=False, tty=True)) == {"stdio": {"tty": True}}
+    # attached (run without -d): the shim holds the output for this CLI (stdio.attach)
+    attached = {"stdio": {"tty": True, "attach": True}}
+    assert stdio_body(argparse.Namespace(interactive=False, tty=True)) == attached
+    assert stdio_body(argparse.Namespace(interactive=False, tty=False, rm=True)) == {
+        "stdio": {"attach": True}
+    }
+    assert stdio_body(argparse.Namespace(interactive=False, tty=False, rm=True, detach=True)) == {}
     r, w = os.pipe()  # -it from a pipe: refused before anything is created
     saved = os.dup(0)
     try:

@@ -21,13 +21,17 @@ from workloads.runtime.errors import SpecError
 class StdioOpts:
     interactive: bool = False  # -i: stdin stays open, fed by attached clients
     tty: bool = False  # -t: a pty; stdout and stderr are one stream, as docker's
+    # `pystats run` without -d: its client attaches right after the start, and the shim reads
+    # none of the first run's output before it has (workloads.supervisor.console.read_output)
+    attach: bool = False
 
     @property
     def console(self) -> bool:
         return self.interactive or self.tty
 
     def to_json(self) -> dict[str, Any]:
-        return {"interactive": self.interactive, "tty": self.tty}
+        out = {"interactive": self.interactive, "tty": self.tty}
+        return {**out, "attach": True} if self.attach else out
 
     @classmethod
     def from_json(cls, d: object) -> StdioOpts:
@@ -35,13 +39,14 @@ class StdioOpts:
             return cls()
         if not isinstance(d, dict):
             raise SpecError("stdio must be an object")
-        unknown = set(d) - {"interactive", "tty"}
+        keys = ("interactive", "tty", "attach")
+        unknown = set(d) - set(keys)
         if unknown:
             raise SpecError(f"unknown stdio field(s): {', '.join(sorted(unknown))}")
-        for key in ("interactive", "tty"):
+        for key in keys:
             if not isinstance(d.get(key, False), bool):
                 raise SpecError(f"stdio.{key} must be true or false")
-        return cls(interactive=bool(d.get("interactive")), tty=bool(d.get("tty")))
+        return cls(**{key: bool(d.get(key)) for key in keys})
 
 
 def take_terminal(fd: int = 0) -> None:

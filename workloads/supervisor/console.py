@@ -23,6 +23,7 @@ import errno
 import os
 import selectors
 import socket
+import time
 from collections.abc import Callable
 from typing import Final
 
@@ -35,6 +36,7 @@ from workloads.runtime.spec import WorkloadSpec
 
 CLIENT_TIMEOUT_S: Final = 5.0
 REPLAY_BYTES: Final = 64 * 1024  # output kept for the first attach (`run -it` attaches late)
+ATTACH_WAIT_S: Final = 30.0  # how long the output of `run` without -d waits for its client
 MAX_PENDING: Final = 1 << 20  # stdin not yet read by its process
 READ: Final = selectors.EVENT_READ
 
@@ -138,7 +140,9 @@ class Client:
 class Console:
     """The workload's stdio and the stdio socket of one run."""
 
-    def __init__(self, wdir: str, spec: WorkloadSpec, root: CgroupRoot, rel: str) -> None:
+    def __init__(
+        self, wdir: str, spec: WorkloadSpec, root: CgroupRoot, rel: str, first_run: bool = True
+    ) -> None:
         self.wdir = wdir
         self.spec = spec
         self.opts = spec.stdio
@@ -154,6 +158,10 @@ class Console:
         self._attached: list[Client] = []
         self._replay: bytearray | None = bytearray() if self.opts.console else None
         self._sessions: list[ExecSession] = []
+        self._wait_for_client = self.opts.attach and first_run  # not a restart's or start's
+        self._held: dict[int, str] = {}  # output fds (-> stream) not read yet: read_output
+        self._hold_until = 0.0
+        self.released_at = 0.0  # when held output was let go (the shim's drain counts from it)
 
     # ---- the workload's own stdio ---------------------------------------------------------
 
@@ -213,6 +221,34 @@ class Console:
         self._sel = sel
         if self._listener is not None:
             sel.register(self._listener, READ, self._accept)
+
+    def read_output(self, outs: dict[int, str]) -> None:
+        """Watch the workload's output fds (fd -> stream) in the select loop: now, or, for the
+        first run of a `pystats run` without -d (stdio.attach), once its client has attached,
+        as docker's run attaches before it starts. A quick command's output, and so its exit
+        (read after the output) and a --rm removal, then wait for the client; at most
+        ATTACH_WAIT_S, for a client that never comes."""
+        self._held = dict(outs)
+        if self._wait_for_client:
+            self._hold_until = time.monotonic() + ATTACH_WAIT_S
+        else:
+            self.release()
+
+    def hold_left(self) -> float | None:
+        """Seconds the output still waits for the run's client; None when it does not."""
+        if not (self._held and self._wait_for_client):
+            return None
+        return max(0.0, self._hold_until - time.monotonic())
+
+    def release(self) -> None:
+        """Read the workload's output from now on (its client attached, or will not)."""
+        held, self._held = self._held, {}
+        if self._wait_for_client:
+            self._wait_for_client = False
+            self.released_at = time.monotonic()
+        for fd, stream in held.items():
+            assert self._sel is not None
+            self._sel.register(fd, READ, stream)
 
     def output(self, chunk: bytes, stderr: bool = False) -> None:
         """The workload's output (already in the log): to every attached client."""
@@ -311,6 +347,7 @@ class Console:
     def _attach(
         self, c: Client, req: proto.SessionRequest, rest: list[tuple[bytes, bytes]]
     ) -> None:
+        self.release()  # the run's client came (read in later turns of the loop, after this)
         hello = proto.Hello(tty=self.opts.tty, interactive=self.opts.interactive)
         if not c.send(proto.HELLO, hello.encode()):
             return

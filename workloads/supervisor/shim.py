@@ -158,7 +158,7 @@ def _supervise(wdir: str, run: int) -> int:
     with contextlib.suppress(Exception):
         security.prepare(spec.security, security.cache_dir(_state_dir(wdir)))
 
-    console = Console(wdir, spec, root, rel)  # -i/-t, attach and exec (stdio.sock)
+    console = Console(wdir, spec, root, rel, run == 1)  # -i/-t, attach and exec (stdio.sock)
     out_r, out_w, in_r = console.workload_stdio()  # with -t: the pty's master and slave
     eo_r, eo_w = console.stderr_pipe()  # the workload's stderr, kept apart from its stdout
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
@@ -337,19 +337,24 @@ def _pump(
     Returns (wait status, what the runtime said on the error pipe)."""
     pidfd = os.pidfd_open(pid)
     sel = selectors.DefaultSelector()
-    sel.register(outs[0], selectors.EVENT_READ, STDOUT)
-    sel.register(outs[1], selectors.EVENT_READ, STDERR)
     sel.register(err_r, selectors.EVENT_READ, "err")
     sel.register(pidfd, selectors.EVENT_READ, "exit")
     console.register(sel)  # its fds carry their handlers
+    console.read_output({outs[0]: STDOUT, outs[1]: STDERR})  # now, or once `run` attached
     wait_status: int | None = None
     deadline: float | None = None
     errbuf = error.encode()
     open_fds = {*outs, err_r}
     reported, next_report = 0, 0.0
     while open_fds:
+        hold = console.hold_left()  # the output waits for the run's client (read_output)
+        if deadline is not None:  # the drain counts from the output's release too
+            deadline = max(deadline, console.released_at + DRAIN_AFTER_EXIT_S)
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-        events = sel.select(timeout)
+        events = sel.select(hold if hold is not None else timeout)
+        if not events and hold is not None:
+            console.release()  # the client never came: the log takes the output
+            continue
         if not events and deadline is not None:
             break  # something in the namespace still holds the pipe: stop waiting for it
         for key, _ in events:
@@ -372,6 +377,8 @@ def _pump(
                 open_fds.discard(fd)
                 if fd == err_r and errbuf == error.encode() and wait_status is None:
                     report_exec()
+                elif fd == err_r:  # it never ran: its create waits for its end, not a client
+                    console.release()
             elif key.data in (STDOUT, STDERR):
                 log.write(key.data, chunk)
                 console.output(chunk, stderr=key.data == STDERR)
