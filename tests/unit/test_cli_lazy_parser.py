@@ -57,3 +57,21 @@ def test_a_commands_own_parser_is_the_whole_ones(command: str) -> None:
 )
 def test_command_of(argv: list[str], command: str | None) -> None:
     assert cli.command_of(argv) == command
+
+
+@pytest.mark.parametrize("columns", ["40", "133", None, "0", "junk"])
+def test_help_width_is_shutils(monkeypatch: pytest.MonkeyPatch, columns: str | None) -> None:
+    """The parsers' help width, read without shutil, is the one argparse would get from it."""
+    import shutil
+
+    from agent.cli import common
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    monkeypatch.setattr(common, "_WIDTH", [])
+    assert common._help_width() == shutil.get_terminal_size().columns - 2
+    p = common.CliParser(prog="x")
+    p.add_argument("--flag", help="word " * 60)
+    assert max(len(line) for line in p.format_help().splitlines()) <= common._help_width()
