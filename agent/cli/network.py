@@ -19,7 +19,7 @@ NET_HELP = (
 
 def net_mode(text: str) -> str:
     """none, host, container:NAME, or a network's name (whether it exists: the agent says)."""
-    from workloads.runtime.values import NAME_RE
+    from workloads.runtime.names import NAME_RE
 
     name = text.removeprefix("container:")
     if not NAME_RE.match(name):

@@ -60,6 +60,8 @@ def _pids(text: str) -> str:
 
 
 def _restart(text: str) -> str:
+    if text == "no":  # the default, which argparse runs through here too: nothing to import
+        return text
     from workloads.lifecycle.restart import parse_restart
     from workloads.runtime.errors import SpecError
 

@@ -75,3 +75,24 @@ def test_help_width_is_shutils(monkeypatch: pytest.MonkeyPatch, columns: str | N
     p = common.CliParser(prog="x")
     p.add_argument("--flag", help="word " * 60)
     assert max(len(line) for line in p.format_help().splitlines()) <= common._help_width()
+
+
+def test_a_plain_run_loads_no_dataclasses_shutil_or_http_client() -> None:
+    """`pystats run -d --name N --net none -- CMD` (no limits): the name is checked with `re`
+    alone, the default --restart needs no parse, the width needs no shutil, and the client is
+    agent.api.wire: each chain is 10-15 modules, ~20 ms apiece under the test VM's emulation."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from agent.cli import main; "
+        "main(['run', '-d', '--name', 'x', '--net', 'none', '--socket', '/nonexistent.sock', "
+        "'--', 'true']); "
+        "print(sorted(m for m in sys.modules if m in ('dataclasses', 'decimal', 'shutil', "
+        "'http.client', 'email', 'ssl', 'inspect')))"
+    )
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo)
+    assert "no pystats agent socket at /nonexistent.sock" in r.stderr, r.stderr
+    assert r.stdout.strip().endswith("[]"), r.stdout + r.stderr

@@ -4,13 +4,12 @@ the seccomp compiler, the mount code): the CLI checks its flags with these at st
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
 from cgroupfs import units
 from workloads.runtime.errors import SpecError
+from workloads.runtime.names import NAME_RE as NAME_RE  # re-exported: the spec's values
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 # --userns: root inside is mapped to host ids BASE..BASE+SIZE-1 (uid and gid alike). 100000 is
 # the first range shadow-utils hands out in /etc/subuid, and 65536 ids cover every id a
 # distribution image uses (nobody is 65534).
