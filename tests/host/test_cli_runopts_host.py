@@ -98,6 +98,9 @@ def test_sig_proxy_passes_ctrl_c_to_the_workload(wagent: Agent, host_cgroup: str
              trap],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, "PYSTATS_SOCKET": wagent.sock},
+            # Ctrl-C as a shell's foreground job gets it: a suite started in the background
+            # inherits SIGINT ignored, and Python keeps ignoring what its parent ignored.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )  # fmt: skip
         assert proc.stdout is not None
         assert proc.stdout.readline() == "ready\n"
