@@ -24,26 +24,32 @@ class Response:
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
         self._fp: BufferedReader = sock.makefile("rb")
+        self._pending = b""  # read by readline() past the line it returned
         try:
             self.status, self.reason = _status_line(self._line())
             self.headers = self._headers()
+            self._chunked = self.headers.get("transfer-encoding", "").lower() == "chunked"
+            self._left = self._body_length()  # of the body, or of the chunk when chunked
         except BaseException:
             self._fp.close()
             raise
-        te = self.headers.get("transfer-encoding", "").lower()
-        self._chunked = te == "chunked"
-        self._left: int | None = None  # bytes left of the body (or of the chunk when chunked)
-        if not self._chunked and "content-length" in self.headers:
-            try:
-                self._left = int(self.headers["content-length"])
-            except ValueError:
-                raise BadAnswer(f"bad Content-Length {self.headers['content-length']!r}") from None
-            if self._left < 0:
-                raise BadAnswer(f"bad Content-Length {self._left}")
-        elif self._chunked:
-            self._left = 0
         self._done = self.status in (204, 304) or (self._left == 0 and not self._chunked)
-        self._pending = b""  # read by readline() past the line it returned
+
+    def _body_length(self) -> int | None:
+        """The body's length from the headers: 0 before a chunked body's first chunk, None when
+        the close ends it."""
+        if self._chunked:
+            return 0
+        if "content-length" not in self.headers:
+            return None
+        text = self.headers["content-length"]
+        try:
+            length = int(text)
+        except ValueError:
+            raise BadAnswer(f"bad Content-Length {text!r}") from None
+        if length < 0:
+            raise BadAnswer(f"bad Content-Length {length}")
+        return length
 
     def _line(self) -> bytes:
         line = self._fp.readline(MAX_LINE + 1)
