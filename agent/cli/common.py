@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import sys
 from collections.abc import Sequence
@@ -56,23 +57,19 @@ class CliParser(argparse.ArgumentParser):
         return self.formatter_class(prog=self.prog, width=_help_width())  # type: ignore[call-arg]
 
 
-_WIDTH: list[int] = []
-
-
+@functools.cache
 def _help_width() -> int:
     """argparse's width: the terminal's columns ($COLUMNS first, else 80), less 2."""
-    if not _WIDTH:
-        columns = 0
-        with contextlib.suppress(KeyError, ValueError):
-            columns = int(os.environ["COLUMNS"])
-        if columns <= 0:
-            out = sys.__stdout__
-            try:
-                columns = os.get_terminal_size(out.fileno()).columns if out else 0
-            except (AttributeError, ValueError, OSError):
-                columns = 0
-        _WIDTH.append((columns or 80) - 2)
-    return _WIDTH[0]
+    columns = 0
+    with contextlib.suppress(KeyError, ValueError):
+        columns = int(os.environ["COLUMNS"])
+    if columns <= 0:
+        out = sys.__stdout__
+        try:
+            columns = os.get_terminal_size(out.fileno()).columns if out else 0
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return (columns or 80) - 2
 
 
 def _usage(prog: str, message: str) -> int:

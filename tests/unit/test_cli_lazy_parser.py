@@ -70,11 +70,14 @@ def test_help_width_is_shutils(monkeypatch: pytest.MonkeyPatch, columns: str | N
         monkeypatch.delenv("COLUMNS", raising=False)
     else:
         monkeypatch.setenv("COLUMNS", columns)
-    monkeypatch.setattr(common, "_WIDTH", [])
-    assert common._help_width() == shutil.get_terminal_size().columns - 2
-    p = common.CliParser(prog="x")
-    p.add_argument("--flag", help="word " * 60)
-    assert max(len(line) for line in p.format_help().splitlines()) <= common._help_width()
+    common._help_width.cache_clear()
+    try:
+        assert common._help_width() == shutil.get_terminal_size().columns - 2
+        p = common.CliParser(prog="x")
+        p.add_argument("--flag", help="word " * 60)
+        assert max(len(line) for line in p.format_help().splitlines()) <= common._help_width()
+    finally:
+        common._help_width.cache_clear()  # the next test reads the width of its own environment
 
 
 def test_a_plain_run_loads_no_dataclasses_shutil_or_http_client() -> None:
